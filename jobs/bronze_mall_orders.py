@@ -1,0 +1,8 @@
+"""spark-submit entry for bronze.mall_orders: `spark-submit ... jobs/bronze_mall_orders.py --run-date D`."""
+
+import sys
+
+from lakehouse.cli import run_job_main
+
+if __name__ == "__main__":
+    sys.exit(run_job_main("bronze.mall_orders", sys.argv[1:]))

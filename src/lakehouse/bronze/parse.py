@@ -1,0 +1,261 @@
+"""Turn one delivered file's bytes into bronze records and quarantined lines, line by line.
+
+Why not Spark's CSV/JSON readers: they replace undecodable bytes silently, take one header for
+all files of a read (columns must be found by each file's own header name), and cannot say which
+physical line a record came from. Here each physical line is decoded strictly in the file's
+encoding, so every line ends either as one bronze record or as one quarantined line with its
+reason: `data lines = bronze rows + quarantined lines`, exactly, per file.
+
+One physical line is one record: the contract's files have no line breaks inside fields.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql.types import ArrayType, DataType, MapType, StructType
+
+# Reasons a line lands in the bronze quarantine.
+UNDECODABLE = "undecodable_bytes"
+WRONG_FIELD_COUNT = "wrong_field_count"
+MALFORMED_CSV = "malformed_csv"
+EMPTY_LINE = "empty_line"
+MISSING_COLUMNS = "missing_columns"
+UNREADABLE_HEADER = "unreadable_header"
+INVALID_JSON = "invalid_json"
+NOT_AN_OBJECT = "json_not_an_object"
+JSON_SHAPE = "json_shape_mismatch"
+
+BOM = "\ufeff"
+
+
+@dataclass(frozen=True)
+class ParsedLine:
+    """One physical data line: either a record (values) or a quarantined line (reason)."""
+
+    line_no: int
+    record_hash: str
+    values: dict[str, Any] | None = None
+    extra_fields: dict[str, str] | None = None
+    reason: str | None = None
+    detail: str | None = None
+    raw_text: str | None = None
+
+
+@dataclass
+class ParsedFile:
+    """What a file held: its header (CSV), its data line count, and each line's outcome."""
+
+    data_lines: int = 0
+    header: list[str] | None = None
+    lines: list[ParsedLine] = field(default_factory=list)
+
+
+def split_lines(content: bytes) -> list[bytes]:
+    """Physical lines without their terminators (LF or CRLF); no phantom line after the last."""
+    if not content:
+        return []
+    lines = content.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    return [line[:-1] if line.endswith(b"\r") else line for line in lines]
+
+
+def _hash(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _lenient(raw: bytes, encoding: str, limit: int) -> str:
+    """The line as readable text for people, with undecodable bytes shown as \\xNN."""
+    return raw.decode(encoding, errors="backslashreplace")[:limit]
+
+
+def _decode(raw: bytes, encoding: str) -> str:
+    return raw.decode(encoding, errors="strict")
+
+
+def _quarantined(
+    line_no: int, raw: bytes, encoding: str, reason: str, detail: str, limit: int
+) -> ParsedLine:
+    return ParsedLine(
+        line_no=line_no,
+        record_hash=_hash(raw),
+        reason=reason,
+        detail=detail,
+        raw_text=_lenient(raw, encoding, limit),
+    )
+
+
+def _csv_fields(text: str) -> list[str]:
+    return next(csv.reader([text], strict=True))
+
+
+def parse_csv(
+    content: bytes, encoding: str, columns: dict[str, str], max_raw_chars: int = 1_000_000
+) -> ParsedFile:
+    """Parse a CSV file whose first line is a header; columns are matched by header name.
+
+    `columns` maps a delivered header name to its bronze column. Headers not listed land in
+    each record's extra fields (a later export may append columns). A file whose header lacks
+    a listed column cannot be read: each of its lines is quarantined with the missing names.
+    """
+    lines = split_lines(content)
+    result = ParsedFile(data_lines=max(len(lines) - 1, 0))
+    if not lines:
+        return result
+    header_raw, data = lines[0], lines[1:]
+    problem: tuple[str, str] | None = None
+    try:
+        header = [h.strip() for h in _csv_fields(_decode(header_raw, encoding).lstrip(BOM))]
+        if header:
+            header[0] = header[0].lstrip(BOM).strip()
+        result.header = header
+        missing = [h for h in columns if h not in header]
+        duplicated = sorted({h for h in header if header.count(h) > 1 and h in columns})
+        if missing:
+            problem = (MISSING_COLUMNS, "header lacks: " + ", ".join(missing))
+        elif duplicated:
+            problem = (UNREADABLE_HEADER, "header repeats: " + ", ".join(duplicated))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        header = []
+        problem = (UNREADABLE_HEADER, f"header line cannot be read: {exc}")
+
+    for offset, raw in enumerate(data):
+        line_no = offset + 2
+        if problem:
+            result.lines.append(_quarantined(line_no, raw, encoding, *problem, max_raw_chars))
+            continue
+        result.lines.append(_csv_line(line_no, raw, encoding, header, columns, max_raw_chars))
+    return result
+
+
+def _csv_line(
+    line_no: int,
+    raw: bytes,
+    encoding: str,
+    header: list[str],
+    columns: dict[str, str],
+    limit: int,
+) -> ParsedLine:
+    try:
+        text = _decode(raw, encoding)
+    except UnicodeDecodeError as exc:
+        return _quarantined(line_no, raw, encoding, UNDECODABLE, str(exc), limit)
+    if not text.strip():
+        return _quarantined(line_no, raw, encoding, EMPTY_LINE, "blank line", limit)
+    try:
+        values = _csv_fields(text)
+    except csv.Error as exc:
+        return _quarantined(line_no, raw, encoding, MALFORMED_CSV, str(exc), limit)
+    if len(values) != len(header):
+        detail = f"expected {len(header)} fields, got {len(values)}"
+        return _quarantined(line_no, raw, encoding, WRONG_FIELD_COUNT, detail, limit)
+    by_header = dict(zip(header, values, strict=True))
+    record = {target: by_header[name] for name, target in columns.items()}
+    extra = {name: value for name, value in by_header.items() if name not in columns}
+    return ParsedLine(
+        line_no=line_no, record_hash=_hash(raw), values=record, extra_fields=extra or None
+    )
+
+
+class ShapeError(ValueError):
+    """A JSON value whose shape (object, array) contradicts the declared schema."""
+
+
+def _as_text(value: Any) -> str:
+    # Numbers arrive as their literal text (parse_int/parse_float=str), so 299.00 stays 299.00.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return str(value)
+
+
+def conform(value: Any, dtype: DataType, path: str, extra: dict[str, str]) -> Any:
+    """Fit a parsed JSON value to `dtype`, leaves as strings; undeclared keys go to `extra`."""
+    if value is None:
+        return None
+    if isinstance(dtype, StructType):
+        if not isinstance(value, dict):
+            raise ShapeError(f"{path or '$'}: expected an object, got {type(value).__name__}")
+        names = set(dtype.fieldNames())
+        out = {
+            f.name: conform(value.get(f.name), f.dataType, f"{path}.{f.name}".lstrip("."), extra)
+            for f in dtype.fields
+        }
+        for key, item in value.items():
+            if key not in names:
+                extra[f"{path}.{key}".lstrip(".")] = _as_text(item)
+        return out
+    if isinstance(dtype, ArrayType):
+        if not isinstance(value, list):
+            raise ShapeError(f"{path}: expected an array, got {type(value).__name__}")
+        return [conform(v, dtype.elementType, f"{path}[{i}]", extra) for i, v in enumerate(value)]
+    if isinstance(dtype, MapType):
+        if not isinstance(value, dict):
+            raise ShapeError(f"{path}: expected an object, got {type(value).__name__}")
+        return {str(k): conform(v, dtype.valueType, f"{path}.{k}", extra) for k, v in value.items()}
+    return _as_text(value)
+
+
+def parse_jsonl(
+    content: bytes, encoding: str, schema: StructType, max_raw_chars: int = 1_000_000
+) -> ParsedFile:
+    """Parse JSON Lines: one object per physical line, conformed to `schema`."""
+    lines = split_lines(content)
+    result = ParsedFile(data_lines=len(lines))
+    for offset, raw in enumerate(lines):
+        line_no = offset + 1
+        result.lines.append(_json_line(line_no, raw, encoding, schema, max_raw_chars))
+    return result
+
+
+def _json_line(
+    line_no: int, raw: bytes, encoding: str, schema: StructType, limit: int
+) -> ParsedLine:
+    try:
+        text = _decode(raw, encoding)
+    except UnicodeDecodeError as exc:
+        return _quarantined(line_no, raw, encoding, UNDECODABLE, str(exc), limit)
+    if line_no == 1:
+        text = text.lstrip(BOM)
+    if not text.strip():
+        return _quarantined(line_no, raw, encoding, EMPTY_LINE, "blank line", limit)
+    try:
+        obj = json.loads(text, parse_int=str, parse_float=str)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        return _quarantined(line_no, raw, encoding, INVALID_JSON, str(exc)[:500], limit)
+    if not isinstance(obj, dict):
+        detail = f"top-level {type(obj).__name__}"
+        return _quarantined(line_no, raw, encoding, NOT_AN_OBJECT, detail, limit)
+    extra: dict[str, str] = {}
+    try:
+        record = conform(obj, schema, "", extra)
+    except ShapeError as exc:
+        return _quarantined(line_no, raw, encoding, JSON_SHAPE, str(exc), limit)
+    return ParsedLine(
+        line_no=line_no, record_hash=_hash(raw), values=record, extra_fields=extra or None
+    )
+
+
+def parse_file(
+    content: bytes,
+    fmt: str,
+    encoding: str,
+    columns: dict[str, str] | None = None,
+    schema: StructType | None = None,
+    max_raw_chars: int = 1_000_000,
+) -> ParsedFile:
+    if fmt == "csv":
+        assert columns is not None
+        return parse_csv(content, encoding, columns, max_raw_chars)
+    if fmt == "jsonl":
+        assert schema is not None
+        return parse_jsonl(content, encoding, schema, max_raw_chars)
+    raise ValueError(f"unknown file format {fmt!r}")
+
+

@@ -1,0 +1,250 @@
+"""`lakehouse`: generate landing data, list and run jobs, fetch jars, run the demo.
+
+Exit codes: 0 success, 1 a job failed, 2 bad arguments or configuration. A failure prints one
+line saying why (set LAKEHOUSE_DEBUG=1 for the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from datetime import date, timedelta
+from pathlib import Path
+
+from lakehouse.config import ConfigError, Settings, load_settings
+
+
+class UsageError(ValueError):
+    """Arguments that cannot be used."""
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date in YYYY-MM-DD form") from None
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lakehouse", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write a synthetic landing zone that follows the contract")
+    gen.add_argument("--out", required=True, help="folder to write (must be empty or absent)")
+    gen.add_argument("--scale", type=_positive_float, default=1.0)
+    gen.add_argument("--days", type=_positive_int, default=90)
+    gen.add_argument("--start", type=_date, default=date(2026, 3, 1))
+    gen.add_argument("--seed", type=int, default=42)
+
+    run = sub.add_parser("run", help="run one job for one logical date")
+    run.add_argument("job", help="job name, see `lakehouse jobs`")
+    _add_run_args(run)
+
+    layer = sub.add_parser("run-layer", help="run every job of a layer, day by day")
+    layer.add_argument("layer", choices=["bronze"])
+    layer.add_argument("--from", dest="start", type=_date, required=True)
+    layer.add_argument("--to", dest="end", type=_date, required=True)
+    layer.add_argument("--env", default=None)
+
+    jobs = sub.add_parser("jobs", help="list the job registry")
+    jobs.add_argument("--env", default=None)
+
+    fetch = sub.add_parser("fetch-jars", help="resolve Delta's jars once into the jar cache")
+    fetch.add_argument("--env", default=None)
+
+    sub.add_parser("packages", help="print the --packages coordinates for spark-submit")
+
+    summary = sub.add_parser("summary", help="print what landed in bronze and what was quarantined")
+    summary.add_argument("--env", default=None)
+
+    demo = sub.add_parser("demo", help="generate a small landing zone and land it in bronze")
+    demo.add_argument("--dir", default="data/demo", help="demo folder (replaced)")
+    demo.add_argument("--scale", type=_positive_float, default=0.05)
+    demo.add_argument("--days", type=_positive_int, default=3)
+    demo.add_argument("--start", type=_date, default=date(2026, 3, 1))
+    demo.add_argument("--seed", type=int, default=42)
+    return parser
+
+
+def _add_run_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run-date", type=_date, required=True, help="logical date YYYY-MM-DD")
+    parser.add_argument("--env", default=None, help="conf overlay (default: LAKEHOUSE_ENV or local)")
+
+
+def _session(settings: Settings):
+    from lakehouse.spark import build_session
+
+    return build_session(settings)
+
+
+def _run_one(settings: Settings, spark, name: str, run_date: date) -> bool:
+    from lakehouse.registry import get_job
+    from lakehouse.runtime import run_job
+
+    job = get_job(settings, name)
+    started = time.monotonic()
+    try:
+        result = run_job(job, settings, spark, run_date)
+    except Exception as exc:
+        print(f"{name:<28} {run_date}  FAILED  {_one_line(exc)}", file=sys.stderr)
+        return False
+    print(
+        f"{name:<28} {run_date}  ok  read {result.rows_read:>8}  written {result.rows_written:>8}"
+        f"  quarantined {result.rows_quarantined:>6}  {time.monotonic() - started:6.1f}s"
+    )
+    return True
+
+
+def _days(start: date, end: date) -> list[date]:
+    if end < start:
+        raise UsageError(f"--to {end} is before --from {start}")
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def _print_summary(settings: Settings, spark) -> None:
+    from lakehouse.bronze.summary import delivery_summary, format_table, quarantine_reasons
+    from lakehouse.tables import Tables
+
+    tables = Tables(spark, settings.warehouse)
+    if not tables.exists("bronze", "ingested_files"):
+        print("nothing has landed in bronze yet")
+        return
+    summary = [r.asDict() for r in delivery_summary(tables.read("bronze", "ingested_files")).collect()]
+    cols = ["dataset", "files", "redelivered", "unrecognized", "data_lines", "rows", "quarantined"]
+    print("\nBronze: what landed (data lines = rows + quarantined, per file)")
+    print(format_table(summary, cols))
+    reasons = [r.asDict() for r in quarantine_reasons(tables.read("bronze", "quarantine")).collect()]
+    print("\nBronze quarantine by reason")
+    print(format_table(reasons, ["dataset", "reason", "lines"]) if reasons else "(none)")
+    print(f"\nTables under {settings.warehouse}")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from lakehouse.datagen import generate
+
+    root = Path(args.dir).resolve()
+    if root.exists():
+        shutil.rmtree(root)
+    landing, warehouse = root / "landing", root / "warehouse"
+    os.environ["LAKEHOUSE_LANDING"] = str(landing)
+    os.environ["LAKEHOUSE_WAREHOUSE"] = str(warehouse)
+    settings = load_settings("local")
+    started = time.monotonic()
+    print(f"Generating landing data: scale {args.scale}, {args.days} days from {args.start} ...")
+    generate(landing, scale=args.scale, days=args.days, start=args.start, seed=args.seed)
+    print(f"  written to {landing} in {time.monotonic() - started:.1f}s")
+    spark = _session(settings)
+    ok = _run_layer(settings, spark, _days(args.start, args.start + timedelta(days=args.days - 1)))
+    _print_summary(settings, spark)
+    print(f"Demo finished in {time.monotonic() - started:.1f}s")
+    return 0 if ok else 1
+
+
+def _run_layer(settings: Settings, spark, days: list[date]) -> bool:
+    from lakehouse.registry import build_registry
+
+    names = [n for n, j in build_registry(settings).items() if j.layer == "bronze"]
+    ok = True
+    for day in days:
+        for name in names:
+            ok = _run_one(settings, spark, name, day) and ok
+    return ok
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except (ConfigError, UsageError) as exc:
+        print(f"lakehouse: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if os.environ.get("LAKEHOUSE_DEBUG"):
+            raise
+        print(f"lakehouse: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "generate":
+        from lakehouse.datagen import generate
+
+        summary = generate(args.out, scale=args.scale, days=args.days, start=args.start,
+                           seed=args.seed)
+        files = sum(v.get("files", 0) for v in summary.values())
+        lines = sum(v.get("data_lines", 0) for v in summary.values())
+        print(f"wrote {files} files, {lines} data lines under {args.out}")
+        return 0
+    if args.command == "packages":
+        from lakehouse.spark import delta_package
+
+        print(delta_package())
+        return 0
+    if args.command == "demo":
+        return _demo(args)
+    settings = load_settings(getattr(args, "env", None))
+    if args.command == "jobs":
+        from lakehouse.registry import build_registry
+
+        for job in build_registry(settings).values():
+            after = f"  (after {', '.join(job.depends_on)})" if job.depends_on else ""
+            print(f"{job.name:<28} {job.description}{after}")
+        return 0
+    if args.command == "fetch-jars":
+        from lakehouse.spark import delta_package
+
+        spark = _session(settings)
+        spark.range(1).collect()
+        print(f"Delta jars ready: {delta_package()}")
+        return 0
+    spark = _session(settings)
+    if args.command == "summary":
+        _print_summary(settings, spark)
+        return 0
+    if args.command == "run":
+        return 0 if _run_one(settings, spark, args.job, args.run_date) else 1
+    if args.command == "run-layer":
+        return 0 if _run_layer(settings, spark, _days(args.start, args.end)) else 1
+    raise UsageError(f"unknown command {args.command}")
+
+
+def run_job_main(job: str, argv: Sequence[str]) -> int:
+    """Entry for the spark-submit scripts under jobs/: `<script> --run-date D [--env E]`."""
+    parser = argparse.ArgumentParser(prog=job)
+    _add_run_args(parser)
+    args = parser.parse_args(argv)
+    return main(["run", job, "--run-date", args.run_date.isoformat(),
+                 *(["--env", args.env] if args.env else [])])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

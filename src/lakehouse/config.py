@@ -1,0 +1,258 @@
+"""Load conf/ (base + environment overlay + sources) into typed, validated settings.
+
+Everything a job may be configured with is declared here, so a typo in a key, a wrong type or a
+missing path fails at load time with one sentence naming the file and the key, not half-way
+through a Spark job.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ENV_VAR = "LAKEHOUSE_ENV"
+CONF_DIR_VAR = "LAKEHOUSE_CONF"
+LANDING_VAR = "LAKEHOUSE_LANDING"
+WAREHOUSE_VAR = "LAKEHOUSE_WAREHOUSE"
+DEFAULT_ENV = "local"
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message says which file and key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Paths(_Strict):
+    landing: str
+    warehouse: str
+
+
+class SparkSettings(_Strict):
+    app_name: str = "lakehouse"
+    master: str | None = "local[*]"
+    delta_jars: Literal["cache", "provided"] = "cache"
+    jar_cache: str = "~/.cache/lakehouse/jars"
+    log_level: Literal["ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF"] = "WARN"
+    conf: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _conf_values_as_text(cls, value: Any) -> Any:
+        # Spark settings are strings; YAML turns 4 into an int and true into a bool.
+        if isinstance(value, dict):
+            return {
+                str(k): (str(v).lower() if isinstance(v, bool) else str(v))
+                for k, v in value.items()
+            }
+        return value
+
+
+class BronzeSettings(_Strict):
+    fail_on_missing_files: bool = True
+    max_raw_chars: int = Field(default=1_000_000, gt=0)
+
+
+class Dataset(_Strict):
+    """One file family of a source folder and the bronze table it lands in."""
+
+    file_pattern: str
+    format: Literal["csv", "jsonl"]
+    encoding: str
+    columns: dict[str, str] | None = None
+    schema_ddl: str | None = Field(default=None, alias="schema")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _list_means_same_name(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return {str(v): str(v) for v in value}
+        return value
+
+    @field_validator("file_pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str) -> str:
+        try:
+            compiled = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"file_pattern is not a valid regular expression: {exc}") from exc
+        if "date" not in compiled.groupindex:
+            raise ValueError("file_pattern needs a (?P<date>...) group for the file date")
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding_known(cls, value: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError as exc:
+            raise ValueError(f"unknown encoding {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _shape_matches_format(self) -> Dataset:
+        if self.format == "csv":
+            if not self.columns:
+                raise ValueError("a csv dataset needs 'columns' (header name: bronze column)")
+            if self.schema_ddl:
+                raise ValueError("a csv dataset takes 'columns', not 'schema'")
+            targets = list(self.columns.values())
+            if len(set(targets)) != len(targets):
+                raise ValueError("two headers map to the same bronze column")
+        if self.format == "jsonl" and not self.schema_ddl:
+            raise ValueError("a jsonl dataset needs 'schema' (a Spark DDL string)")
+        return self
+
+
+class Source(_Strict):
+    datasets: dict[str, Dataset]
+
+
+class Settings(_Strict):
+    env: str
+    root: Path
+    paths: Paths
+    spark: SparkSettings = Field(default_factory=SparkSettings)
+    bronze: BronzeSettings = Field(default_factory=BronzeSettings)
+    sources: dict[str, Source]
+
+    @property
+    def landing(self) -> str:
+        return self.paths.landing
+
+    @property
+    def warehouse(self) -> str:
+        return self.paths.warehouse
+
+    def dataset(self, name: str) -> tuple[str, Dataset]:
+        """The source folder and spec of a dataset, by dataset name."""
+        for source_name, source in self.sources.items():
+            if name in source.datasets:
+                return source_name, source.datasets[name]
+        raise ConfigError(f"no dataset named {name!r} in conf/sources.yml")
+
+    @model_validator(mode="after")
+    def _dataset_names_unique(self) -> Settings:
+        seen: dict[str, str] = {}
+        for source_name, source in self.sources.items():
+            for name in source.datasets:
+                if name in seen:
+                    raise ValueError(
+                        f"dataset {name!r} is declared under both {seen[name]!r} and "
+                        f"{source_name!r}"
+                    )
+                seen[name] = source_name
+        return self
+
+
+def default_conf_dir() -> Path:
+    """conf/ from LAKEHOUSE_CONF, else the checkout this package lives in, else ./conf."""
+    if os.environ.get(CONF_DIR_VAR):
+        return Path(os.environ[CONF_DIR_VAR])
+    checkout = Path(__file__).resolve().parents[2] / "conf"
+    if checkout.is_dir():
+        return checkout
+    return Path.cwd() / "conf"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"configuration file {path} does not exist") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping at the top level")
+    return data
+
+
+def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """Overlay wins key by key; nested mappings merge instead of being replaced."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _resolve(path: str, root: Path) -> str:
+    """Relative local paths are relative to the project root; URIs (s3a://, hdfs://) stay."""
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", path):
+        return path
+    expanded = Path(os.path.expanduser(path))
+    return str(expanded if expanded.is_absolute() else (root / expanded).resolve())
+
+
+def _describe(exc: ValidationError, files: list[Path]) -> str:
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            problems.append(f"unknown key '{where}'")
+        elif err["type"] == "missing":
+            problems.append(f"missing key '{where}'")
+        else:
+            problems.append(f"'{where}': {err['msg']}")
+    names = ", ".join(str(f) for f in files)
+    return f"invalid configuration ({names}): " + "; ".join(problems)
+
+
+def load_settings(env: str | None = None, conf_dir: str | Path | None = None) -> Settings:
+    """Merge base.yml, sources.yml and <env>.yml, apply environment overrides, validate."""
+    env = env or os.environ.get(ENV_VAR) or DEFAULT_ENV
+    conf = Path(conf_dir) if conf_dir else default_conf_dir()
+    if not conf.is_dir():
+        raise ConfigError(f"configuration folder {conf} does not exist (set {CONF_DIR_VAR})")
+    overlay_path = conf / f"{env}.yml"
+    if not overlay_path.is_file():
+        known = sorted(
+            p.stem for p in conf.glob("*.yml") if p.stem not in {"base", "sources"}
+        )
+        raise ConfigError(
+            f"unknown environment {env!r}: there is no {overlay_path}; known: {', '.join(known)}"
+        )
+    files = [conf / "base.yml", conf / "sources.yml", overlay_path]
+    raw: dict[str, Any] = {}
+    for path in files:
+        raw = deep_merge(raw, _read_yaml(path))
+
+    root = conf.resolve().parent
+    paths = dict(raw.get("paths") or {})
+    if os.environ.get(LANDING_VAR):
+        paths["landing"] = os.environ[LANDING_VAR]
+    if os.environ.get(WAREHOUSE_VAR):
+        paths["warehouse"] = os.environ[WAREHOUSE_VAR]
+    for key in ("landing", "warehouse"):
+        value = paths.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(
+                f"invalid configuration ({', '.join(map(str, files))}): 'paths.{key}' must be "
+                f"a path string, not {type(value).__name__}"
+            )
+        if isinstance(value, str):
+            paths[key] = _resolve(value, root)
+    raw["paths"] = paths
+    raw["env"] = env
+    raw["root"] = root
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, files)) from None
+    return settings

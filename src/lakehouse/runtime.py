@@ -1,0 +1,133 @@
+"""Jobs, their context, and the run log every run leaves behind."""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from pyspark.sql import SparkSession
+from pyspark.sql.types import (
+    DateType,
+    DoubleType,
+    LongType,
+    MapType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+from lakehouse.config import Settings
+from lakehouse.tables import Tables
+
+RUN_LOG = ("ops", "run_log")
+RUN_LOG_SCHEMA = StructType(
+    [
+        StructField("job", StringType(), False),
+        StructField("run_date", DateType(), False),
+        StructField("run_id", StringType(), False),
+        StructField("env", StringType(), False),
+        StructField("start_time", TimestampType(), False),
+        StructField("end_time", TimestampType(), False),
+        StructField("seconds", DoubleType(), False),
+        StructField("status", StringType(), False),
+        StructField("rows_read", LongType(), True),
+        StructField("rows_written", LongType(), True),
+        StructField("rows_quarantined", LongType(), True),
+        StructField("versions", MapType(StringType(), LongType()), True),
+        StructField("error", StringType(), True),
+        StructField("details", StringType(), True),
+    ]
+)
+
+
+class JobError(RuntimeError):
+    """A job refused its input or configuration; the message is meant for the person running it."""
+
+
+@dataclass(frozen=True)
+class JobContext:
+    settings: Settings
+    spark: SparkSession
+    tables: Tables
+    run_date: date
+    run_id: str
+
+
+@dataclass
+class JobResult:
+    rows_read: int = 0
+    rows_written: int = 0
+    rows_quarantined: int = 0
+    versions: dict[str, int] = field(default_factory=dict)
+    details: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    layer: str
+    description: str
+    run: Callable[[JobContext], JobResult]
+    depends_on: tuple[str, ...] = ()
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+def run_job(job: Job, settings: Settings, spark: SparkSession, run_date: date) -> JobResult:
+    """Run one job for one logical date and append its outcome to ops.run_log.
+
+    A failure is logged with its error and re-raised, so callers decide the exit code.
+    """
+    tables = Tables(spark, settings.warehouse)
+    ctx = JobContext(settings, spark, tables, run_date, new_run_id())
+    start = datetime.now(UTC)
+    clock = time.monotonic()
+    result: JobResult | None = None
+    error: BaseException | None = None
+    spark.sparkContext.setJobGroup(ctx.run_id, f"{job.name} {run_date}")
+    try:
+        result = job.run(ctx)
+    except BaseException as exc:  # logged, then re-raised
+        error = exc
+    end = datetime.now(UTC)
+    seconds = round(time.monotonic() - clock, 3)
+    outcome = result or JobResult()
+    message = None
+    if error is not None:
+        message = f"{type(error).__name__}: {error}"
+        if not isinstance(error, (JobError, FileNotFoundError, ValueError)):
+            message += "\n" + "".join(traceback.format_exception(error))[-4000:]
+    row = (
+        job.name,
+        run_date,
+        ctx.run_id,
+        settings.env,
+        start.replace(tzinfo=None),
+        end.replace(tzinfo=None),
+        seconds,
+        "FAILED" if error else "SUCCEEDED",
+        outcome.rows_read,
+        outcome.rows_written,
+        outcome.rows_quarantined,
+        outcome.versions,
+        message,
+        json.dumps(outcome.details, ensure_ascii=False, default=str),
+    )
+    try:
+        tables.append(spark.createDataFrame([row], RUN_LOG_SCHEMA), *RUN_LOG)
+    except Exception:
+        if error is None:
+            raise
+    if error is not None:
+        raise error
+    outcome.details.setdefault("seconds", seconds)
+    outcome.details.setdefault("run_id", ctx.run_id)
+    return outcome

@@ -1,0 +1,104 @@
+"""Where tables live and the few ways a job may write them.
+
+Every table is a Delta table at `<warehouse>/<layer>/<table>`, readable by any Delta reader by
+path, and registered in the session's catalog as `<layer>.<table>`. Writes are idempotent by
+construction: `replace_where` swaps one slice (a delivery date, a source) atomically, so a rerun
+of the same day leaves the same rows, never doubles them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+
+LAYERS = ("bronze", "silver", "gold", "ops")
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Table paths and writes under one warehouse root."""
+
+    spark: SparkSession
+    warehouse: str
+
+    def path(self, layer: str, name: str) -> str:
+        if layer not in LAYERS:
+            raise ValueError(f"unknown layer {layer!r}; one of {', '.join(LAYERS)}")
+        return f"{self.warehouse.rstrip('/')}/{layer}/{name}"
+
+    def exists(self, layer: str, name: str) -> bool:
+        return DeltaTable.isDeltaTable(self.spark, self.path(layer, name))
+
+    def read(self, layer: str, name: str) -> DataFrame:
+        if not self.exists(layer, name):
+            raise FileNotFoundError(
+                f"table {layer}.{name} does not exist yet at {self.path(layer, name)}: "
+                "run the job that writes it first"
+            )
+        return self.spark.read.format("delta").load(self.path(layer, name))
+
+    def version(self, layer: str, name: str) -> int | None:
+        if not self.exists(layer, name):
+            return None
+        history = DeltaTable.forPath(self.spark, self.path(layer, name)).history(1)
+        return int(history.select("version").first()[0])
+
+    def replace_where(
+        self,
+        df: DataFrame,
+        layer: str,
+        name: str,
+        condition: str,
+        partition_by: list[str] | None = None,
+    ) -> int:
+        """Atomically replace the rows matching `condition` with `df`; returns the version.
+
+        Rows of `df` must all satisfy `condition` (Delta checks it), so a bug cannot spill a
+        write into another day's slice.
+        """
+        writer = (
+            df.write.format("delta")
+            .mode("overwrite")
+            .option("replaceWhere", condition)
+            .option("mergeSchema", "true")
+        )
+        if partition_by and not self.exists(layer, name):
+            writer = writer.partitionBy(*partition_by)
+        writer.save(self.path(layer, name))
+        self.register(layer, name)
+        return self.version(layer, name)  # type: ignore[return-value]
+
+    def append(
+        self, df: DataFrame, layer: str, name: str, partition_by: list[str] | None = None
+    ) -> int:
+        writer = df.write.format("delta").mode("append").option("mergeSchema", "true")
+        if partition_by and not self.exists(layer, name):
+            writer = writer.partitionBy(*partition_by)
+        writer.save(self.path(layer, name))
+        self.register(layer, name)
+        return self.version(layer, name)  # type: ignore[return-value]
+
+    def register(self, layer: str, name: str) -> None:
+        """Make `<layer>.<name>` resolvable in SQL for this session."""
+        self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {layer}")
+        self.spark.sql(
+            f"CREATE TABLE IF NOT EXISTS {layer}.{name} USING DELTA "
+            f"LOCATION '{self.path(layer, name)}'"
+        )
+
+    def register_all(self) -> list[str]:
+        """Register every Delta table found under the warehouse; returns their names."""
+        from pathlib import Path
+
+        found = []
+        root = Path(self.warehouse)
+        if not root.is_dir():
+            return found
+        for layer in LAYERS:
+            for table_dir in sorted((root / layer).glob("*")):
+                if (table_dir / "_delta_log").is_dir():
+                    self.register(layer, table_dir.name)
+                    found.append(f"{layer}.{table_dir.name}")
+        return found
