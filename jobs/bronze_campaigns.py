@@ -1,4 +1,4 @@
-"""spark-submit entry for bronze.campaigns: `spark-submit ... jobs/bronze_campaigns.py --run-date D`."""
+"""spark-submit entry for the job bronze.campaigns; arguments: --run-date D [--env E]."""
 
 import sys
 

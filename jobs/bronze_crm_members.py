@@ -1,4 +1,4 @@
-"""spark-submit entry for bronze.crm_members: `spark-submit ... jobs/bronze_crm_members.py --run-date D`."""
+"""spark-submit entry for the job bronze.crm_members; arguments: --run-date D [--env E]."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""spark-submit entry for bronze.inventory: `spark-submit ... jobs/bronze_inventory.py --run-date D`."""
+"""spark-submit entry for the job bronze.inventory; arguments: --run-date D [--env E]."""
 
 import sys
 

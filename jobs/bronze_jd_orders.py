@@ -1,4 +1,4 @@
-"""spark-submit entry for bronze.jd_orders: `spark-submit ... jobs/bronze_jd_orders.py --run-date D`."""
+"""spark-submit entry for the job bronze.jd_orders; arguments: --run-date D [--env E]."""
 
 import sys
 

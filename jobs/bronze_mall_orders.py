@@ -1,4 +1,4 @@
-"""spark-submit entry for bronze.mall_orders: `spark-submit ... jobs/bronze_mall_orders.py --run-date D`."""
+"""spark-submit entry for the job bronze.mall_orders; arguments: --run-date D [--env E]."""
 
 import sys
 

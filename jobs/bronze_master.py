@@ -1,4 +1,4 @@
-"""spark-submit entry for bronze.master: `spark-submit ... jobs/bronze_master.py --run-date D`."""
+"""spark-submit entry for the job bronze.master; arguments: --run-date D [--env E]."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""spark-submit entry for bronze.pos_sales: `spark-submit ... jobs/bronze_pos_sales.py --run-date D`."""
+"""spark-submit entry for the job bronze.pos_sales; arguments: --run-date D [--env E]."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""spark-submit entry for bronze.tmall_order_items: `spark-submit ... jobs/bronze_tmall_order_items.py --run-date D`."""
+"""spark-submit entry for the job bronze.tmall_order_items; arguments: --run-date D [--env E]."""
 
 import sys
 

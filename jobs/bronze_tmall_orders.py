@@ -1,4 +1,4 @@
-"""spark-submit entry for bronze.tmall_orders: `spark-submit ... jobs/bronze_tmall_orders.py --run-date D`."""
+"""spark-submit entry for the job bronze.tmall_orders; arguments: --run-date D [--env E]."""
 
 import sys
 

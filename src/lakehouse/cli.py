@@ -53,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lakehouse", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    gen = sub.add_parser("generate", help="write a synthetic landing zone that follows the contract")
+    gen = sub.add_parser(
+        "generate", help="write a synthetic landing zone that follows the contract"
+    )
     gen.add_argument("--out", required=True, help="folder to write (must be empty or absent)")
     gen.add_argument("--scale", type=_positive_float, default=1.0)
     gen.add_argument("--days", type=_positive_int, default=90)
@@ -92,7 +94,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-date", type=_date, required=True, help="logical date YYYY-MM-DD")
-    parser.add_argument("--env", default=None, help="conf overlay (default: LAKEHOUSE_ENV or local)")
+    parser.add_argument(
+        "--env", default=None, help="conf overlay (default: LAKEHOUSE_ENV or local)"
+    )
 
 
 def _session(settings: Settings):
@@ -133,11 +137,15 @@ def _print_summary(settings: Settings, spark) -> None:
     if not tables.exists("bronze", "ingested_files"):
         print("nothing has landed in bronze yet")
         return
-    summary = [r.asDict() for r in delivery_summary(tables.read("bronze", "ingested_files")).collect()]
+    summary = [
+        r.asDict() for r in delivery_summary(tables.read("bronze", "ingested_files")).collect()
+    ]
     cols = ["dataset", "files", "redelivered", "unrecognized", "data_lines", "rows", "quarantined"]
     print("\nBronze: what landed (data lines = rows + quarantined, per file)")
     print(format_table(summary, cols))
-    reasons = [r.asDict() for r in quarantine_reasons(tables.read("bronze", "quarantine")).collect()]
+    reasons = [
+        r.asDict() for r in quarantine_reasons(tables.read("bronze", "quarantine")).collect()
+    ]
     print("\nBronze quarantine by reason")
     print(format_table(reasons, ["dataset", "reason", "lines"]) if reasons else "(none)")
     print(f"\nTables under {settings.warehouse}")
@@ -198,8 +206,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "generate":
         from lakehouse.datagen import generate
 
-        summary = generate(args.out, scale=args.scale, days=args.days, start=args.start,
-                           seed=args.seed)
+        summary = generate(
+            args.out, scale=args.scale, days=args.days, start=args.start, seed=args.seed
+        )
         files = sum(v.get("files", 0) for v in summary.values())
         lines = sum(v.get("data_lines", 0) for v in summary.values())
         print(f"wrote {files} files, {lines} data lines under {args.out}")
@@ -242,8 +251,15 @@ def run_job_main(job: str, argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog=job)
     _add_run_args(parser)
     args = parser.parse_args(argv)
-    return main(["run", job, "--run-date", args.run_date.isoformat(),
-                 *(["--env", args.env] if args.env else [])])
+    return main(
+        [
+            "run",
+            job,
+            "--run-date",
+            args.run_date.isoformat(),
+            *(["--env", args.env] if args.env else []),
+        ]
+    )
 
 
 if __name__ == "__main__":

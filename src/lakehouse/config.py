@@ -222,9 +222,7 @@ def load_settings(env: str | None = None, conf_dir: str | Path | None = None) ->
         raise ConfigError(f"configuration folder {conf} does not exist (set {CONF_DIR_VAR})")
     overlay_path = conf / f"{env}.yml"
     if not overlay_path.is_file():
-        known = sorted(
-            p.stem for p in conf.glob("*.yml") if p.stem not in {"base", "sources"}
-        )
+        known = sorted(p.stem for p in conf.glob("*.yml") if p.stem not in {"base", "sources"})
         raise ConfigError(
             f"unknown environment {env!r}: there is no {overlay_path}; known: {', '.join(known)}"
         )

@@ -40,6 +40,7 @@ LINEAGE_COLUMNS = [
     "_run_id",
 ]
 
+
 @dataclass(frozen=True)
 class Lineage:
     """What every bronze row and quarantined line of one run carries."""
@@ -110,11 +111,31 @@ def parse_files(files: DataFrame, spec: Dataset, max_raw_chars: int) -> DataFram
         yield (FILE, row.path, None, None, None, None, None, None, None, parsed.data_lines)
         for line in parsed.lines:
             if line.reason is None:
-                yield (ROW, row.path, line.line_no, line.record_hash, line.values,
-                       line.extra_fields, None, None, None, None)
+                yield (
+                    ROW,
+                    row.path,
+                    line.line_no,
+                    line.record_hash,
+                    line.values,
+                    line.extra_fields,
+                    None,
+                    None,
+                    None,
+                    None,
+                )
             else:
-                yield (BAD, row.path, line.line_no, line.record_hash, None, None,
-                       line.reason, line.detail, line.raw_text, None)
+                yield (
+                    BAD,
+                    row.path,
+                    line.line_no,
+                    line.record_hash,
+                    None,
+                    None,
+                    line.reason,
+                    line.detail,
+                    line.raw_text,
+                    None,
+                )
 
     rdd = files.select("path", "content").rdd.flatMap(explode)
     return files.sparkSession.createDataFrame(rdd, _parsed_schema(record))
@@ -170,9 +191,7 @@ def quarantined_lines(parsed: DataFrame, dataset: str, lineage: Lineage) -> Data
 def file_outcomes(parsed: DataFrame) -> DataFrame:
     """Per file: data lines counted, rows landed, lines quarantined (to reconcile)."""
     return parsed.groupBy("path").agg(
-        F.sum(F.when(F.col("tag") == FILE, F.col("data_lines")).otherwise(0)).alias(
-            "data_lines"
-        ),
+        F.sum(F.when(F.col("tag") == FILE, F.col("data_lines")).otherwise(0)).alias("data_lines"),
         F.sum(F.when(F.col("tag") == ROW, 1).otherwise(0)).alias("rows"),
         F.sum(F.when(F.col("tag") == BAD, 1).otherwise(0)).alias("quarantined"),
     )

@@ -140,8 +140,18 @@ def ingest_source(ctx: JobContext, source: str) -> JobResult:
         if dataset is None:
             file_log.append((*base, UNRECOGNIZED, None, None, None, None))
             unrecognized.append(
-                (source, None, ctx.run_date, name, f.path, None, UNRECOGNIZED_FILE,
-                 f"file name matches no dataset of source {source}", None, f.sha256)
+                (
+                    source,
+                    None,
+                    ctx.run_date,
+                    name,
+                    f.path,
+                    None,
+                    UNRECOGNIZED_FILE,
+                    f"file name matches no dataset of source {source}",
+                    None,
+                    f.sha256,
+                )
             )
         elif (name, f.sha256) in earlier:
             file_log.append((*base, REDELIVERED, earlier[(name, f.sha256)], 0, 0, 0))

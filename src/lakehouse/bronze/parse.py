@@ -257,5 +257,3 @@ def parse_file(
         assert schema is not None
         return parse_jsonl(content, encoding, schema, max_raw_chars)
     raise ValueError(f"unknown file format {fmt!r}")
-
-

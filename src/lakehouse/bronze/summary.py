@@ -25,7 +25,9 @@ def delivery_summary(ingested_files: DataFrame) -> DataFrame:
 def quarantine_reasons(quarantine: DataFrame) -> DataFrame:
     """Per dataset and reason: how many lines were quarantined."""
     return (
-        quarantine.groupBy(F.coalesce("dataset", F.lit("(unrecognized)")).alias("dataset"), "reason")
+        quarantine.groupBy(
+            F.coalesce("dataset", F.lit("(unrecognized)")).alias("dataset"), "reason"
+        )
         .agg(F.count(F.lit(1)).alias("lines"))
         .orderBy("dataset", "reason")
     )

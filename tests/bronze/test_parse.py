@@ -1,0 +1,158 @@
+"""The line parser: every physical data line ends as one record or one quarantined line."""
+
+from __future__ import annotations
+
+import pytest
+from pyspark.sql.types import ArrayType, StringType, StructField, StructType
+
+from lakehouse.bronze import parse as p
+
+TMALL_COLUMNS = {"订单编号": "order_no", "买家会员名": "buyer_nick", "买家实际支付金额": "paid"}
+
+
+def gb(*lines: str, sep: bytes = b"\r\n") -> bytes:
+    return sep.join(line.encode("gb18030") for line in lines) + sep
+
+
+def test_split_lines_handles_crlf_lf_and_no_final_newline():
+    assert p.split_lines(b"a\r\nb\nc") == [b"a", b"b", b"c"]
+    assert p.split_lines(b"a\n") == [b"a"]
+    assert p.split_lines(b"") == []
+    assert p.split_lines(b"\n") == [b""]
+
+
+def test_csv_columns_found_by_header_name_not_position():
+    content = gb(
+        "买家实际支付金额,订单编号,买家会员名", '"1,299.00","=""2937000000000000001""","小明"'
+    )
+    parsed = p.parse_csv(content, "gb18030", TMALL_COLUMNS)
+    assert parsed.data_lines == 1
+    [line] = parsed.lines
+    assert line.reason is None
+    assert line.line_no == 2
+    assert line.values == {
+        "order_no": '="2937000000000000001"',
+        "buyer_nick": "小明",
+        "paid": "1,299.00",
+    }
+
+
+def test_csv_appended_header_lands_in_extra_fields():
+    content = gb("订单编号,买家会员名,买家实际支付金额,订单备注", "1,nick,9.90,请尽快发货")
+    [line] = p.parse_csv(content, "gb18030", TMALL_COLUMNS).lines
+    assert line.values["paid"] == "9.90"
+    assert line.extra_fields == {"订单备注": "请尽快发货"}
+
+
+def test_csv_bad_lines_are_quarantined_with_reason_and_line_number():
+    content = (
+        gb(
+            "订单编号,买家会员名,买家实际支付金额",
+            "1,a,1.00",
+            "2,b",
+            "",
+            "4,d,4.00,extra",
+        )
+        + "5,坏,5.00".encode("gb18030")[:-1]
+        + b"\xff\r\n"
+    )
+    parsed = p.parse_csv(content, "gb18030", TMALL_COLUMNS)
+    assert parsed.data_lines == 5
+    outcome = [(line.line_no, line.reason) for line in parsed.lines]
+    assert outcome == [
+        (2, None),
+        (3, p.WRONG_FIELD_COUNT),
+        (4, p.EMPTY_LINE),
+        (5, p.WRONG_FIELD_COUNT),
+        (6, p.UNDECODABLE),
+    ]
+    assert "\\xff" in parsed.lines[-1].raw_text
+    assert parsed.lines[1].detail == "expected 3 fields, got 2"
+
+
+def test_csv_utf8_bom_is_not_part_of_the_first_header():
+    content = "\ufeffstore_code,qty\nS001,2\n".encode()
+    [line] = p.parse_csv(content, "utf-8-sig", {"store_code": "store_code", "qty": "qty"}).lines
+    assert line.values == {"store_code": "S001", "qty": "2"}
+
+
+def test_csv_header_missing_a_column_quarantines_every_line():
+    content = gb("订单编号,买家会员名", "1,a", "2,b")
+    parsed = p.parse_csv(content, "gb18030", TMALL_COLUMNS)
+    assert [line.reason for line in parsed.lines] == [p.MISSING_COLUMNS] * 2
+    assert "买家实际支付金额" in parsed.lines[0].detail
+
+
+def test_csv_header_only_and_empty_file_have_no_lines():
+    assert (
+        p.parse_csv(gb("订单编号,买家会员名,买家实际支付金额"), "gb18030", TMALL_COLUMNS).lines
+        == []
+    )
+    empty = p.parse_csv(b"", "gb18030", TMALL_COLUMNS)
+    assert (empty.data_lines, empty.lines) == (0, [])
+
+
+def test_exact_duplicate_lines_both_land_with_the_same_hash():
+    parsed = p.parse_csv(
+        gb("订单编号,买家会员名,买家实际支付金额", "1,a,1", "1,a,1"), "gb18030", TMALL_COLUMNS
+    )
+    first, second = parsed.lines
+    assert first.reason is second.reason is None
+    assert first.record_hash == second.record_hash
+    assert (first.line_no, second.line_no) == (2, 3)
+
+
+ITEM = StructType([StructField("skuId", StringType()), StructField("itemTotal", StringType())])
+JD = StructType(
+    [
+        StructField("orderId", StringType()),
+        StructField("orderPayment", StringType()),
+        StructField("consigneeInfo", StructType([StructField("mobile", StringType())])),
+        StructField("itemInfoList", ArrayType(ITEM)),
+    ]
+)
+
+
+def test_json_numbers_keep_their_delivered_text_and_nesting_is_preserved():
+    line = (
+        b'{"orderId": 230012345678901234, "orderPayment": 269.00, "consigneeInfo": '
+        b'{"mobile": "138****1234"}, "itemInfoList": [{"skuId": "1", "itemTotal": 3}]}\n'
+    )
+    [parsed] = p.parse_jsonl(line, "utf-8", JD).lines
+    assert parsed.values == {
+        "orderId": "230012345678901234",
+        "orderPayment": "269.00",
+        "consigneeInfo": {"mobile": "138****1234"},
+        "itemInfoList": [{"skuId": "1", "itemTotal": "3"}],
+    }
+    assert parsed.extra_fields is None
+
+
+def test_json_fields_the_schema_does_not_know_are_kept_with_their_path():
+    line = (
+        b'{"orderId": "1", "newField": {"a": true}, "itemInfoList": [{"skuId": "1", "promo": "x"}]}'
+    )
+    [parsed] = p.parse_jsonl(line, "utf-8", JD).lines
+    assert parsed.extra_fields == {"newField": '{"a":true}', "itemInfoList[0].promo": "x"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b'{"orderId": "1", "orderPay', p.INVALID_JSON),
+        (b"[1, 2]", p.NOT_AN_OBJECT),
+        (b'{"orderId": "1", "itemInfoList": {"skuId": "1"}}', p.JSON_SHAPE),
+        (b'{"orderId": "\xff"}', p.UNDECODABLE),
+        (b"   ", p.EMPTY_LINE),
+    ],
+)
+def test_unreadable_json_lines_are_quarantined(raw, reason):
+    parsed = p.parse_jsonl(b'{"orderId": "0"}\n' + raw + b"\n", "utf-8", JD)
+    assert parsed.data_lines == 2
+    assert [line.reason for line in parsed.lines] == [None, reason]
+    assert parsed.lines[1].line_no == 2
+
+
+def test_raw_text_is_capped():
+    parsed = p.parse_jsonl(b"{" + b"x" * 100 + b"\n", "utf-8", JD, max_raw_chars=10)
+    assert len(parsed.lines[0].raw_text) == 10

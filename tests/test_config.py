@@ -1,0 +1,89 @@
+"""Configuration loads, merges and refuses what it cannot use, with one clear sentence."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lakehouse.config import ConfigError, deep_merge, load_settings
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+@pytest.fixture()
+def conf_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "conf"
+    shutil.copytree(CONF, target)
+    return target
+
+
+def test_local_overlay_merges_over_base_and_resolves_paths(monkeypatch):
+    monkeypatch.delenv("LAKEHOUSE_LANDING", raising=False)
+    monkeypatch.delenv("LAKEHOUSE_WAREHOUSE", raising=False)
+    settings = load_settings("local", CONF)
+    assert settings.env == "local"
+    assert settings.spark.conf["spark.sql.shuffle.partitions"] == "4"  # overlay
+    assert settings.spark.conf["spark.sql.session.timeZone"] == "UTC"  # base
+    assert settings.landing == str((CONF.parent / "data/landing").resolve())
+    assert settings.dataset("pos_sales")[0] == "pos_sales"
+    assert settings.dataset("stores")[0] == "master"
+
+
+def test_environment_variables_override_paths(monkeypatch, tmp_path):
+    monkeypatch.setenv("LAKEHOUSE_ENV", "cluster")
+    monkeypatch.setenv("LAKEHOUSE_LANDING", "s3a://bucket/landing")
+    monkeypatch.setenv("LAKEHOUSE_WAREHOUSE", str(tmp_path))
+    settings = load_settings(conf_dir=CONF)
+    assert settings.env == "cluster"
+    assert settings.spark.delta_jars == "provided"
+    assert settings.landing == "s3a://bucket/landing"
+    assert settings.warehouse == str(tmp_path)
+
+
+def test_unknown_environment_names_the_known_ones():
+    with pytest.raises(ConfigError, match=r"unknown environment 'prod'.*cluster, local"):
+        load_settings("prod", CONF)
+
+
+def test_unknown_key_is_one_clear_error(conf_copy):
+    (conf_copy / "local.yml").write_text("spark:\n  mastr: local[1]\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'spark.mastr'"):
+        load_settings("local", conf_copy)
+
+
+def test_wrong_type_is_one_clear_error(conf_copy):
+    (conf_copy / "local.yml").write_text("bronze:\n  max_raw_chars: lots\n")
+    with pytest.raises(ConfigError, match=r"'bronze.max_raw_chars'"):
+        load_settings("local", conf_copy)
+
+
+def test_missing_path_is_one_clear_error(conf_copy, monkeypatch):
+    monkeypatch.delenv("LAKEHOUSE_LANDING", raising=False)
+    base = (conf_copy / "base.yml").read_text().replace("  landing: data/landing\n", "")
+    (conf_copy / "base.yml").write_text(base)
+    with pytest.raises(ConfigError, match=r"missing key 'paths.landing'"):
+        load_settings("local", conf_copy)
+
+
+def test_bad_dataset_spec_is_refused(conf_copy):
+    sources = (conf_copy / "sources.yml").read_text()
+    (conf_copy / "sources.yml").write_text(
+        sources.replace("encoding: gb18030", "encoding: gb9999", 1)
+    )
+    with pytest.raises(ConfigError, match=r"unknown encoding 'gb9999'"):
+        load_settings("local", conf_copy)
+
+
+def test_invalid_yaml_names_the_file(conf_copy):
+    (conf_copy / "local.yml").write_text("spark: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"local.yml is not valid YAML"):
+        load_settings("local", conf_copy)
+
+
+def test_deep_merge_keeps_nested_keys():
+    assert deep_merge({"a": {"x": 1, "y": 2}, "b": 1}, {"a": {"y": 3}}) == {
+        "a": {"x": 1, "y": 3},
+        "b": 1,
+    }
