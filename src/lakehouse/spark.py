@@ -108,7 +108,9 @@ def build_session(settings: Settings, app_name: str | None = None) -> SparkSessi
     builder = SparkSession.builder.appName(app_name or settings.spark.app_name)
     if settings.spark.master:
         builder = builder.master(settings.spark.master)
-    for key, value in {**DELTA_CONF, **settings.spark.conf}.items():
+    # Schemas registered in the catalog live beside the tables, not in ./spark-warehouse.
+    catalog_dir = {"spark.sql.warehouse.dir": f"{settings.warehouse.rstrip('/')}/_catalog"}
+    for key, value in {**DELTA_CONF, **catalog_dir, **settings.spark.conf}.items():
         builder = builder.config(key, value)
     resolving = False
     if settings.spark.delta_jars == "cache":

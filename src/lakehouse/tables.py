@@ -81,24 +81,29 @@ class Tables:
         return self.version(layer, name)  # type: ignore[return-value]
 
     def register(self, layer: str, name: str) -> None:
-        """Make `<layer>.<name>` resolvable in SQL for this session."""
+        """Make `<layer>.<name>` resolvable in SQL for this session, pointing at this warehouse.
+
+        A name registered earlier for another warehouse is re-pointed; the catalog entry is
+        external, so dropping it never touches the table's files.
+        """
+        ident, path = f"{layer}.{name}", self.path(layer, name)
         self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {layer}")
-        self.spark.sql(
-            f"CREATE TABLE IF NOT EXISTS {layer}.{name} USING DELTA "
-            f"LOCATION '{self.path(layer, name)}'"
-        )
+        if self.spark.catalog.tableExists(ident):
+            if _registered_location(self.spark, ident) == _normalise(path):
+                return
+            self.spark.sql(f"DROP TABLE {ident}")
+        self.spark.sql(f"CREATE TABLE {ident} USING DELTA LOCATION '{path}'")
 
-    def register_all(self) -> list[str]:
-        """Register every Delta table found under the warehouse; returns their names."""
-        from pathlib import Path
 
-        found = []
-        root = Path(self.warehouse)
-        if not root.is_dir():
-            return found
-        for layer in LAYERS:
-            for table_dir in sorted((root / layer).glob("*")):
-                if (table_dir / "_delta_log").is_dir():
-                    self.register(layer, table_dir.name)
-                    found.append(f"{layer}.{table_dir.name}")
-        return found
+def _normalise(location: str) -> str:
+    for prefix in ("file://", "file:"):
+        if location.startswith(prefix):
+            return location[len(prefix) :].rstrip("/")
+    return location.rstrip("/")
+
+
+def _registered_location(spark: SparkSession, ident: str) -> str | None:
+    for row in spark.sql(f"DESCRIBE TABLE EXTENDED {ident}").collect():
+        if row[0] == "Location":
+            return _normalise(row[1])
+    return None

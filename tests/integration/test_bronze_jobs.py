@@ -170,3 +170,14 @@ def test_cli_rejects_unknown_job_and_bad_date(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "bronze.master", "--run-date", "2026-13-01"])
     assert exit_info.value.code == 2
+
+
+def test_register_repoints_a_name_to_another_warehouse(spark, tmp_path):
+    first, second = Tables(spark, str(tmp_path / "a")), Tables(spark, str(tmp_path / "b"))
+    spark.range(2).write.format("delta").save(first.path("ops", "probe"))
+    spark.range(5).write.format("delta").save(second.path("ops", "probe"))
+    first.register("ops", "probe")
+    assert spark.table("ops.probe").count() == 2
+    second.register("ops", "probe")
+    assert spark.table("ops.probe").count() == 5
+    assert first.read("ops", "probe").count() == 2  # dropping the old name kept its files
