@@ -20,6 +20,10 @@ CONF_DIR_VAR = "LAKEHOUSE_CONF"
 LANDING_VAR = "LAKEHOUSE_LANDING"
 WAREHOUSE_VAR = "LAKEHOUSE_WAREHOUSE"
 DEFAULT_ENV = "local"
+# Files every environment shares, merged in this order before the environment's overlay.
+# (conf/quality.yml is read by lakehouse.quality itself.)
+SHARED_FILES = ("base", "sources", "silver")
+NOT_ENVIRONMENTS = (*SHARED_FILES, "quality")
 
 
 class ConfigError(ValueError):
@@ -119,6 +123,38 @@ class Source(_Strict):
     datasets: dict[str, Dataset]
 
 
+ORDER_STATUSES = ("CREATED", "PAID", "SHIPPED", "COMPLETED", "CANCELLED", "REFUNDED")
+PLATFORMS = ("TMALL", "JD", "MALL", "POS")
+
+
+class SilverLimits(_Strict):
+    max_order_amount: float = Field(gt=0)
+    max_unit_price: float = Field(gt=0)
+    max_line_quantity: int = Field(gt=0)
+    future_tolerance_hours: int = Field(ge=0)
+
+
+class SilverSettings(_Strict):
+    status_map: dict[Literal["TMALL", "JD", "MALL"], dict[str, str]]
+    online_store_prefix: dict[Literal["TMALL", "JD", "MALL"], str]
+    online_default_shop: dict[Literal["JD", "MALL"], str]
+    limits: SilverLimits
+    unmapped_rate_threshold: float = Field(ge=0, le=1)
+
+    @field_validator("status_map")
+    @classmethod
+    def _statuses_known(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        allowed = (*ORDER_STATUSES, "CLOSED")
+        for platform, mapping in value.items():
+            wrong = sorted({v for v in mapping.values() if v not in allowed})
+            if wrong:
+                raise ValueError(
+                    f"{platform} maps to unknown status {', '.join(wrong)}; "
+                    f"allowed: {', '.join(allowed)} (CLOSED = refunded if paid, else cancelled)"
+                )
+        return value
+
+
 class Settings(_Strict):
     env: str
     root: Path
@@ -126,6 +162,7 @@ class Settings(_Strict):
     spark: SparkSettings = Field(default_factory=SparkSettings)
     bronze: BronzeSettings = Field(default_factory=BronzeSettings)
     sources: dict[str, Source]
+    silver: SilverSettings
 
     @property
     def landing(self) -> str:
@@ -226,7 +263,7 @@ def load_settings(env: str | None = None, conf_dir: str | Path | None = None) ->
         raise ConfigError(
             f"unknown environment {env!r}: there is no {overlay_path}; known: {', '.join(known)}"
         )
-    files = [conf / "base.yml", conf / "sources.yml", overlay_path]
+    files = [*(conf / f"{name}.yml" for name in SHARED_FILES), overlay_path]
     raw: dict[str, Any] = {}
     for path in files:
         raw = deep_merge(raw, _read_yaml(path))

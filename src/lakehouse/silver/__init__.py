@@ -1,0 +1,1 @@
+"""Silver layer: typed, cleaned, deduplicated tables built from bronze's as-delivered strings."""
