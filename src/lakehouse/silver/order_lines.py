@@ -1,11 +1,130 @@
-"""Order lines of every platform in one shape; POS lines first, the others as silver grows."""
+"""Order lines of every platform in one shape (`LINE_COLUMNS`).
+
+The SKU is left as the platform's code here (`platform_sku_code`); mapping it to the internal
+`sku_id` needs the day's SKU map and products, which the silver job joins in. JD and the mall
+report refunds per order, not per line: their line refund columns stay null rather than guessed.
+"""
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from lakehouse.silver import normalise as n
+
+LINE_COLUMNS = [
+    "order_key",
+    "line_id",
+    "line_no",
+    "platform",
+    "platform_sku_code",
+    "outer_sku_id",
+    "product_title",
+    "quantity",
+    "unit_price",
+    "line_amount",
+    "refund_status",
+    "refunded_quantity",
+    "refunded_amount",
+    "orig_order_key",
+    "_delivery_date",
+    "_source_file",
+    "_line_no",
+    "_record_hash",
+]
+LINEAGE = ["_delivery_date", "_source_file", "_line_no", "_record_hash"]
+REFUND_STATUS = {"无退款": "NONE", "退款中": "PENDING", "退款成功": "REFUNDED"}
+
+
+def _line_amount(quantity: Column, unit_price: Column) -> Column:
+    return (quantity * unit_price).cast(n.MONEY)
+
+
+def tmall_lines(bronze_items: DataFrame) -> DataFrame:
+    """Tmall line export rows → order lines; 子订单编号 is the line's own id."""
+    order_key = F.concat(F.lit("TMALL:"), n.order_number(F.col("order_no")))
+    line_id = n.order_number(F.col("line_no"))
+    qty = n.quantity(F.col("quantity"))
+    price = n.yuan(F.col("unit_price"))
+    status = F.create_map(*[F.lit(x) for kv in REFUND_STATUS.items() for x in kv])[
+        F.trim(F.col("refund_status"))
+    ]
+    lines = bronze_items.select(
+        order_key.alias("order_key"),
+        line_id.alias("line_id"),
+        F.lit("TMALL").alias("platform"),
+        n.code(F.col("merchant_sku_code")).alias("platform_sku_code"),
+        F.lit(None).cast("string").alias("outer_sku_id"),
+        n.non_blank(F.col("title")).alias("product_title"),
+        qty.alias("quantity"),
+        price.alias("unit_price"),
+        _line_amount(qty, price).alias("line_amount"),
+        status.alias("refund_status"),
+        F.when(status == "REFUNDED", qty).otherwise(F.lit(0)).alias("refunded_quantity"),
+        n.yuan(F.col("refund_amount")).alias("refunded_amount"),
+        F.lit(None).cast("string").alias("orig_order_key"),
+        *LINEAGE,
+    )
+    numbering = Window.partitionBy("order_key").orderBy(F.col("line_id").asc_nulls_last())
+    return lines.withColumn("line_no", F.dense_rank().over(numbering)).select(*LINE_COLUMNS)
+
+
+def _nested_lines(
+    orders: DataFrame,
+    platform: str,
+    items: str,
+    fields: dict[str, str | None],
+    price: Column,
+) -> DataFrame:
+    """Explode an order's item array into lines numbered by their position.
+
+    `fields` names the item fields for sku, outer_sku, title and qty (None: not delivered).
+    """
+
+    def item(name: str) -> Column:
+        field = fields.get(name)
+        return F.col(f"_item.{field}") if field else F.lit(None).cast("string")
+
+    exploded = orders.select(
+        "order_key", *LINEAGE, F.posexplode_outer(F.col(items)).alias("_pos", "_item")
+    ).where(F.col("_item").isNotNull())
+    quantity = n.quantity(item("qty"))
+    return exploded.select(
+        "order_key",
+        (F.col("_pos") + 1).cast("string").alias("line_id"),
+        (F.col("_pos") + 1).alias("line_no"),
+        F.lit(platform).alias("platform"),
+        n.code(item("sku")).alias("platform_sku_code"),
+        n.code(item("outer_sku")).alias("outer_sku_id"),
+        n.non_blank(item("title")).alias("product_title"),
+        quantity.alias("quantity"),
+        price.alias("unit_price"),
+        _line_amount(quantity, price).alias("line_amount"),
+        F.lit(None).cast("string").alias("refund_status"),
+        F.lit(None).cast("int").alias("refunded_quantity"),
+        F.lit(None).cast(n.MONEY).alias("refunded_amount"),
+        F.lit(None).cast("string").alias("orig_order_key"),
+        *LINEAGE,
+    ).select(*LINE_COLUMNS)
+
+
+def jd_lines(bronze_orders: DataFrame) -> DataFrame:
+    """JD orders' nested items → lines keyed by JD's skuId; outerSkuId kept beside it."""
+    orders = bronze_orders.withColumn(
+        "order_key", F.concat(F.lit("JD:"), n.order_number(F.col("orderId")))
+    )
+    fields = {"sku": "skuId", "outer_sku": "outerSkuId", "title": "skuName", "qty": "itemTotal"}
+    return _nested_lines(orders, "JD", "itemInfoList", fields, n.yuan(F.col("_item.jdPrice")))
+
+
+def mall_lines(bronze_orders: DataFrame) -> DataFrame:
+    """Own mall orders' nested items (price in fen) → lines keyed by the internal sku_id."""
+    orders = bronze_orders.withColumn(
+        "order_key", F.concat(F.lit("MALL:"), n.non_blank(F.col("order_id")))
+    )
+    fields = {"sku": "sku_id", "outer_sku": None, "title": None, "qty": "qty"}
+    price = n.fen_to_yuan(F.col("_item.price_fen"))
+    return _nested_lines(orders, "MALL", "items", fields, price)
 
 
 def pos_key(store_code, ticket_no):
@@ -43,4 +162,29 @@ def pos_lines(bronze: DataFrame) -> DataFrame:
         "_source_file",
         "_line_no",
         "_record_hash",
+    )
+
+
+def pos_order_lines(lines: DataFrame) -> DataFrame:
+    """Typed POS lines (see `pos_lines`) in the shared line shape; the barcode is the code."""
+    returned = F.col("quantity") < 0
+    return lines.select(
+        "order_key",
+        F.col("line_no").cast("string").alias("line_id"),
+        "line_no",
+        F.lit("POS").alias("platform"),
+        F.col("barcode").alias("platform_sku_code"),
+        F.lit(None).cast("string").alias("outer_sku_id"),
+        F.lit(None).cast("string").alias("product_title"),
+        "quantity",
+        "unit_price",
+        "line_amount",
+        F.when(returned, "RETURN").otherwise("NONE").alias("refund_status"),
+        F.when(returned, -F.col("quantity")).otherwise(F.lit(0)).alias("refunded_quantity"),
+        F.when(returned, -F.col("line_amount"))
+        .otherwise(F.lit(0).cast(n.MONEY))
+        .cast(n.MONEY)
+        .alias("refunded_amount"),
+        "orig_order_key",
+        *LINEAGE,
     )
