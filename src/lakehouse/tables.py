@@ -80,6 +80,37 @@ class Tables:
         self.register(layer, name)
         return self.version(layer, name)  # type: ignore[return-value]
 
+    def upsert(
+        self,
+        df: DataFrame,
+        layer: str,
+        name: str,
+        keys: list[str],
+        newer_when: str,
+        partition_by: list[str] | None = None,
+    ) -> int:
+        """MERGE `df` on `keys`: insert new keys, replace a matched row only when `newer_when`
+        (a condition over `s.` source and `t.` target columns) holds. `df` must hold one row
+        per key (MERGE refuses duplicate source keys; deduplicate first)."""
+        path = self.path(layer, name)
+        if not self.exists(layer, name):
+            writer = df.write.format("delta").mode("overwrite")
+            if partition_by:
+                writer = writer.partitionBy(*partition_by)
+            writer.save(path)
+        else:
+            on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+            (
+                DeltaTable.forPath(self.spark, path)
+                .alias("t")
+                .merge(df.alias("s"), on)
+                .whenMatchedUpdateAll(condition=newer_when)
+                .whenNotMatchedInsertAll()
+                .execute()
+            )
+        self.register(layer, name)
+        return self.version(layer, name)  # type: ignore[return-value]
+
     def register(self, layer: str, name: str) -> None:
         """Make `<layer>.<name>` resolvable in SQL for this session, pointing at this warehouse.
 
@@ -107,3 +138,15 @@ def _registered_location(spark: SparkSession, ident: str) -> str | None:
         if row[0] == "Location":
             return _normalise(row[1])
     return None
+
+
+def newer_when(columns: list[str]) -> str:
+    """A MERGE condition: the source row sorts after (or equal to) the target row on `columns`,
+    compared left to right. Equal rows update, so a rerun rewrites the same values."""
+    condition = "true"
+    for column in reversed(columns):
+        s, t = f"s.`{column}`", f"t.`{column}`"
+        condition = (
+            f"({s} > {t} OR {t} IS NULL AND {s} IS NOT NULL OR ({s} <=> {t} AND {condition}))"
+        )
+    return condition
