@@ -1,0 +1,99 @@
+"""CRM members: the daily full snapshot, typed and normalised, one row per member and snapshot.
+
+The CRM spells the same value several ways (genders M/男/1, birthdays 1990/3/5 or 19900305,
+phones with +86); silver holds one spelling so One ID and the member dimension can compare
+them. One person holding two member records is kept as two rows: merging people is One ID's
+business, not this transform's.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from lakehouse.silver import normalise as n
+
+MEMBER_COLUMNS = [
+    "member_id",
+    "card_no",
+    "name",
+    "phone",
+    "phone_display",
+    "email",
+    "gender",
+    "birthday",
+    "register_channel",
+    "register_store_code",
+    "register_time",
+    "level",
+    "level_raw",
+    "points",
+    "unionid",
+    "marketing_opt_out",
+    "snapshot_date",
+    "_record_hash",
+    "_source_file",
+    "_line_no",
+]
+
+# `crm_members_20260301.csv`, `crm_members_20260301_2.csv` (a corrected re-export).
+_FILE_DATE_SEQ = r"_(\d{8})(?:_(\d+))?\.[^./]+$"
+
+
+def _later_file_first() -> list[Column]:
+    """Sort order putting the latest file first: its name's date, then its re-export number,
+    then the name itself. Plain name order would rank `_10` before `_2`."""
+    path = F.col("_source_file")
+    file_date = F.regexp_extract(path, _FILE_DATE_SEQ, 1)
+    seq = F.coalesce(F.regexp_extract(path, _FILE_DATE_SEQ, 2).try_cast("int"), F.lit(0))
+    return [file_date.desc(), seq.desc(), path.desc()]
+
+
+def _one_per_member(df: DataFrame) -> DataFrame:
+    """Keep one row per (snapshot_date, member_id): the one from the latest file, latest line.
+
+    Why: a snapshot can repeat a member (an exact duplicate row, or a corrected re-export in the
+    same delivery); the pick must be deterministic and must not fail the run. Quarantining the
+    duplicates is the quality rules' job. Rows without a member_id are not collapsed into one:
+    each stays, so a missing-key rule can see (and count) every one of them.
+    """
+    w = Window.partitionBy("snapshot_date", "member_id").orderBy(
+        *_later_file_first(), F.col("_line_no").desc()
+    )
+    ranked = df.withColumn("_rank", F.row_number().over(w))
+    return ranked.where((F.col("_rank") == 1) | F.col("member_id").isNull()).drop("_rank")
+
+
+def members(bronze_crm: DataFrame) -> DataFrame:
+    """bronze.crm_members rows (strings as delivered) -> silver members (`MEMBER_COLUMNS`).
+
+    Needs the CRM columns of conf/sources.yml plus the lineage columns `_delivery_date`,
+    `_source_file`, `_line_no` and `_record_hash`. `snapshot_date` is the delivery date: the
+    CRM delivers a full snapshot every day. Given several deliveries, the result holds one
+    row per member and snapshot. Unreadable values become null (level_raw keeps the card name
+    as delivered, so an unknown level can still be reported).
+    """
+    phone = F.col("phone")
+    normalised = bronze_crm.select(
+        n.code(F.col("member_id")).alias("member_id"),
+        n.code(F.col("card_no")).alias("card_no"),
+        n.non_blank(F.col("name")).alias("name"),
+        n.phone(phone).alias("phone"),
+        n.phone_display(phone).alias("phone_display"),
+        n.email(F.col("email")).alias("email"),
+        n.gender(F.col("gender")).alias("gender"),
+        n.birthday(F.col("birthday")).alias("birthday"),
+        n.code(F.col("register_channel")).alias("register_channel"),
+        n.code(F.col("register_store_code")).alias("register_store_code"),
+        n.shanghai_local_to_utc(F.col("register_time")).alias("register_time"),
+        n.member_level(F.col("level")).alias("level"),
+        n.non_blank(F.col("level")).alias("level_raw"),
+        n.quantity(F.col("points")).alias("points"),
+        n.non_blank(F.col("unionid")).alias("unionid"),
+        n.yes_no(F.col("marketing_opt_out")).alias("marketing_opt_out"),
+        F.col("_delivery_date").cast("date").alias("snapshot_date"),
+        "_record_hash",
+        "_source_file",
+        "_line_no",
+    )
+    return _one_per_member(normalised).select(*MEMBER_COLUMNS)
