@@ -1,0 +1,151 @@
+"""Where a gate's verdict is kept: `ops.dq_results` (one row per expectation) and GX data docs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import (
+    BooleanType,
+    DateType,
+    DoubleType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+from lakehouse.quality.gate import GateOutcome, _gx_lock, gx_context
+from lakehouse.tables import Tables
+
+log = logging.getLogger(__name__)
+
+DQ_RESULTS = ("ops", "dq_results")
+DQ_RESULTS_SCHEMA = StructType(
+    [
+        StructField("run_id", StringType(), False),
+        StructField("run_date", DateType(), False),
+        StructField("table", StringType(), False),
+        StructField("expectation", StringType(), False),
+        StructField("expectation_type", StringType(), False),
+        StructField("column", StringType(), True),
+        StructField("policy", StringType(), False),
+        StructField("success", BooleanType(), False),
+        StructField("observed_value", StringType(), True),
+        StructField("unexpected_count", LongType(), True),
+        StructField("element_count", LongType(), True),
+        StructField("unexpected_percent", DoubleType(), True),
+        StructField("unexpected_examples", StringType(), True),
+        StructField("failing_rows", LongType(), True),
+        StructField("rule", StringType(), False),
+        StructField("exception", StringType(), True),
+        StructField("checked_at", TimestampType(), False),
+    ]
+)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def results_frame(spark: SparkSession, outcome: GateOutcome) -> DataFrame:
+    rows = [
+        (
+            outcome.run_id,
+            outcome.run_date,
+            outcome.table,
+            r.name,
+            r.type,
+            ",".join(r.columns) or None,
+            r.policy,
+            r.success,
+            _json(r.observed_value),
+            r.unexpected_count,
+            r.element_count,
+            None if r.unexpected_percent is None else float(r.unexpected_percent),
+            _json(list(r.partial_unexpected)) if r.partial_unexpected else None,
+            r.failing_rows,
+            r.rule,
+            r.exception,
+            outcome.checked_at,
+        )
+        for r in outcome.results
+    ]
+    return spark.createDataFrame(rows, DQ_RESULTS_SCHEMA)
+
+
+def _local_dir(location: str) -> Path | None:
+    """A local folder for `location`, or None for a URI GX's file-system store cannot write."""
+    if location.startswith("file:"):
+        return Path(re.sub(r"^file:(//)?", "", location))
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", location):
+        return None
+    return Path(location)
+
+
+def build_data_docs(outcome: GateOutcome, docs_dir: str) -> str | None:
+    """Render the gate's GX validation as HTML under `docs_dir`; returns the page's URL.
+
+    The ephemeral context keeps validation results in memory, so the index page lists this
+    process's gates; each validation page stays on disk under validations/<suite>/<run_id>/.
+    """
+    folder = _local_dir(docs_dir)
+    if folder is None:
+        log.warning("data docs skipped: %s is not a local folder", docs_dir)
+        return None
+    if outcome.validation is None:
+        return None
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    site = "lakehouse_" + hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:10]
+    with _gx_lock:
+        context = gx_context()
+        if site not in context.list_data_docs_sites():
+            context.add_data_docs_site(
+                site_name=site,
+                site_config={
+                    "class_name": "SiteBuilder",
+                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                    "store_backend": {
+                        "class_name": "TupleFilesystemStoreBackend",
+                        "base_directory": str(folder.resolve()),
+                    },
+                },
+            )
+        identifier = ValidationResultIdentifier(
+            expectation_suite_identifier=ExpectationSuiteIdentifier(name=outcome.table),
+            run_id=RunIdentifier(
+                run_name=outcome.run_id, run_time=outcome.checked_at.replace(tzinfo=UTC)
+            ),
+            batch_identifier=outcome.table,
+        )
+        context.validation_results_store.set(identifier, outcome.validation)
+        context.build_data_docs(site_names=[site], resource_identifiers=[identifier])
+        urls = context.get_docs_sites_urls(resource_identifier=identifier, site_names=[site])
+    return urls[0]["site_url"] if urls else None
+
+
+def record_results(tables: Tables, outcome: GateOutcome, *, data_docs: bool | None = None) -> int:
+    """Append the outcome to ops.dq_results (and render data docs); returns the Delta version.
+
+    Record before raising on a failed gate, so a failure leaves its evidence behind.
+    `data_docs` overrides conf/quality.yml's `data_docs.enabled`.
+    """
+    version = tables.append(results_frame(tables.spark, outcome), *DQ_RESULTS)
+    if outcome.settings.data_docs.enabled if data_docs is None else data_docs:
+        try:
+            outcome.docs_url = build_data_docs(outcome, outcome.settings.docs_dir(tables.warehouse))
+        except Exception:  # docs are a convenience: never fail a gate over them
+            log.warning("data docs for %s could not be built", outcome.table, exc_info=True)
+    return version
