@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_run_args(run)
 
     layer = sub.add_parser("run-layer", help="run every job of a layer, day by day")
-    layer.add_argument("layer", choices=["bronze"])
+    layer.add_argument("layer", choices=["bronze", "silver", "all"])
     layer.add_argument("--from", dest="start", type=_date, required=True)
     layer.add_argument("--to", dest="end", type=_date, required=True)
     layer.add_argument("--env", default=None)
@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     summary = sub.add_parser("summary", help="print what landed in bronze and what was quarantined")
     summary.add_argument("--env", default=None)
 
-    demo = sub.add_parser("demo", help="generate a small landing zone and land it in bronze")
+    demo = sub.add_parser("demo", help="generate a small landing zone, run bronze and silver")
     demo.add_argument("--dir", default="data/demo", help="demo folder (replaced)")
     demo.add_argument("--scale", type=_positive_float, default=0.05)
     demo.add_argument("--days", type=_positive_int, default=3)
@@ -172,14 +172,29 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def _run_layer(settings: Settings, spark, days: list[date]) -> bool:
-    from lakehouse.registry import build_registry
+def _run_layer(
+    settings: Settings, spark, days: list[date], layers: tuple[str, ...] = ("bronze", "silver")
+) -> bool:
+    """Run the layers' jobs day by day in dependency order; a failed job skips its dependants
+    for that day (their input would be missing or stale), not the unrelated jobs."""
+    from lakehouse.registry import build_registry, in_order
 
-    names = [n for n, j in build_registry(settings).items() if j.layer == "bronze"]
+    jobs = in_order(build_registry(settings), layers)
     ok = True
     for day in days:
-        for name in names:
-            ok = _run_one(settings, spark, name, day) and ok
+        failed: set[str] = set()
+        for job in jobs:
+            blocked = [d for d in job.depends_on if d in failed]
+            if blocked:
+                print(
+                    f"{job.name:<28} {day}  SKIPPED  (after failed {', '.join(blocked)})",
+                    file=sys.stderr,
+                )
+                failed.add(job.name)
+                continue
+            if not _run_one(settings, spark, job.name, day):
+                failed.add(job.name)
+        ok = ok and not failed
     return ok
 
 
@@ -242,7 +257,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         return 0 if _run_one(settings, spark, args.job, args.run_date) else 1
     if args.command == "run-layer":
-        return 0 if _run_layer(settings, spark, _days(args.start, args.end)) else 1
+        layers = ("bronze", "silver") if args.layer == "all" else (args.layer,)
+        return 0 if _run_layer(settings, spark, _days(args.start, args.end), layers) else 1
     raise UsageError(f"unknown command {args.command}")
 
 

@@ -24,7 +24,65 @@ def build_registry(settings: Settings) -> dict[str, Job]:
             description=f"land {source} deliveries in {tables}",
             run=partial(ingest_source, source=source),
         )
+    jobs["silver.master"] = Job(
+        name="silver.master",
+        layer="silver",
+        description="products and stores history (SCD2), SKU map",
+        run=_silver_master,
+        depends_on=("bronze.master", "bronze.tmall_orders"),
+    )
+    jobs["silver.sales"] = Job(
+        name="silver.sales",
+        layer="silver",
+        description="orders and order lines of every platform, latest state wins",
+        run=_silver_sales,
+        depends_on=(
+            "silver.master",
+            "bronze.tmall_orders",
+            "bronze.tmall_order_items",
+            "bronze.jd_orders",
+            "bronze.mall_orders",
+            "bronze.pos_sales",
+        ),
+    )
     return jobs
+
+
+def _silver_master(ctx):
+    from lakehouse.silver.master_job import build_master
+
+    return build_master(ctx)
+
+
+def _silver_sales(ctx):
+    from lakehouse.silver.sales_job import build_sales
+
+    return build_sales(ctx)
+
+
+LAYER_ORDER = ("bronze", "silver")
+
+
+def in_order(jobs: dict[str, Job], layers: tuple[str, ...] = LAYER_ORDER) -> list[Job]:
+    """Jobs of `layers` so that every job comes after the jobs it depends on."""
+    chosen = {n: j for n, j in jobs.items() if j.layer in layers}
+    done: list[Job] = []
+    seen: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in seen:
+            return
+        if name in path:
+            raise JobError(f"the job registry has a cycle: {' -> '.join((*path, name))}")
+        for dependency in chosen[name].depends_on:
+            if dependency in chosen:
+                visit(dependency, (*path, name))
+        seen.add(name)
+        done.append(chosen[name])
+
+    for name in chosen:
+        visit(name, ())
+    return done
 
 
 def get_job(settings: Settings, name: str) -> Job:
