@@ -1,0 +1,373 @@
+"""Master data: products, stores and the SKU map, typed from the daily full snapshots.
+
+Why: every fact joins master data (a sale needs its product's cost, its store's region), and
+master data changes over time. These functions turn one day's bronze snapshot into typed rows,
+one per key, ready for `scd2.apply_scd2` (products and stores keep history, because margin
+needs the unit cost valid at the time of sale). The SKU map translates the platforms' own SKU
+codes into the internal sku_id; a code that maps to nothing, or to two products at once, is
+flagged and reported, never guessed.
+
+Nothing is dropped here: a row with an unreadable key passes through with a null key so the
+quality gate can quarantine it with its reason; only exact repeats of a key within one
+snapshot collapse (the later line wins, deterministically).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import DecimalType, StringType
+
+from lakehouse.config import PLATFORMS, SilverSettings
+from lakehouse.silver import normalise as n
+
+LINEAGE = ["_record_hash", "_source_file", "_line_no"]
+AREA = DecimalType(10, 2)
+
+PRODUCT_KEY = ["sku_id"]
+PRODUCT_TRACKED = [
+    "barcode",
+    "sku_name",
+    "brand",
+    "category_l1",
+    "category_l2",
+    "category_l3",
+    "list_price",
+    "unit_cost",
+    "launch_date",
+    "status",
+]
+PRODUCT_COLUMNS = [*PRODUCT_KEY, *PRODUCT_TRACKED, "snapshot_date", *LINEAGE]
+
+STORE_KEY = ["store_code"]
+STORE_TRACKED = [
+    "store_name",
+    "store_type",
+    "province",
+    "city",
+    "region",
+    "floor_area_sqm",
+    "staff_count",
+    "open_date",
+    "close_date",
+    "store_phone",
+]
+# store_phone_raw rides along untracked: a new spelling of the same number is no new version.
+STORE_COLUMNS = [*STORE_KEY, *STORE_TRACKED, "store_phone_raw", "snapshot_date", *LINEAGE]
+ONLINE = "ONLINE"
+
+SKU_MAP_COLUMNS = [
+    "platform",
+    "platform_sku_code",
+    "sku_id",
+    "sku_known",
+    "sku_conflict",
+    "snapshot_date",
+    *LINEAGE,
+]
+
+
+def iso_date(col: Column) -> Column:
+    """DateType from a `YYYY-MM-DD` string (surrounding blanks ignored); null otherwise.
+
+    Why: master files write plain ISO dates; an empty or impossible one (2026-02-30) is null,
+    never an ANSI error.
+    """
+    return F.try_to_date(n.non_blank(col), "yyyy-MM-dd")
+
+
+def latest_line(df: DataFrame, key: Sequence[str], order: Sequence[Column] = ()) -> DataFrame:
+    """One row per `key`; the later delivery, file and line wins (after `order`, if given).
+
+    Why: a snapshot may repeat a key (an exact duplicate line, a corrected file in the same
+    delivery); the pick must be deterministic. Rows with a null key part are not a key's and
+    all pass through, for the quality gate to quarantine.
+    """
+    has_key = F.lit(True)
+    for k in key:
+        has_key = has_key & F.col(k).isNotNull()
+    ranking = [
+        *order,
+        F.col("_delivery_date").desc(),
+        F.col("_source_file").desc(),
+        F.col("_line_no").desc(),
+    ]
+    w = Window.partitionBy(*key).orderBy(*ranking)
+    ranked = df.withColumn("_has_key", has_key).withColumn("_rank", F.row_number().over(w))
+    return ranked.where(~F.col("_has_key") | (F.col("_rank") == 1)).drop("_has_key", "_rank")
+
+
+def _upper(col: Column) -> Column:
+    """An enumeration value: trimmed, upper case, null when blank."""
+    return F.upper(n.non_blank(col))
+
+
+# --- products ---------------------------------------------------------------------------------
+
+
+def products_snapshot(bronze_products: DataFrame) -> DataFrame:
+    """One day's products file → one typed row per (snapshot_date, sku_id).
+
+    The snapshot date is the delivery date (`dt=`): a full snapshot tells the state on the day
+    it arrived. Prices and costs are decimal yuan; history is `scd2.apply_scd2`'s job with
+    PRODUCT_KEY / PRODUCT_TRACKED.
+    """
+    typed = bronze_products.select(
+        n.code(F.col("sku_id")).alias("sku_id"),
+        n.code(F.col("barcode")).alias("barcode"),
+        n.non_blank(F.col("sku_name")).alias("sku_name"),
+        n.non_blank(F.col("brand")).alias("brand"),
+        n.non_blank(F.col("category_l1")).alias("category_l1"),
+        n.non_blank(F.col("category_l2")).alias("category_l2"),
+        n.non_blank(F.col("category_l3")).alias("category_l3"),
+        n.yuan(F.col("list_price")).alias("list_price"),
+        n.yuan(F.col("unit_cost")).alias("unit_cost"),
+        iso_date(F.col("launch_date")).alias("launch_date"),
+        _upper(F.col("status")).alias("status"),
+        F.col("_delivery_date").alias("snapshot_date"),
+        "_delivery_date",
+        *LINEAGE,
+    )
+    return latest_line(typed, ["snapshot_date", *PRODUCT_KEY]).select(*PRODUCT_COLUMNS)
+
+
+# --- stores -----------------------------------------------------------------------------------
+
+
+def stores_snapshot(bronze_stores: DataFrame) -> DataFrame:
+    """One day's stores file → one typed row per (snapshot_date, store_code).
+
+    `store_phone` is the normalised mobile (null for a landline or garbage, which
+    `store_phone_raw` keeps as delivered): One ID needs it to recognise the store's own number
+    keyed in for walk-in customers.
+    """
+    typed = bronze_stores.select(
+        n.code(F.col("store_code")).alias("store_code"),
+        n.non_blank(F.col("store_name")).alias("store_name"),
+        n.code(F.col("store_type")).alias("store_type"),
+        n.non_blank(F.col("province")).alias("province"),
+        n.non_blank(F.col("city")).alias("city"),
+        n.non_blank(F.col("region")).alias("region"),
+        n.non_blank(F.col("floor_area_sqm")).try_cast(AREA).alias("floor_area_sqm"),
+        n.quantity(F.col("staff_count")).alias("staff_count"),
+        iso_date(F.col("open_date")).alias("open_date"),
+        iso_date(F.col("close_date")).alias("close_date"),
+        n.phone(F.col("store_phone")).alias("store_phone"),
+        n.non_blank(F.col("store_phone")).alias("store_phone_raw"),
+        F.col("_delivery_date").alias("snapshot_date"),
+        "_delivery_date",
+        *LINEAGE,
+    )
+    return latest_line(typed, ["snapshot_date", *STORE_KEY]).select(*STORE_COLUMNS)
+
+
+def online_stores(
+    settings_silver: SilverSettings,
+    shop_names: DataFrame | Sequence[str],
+    snapshot_date: dt.date | None = None,
+) -> DataFrame:
+    """The virtual stores of the online shops, in the stores' shape (STORE_COLUMNS).
+
+    Why: online orders carry a store_code too (orders.py builds it), so sales by store and
+    the location checks can treat every channel alike. Tmall has one store per shop name
+    (`TMALL:<shop>`, shop names trimmed as orders.py does); JD and the own mall have one each
+    (`JD:POP`, `MALL:OWN` with the configured defaults). `shop_names` is a list of Tmall shop
+    names or a DataFrame with a `shop_name` column (e.g. silver orders). Area, staff, address
+    and phone are null; store_type is ONLINE.
+    """
+    prefix = settings_silver.online_store_prefix
+    defaults = settings_silver.online_default_shop
+    if isinstance(shop_names, DataFrame):
+        spark = shop_names.sparkSession
+        tmall = shop_names.select(n.non_blank(F.col("shop_name")).alias("shop"))
+    else:
+        spark = SparkSession.active()
+        tmall = spark.createDataFrame([(s,) for s in shop_names], "shop string").select(
+            n.non_blank(F.col("shop")).alias("shop")
+        )
+    tmall = tmall.where(F.col("shop").isNotNull()).distinct()
+    tmall = tmall.select(
+        F.concat(F.lit(prefix["TMALL"]), F.col("shop")).alias("store_code"), "shop"
+    )
+    others = spark.createDataFrame(
+        [(prefix[p] + defaults[p], defaults[p]) for p in ("JD", "MALL")],
+        "store_code string, shop string",
+    )
+    typed = {
+        "store_name": F.col("shop"),
+        "store_type": F.lit(ONLINE),
+        "floor_area_sqm": F.lit(None).cast(AREA),
+        "staff_count": F.lit(None).cast("int"),
+        "open_date": F.lit(None).cast("date"),
+        "close_date": F.lit(None).cast("date"),
+        "snapshot_date": F.lit(snapshot_date).cast("date"),
+        "_line_no": F.lit(None).cast("int"),
+    }
+    text = [c for c in STORE_COLUMNS if c not in typed and c != "store_code"]
+    return (
+        tmall.unionByName(others)
+        .withColumns({**typed, **{c: F.lit(None).cast(StringType()) for c in text}})
+        .select(*STORE_COLUMNS)
+    )
+
+
+# --- SKU map ----------------------------------------------------------------------------------
+
+
+def _known(products_current: DataFrame, col: str = "sku_id") -> DataFrame:
+    """The distinct non-null values of `col` in the products, with a True marker column."""
+    return (
+        products_current.select(F.col(col).alias("_known_id"))
+        .where(F.col("_known_id").isNotNull())
+        .distinct()
+        .withColumn("_is_known", F.lit(True))
+    )
+
+
+def _mapping_rows(bronze_sku_mapping: DataFrame) -> DataFrame:
+    """Typed mapping rows plus, per (snapshot_date, platform, code), the distinct sku_ids."""
+    typed = bronze_sku_mapping.select(
+        n.code(F.col("platform")).alias("platform"),
+        n.code(F.col("platform_sku_code")).alias("platform_sku_code"),
+        n.code(F.col("sku_id")).alias("sku_id"),
+        F.col("_delivery_date").alias("snapshot_date"),
+        "_delivery_date",
+        *LINEAGE,
+    )
+    group = Window.partitionBy("snapshot_date", "platform", "platform_sku_code")
+    return typed.withColumn("_candidates", F.array_sort(F.collect_set("sku_id").over(group)))
+
+
+def sku_map(bronze_sku_mapping: DataFrame, products_current: DataFrame) -> DataFrame:
+    """One day's sku_mapping file → one row per (snapshot_date, platform, platform_sku_code).
+
+    Codes are normalised with `normalise.code` (merchant codes carry stray spaces and lower
+    case). A code mapped to two different sku_ids in one snapshot is not resolved by guessing:
+    its sku_id is null and `sku_conflict` true (see `sku_map_conflicts`). `sku_known` says
+    whether the sku_id is a product of `products_current` (a DataFrame with `sku_id`). Rows
+    with a null platform or code pass through for the gate; platform values outside
+    TMALL/JD/MALL/POS are kept as delivered (upper case) for the gate to judge.
+    """
+    rows = _mapping_rows(bronze_sku_mapping)
+    prefer_mapped = [F.col("sku_id").isNull().asc()]
+    one = latest_line(rows, ["snapshot_date", "platform", "platform_sku_code"], prefer_mapped)
+    conflict = F.size("_candidates") > 1
+    resolved = one.withColumns(
+        {"sku_conflict": conflict, "sku_id": F.when(~conflict, F.col("sku_id"))}
+    )
+    known = _known(products_current)
+    return (
+        resolved.join(F.broadcast(known), F.col("sku_id") == F.col("_known_id"), "left")
+        .withColumn("sku_known", F.coalesce(F.col("_is_known"), F.lit(False)))
+        .select(*SKU_MAP_COLUMNS)
+    )
+
+
+def sku_map_conflicts(bronze_sku_mapping: DataFrame, products_current: DataFrame) -> DataFrame:
+    """The mapping problems to report: one row per (snapshot_date, platform, code, reason).
+
+    reason 'conflicting_sku_ids': the code maps to two or more sku_ids in one snapshot
+    (`sku_ids` lists them); 'unknown_sku': it maps to a single sku_id that is no product of
+    `products_current` (or to none). Both make the code unmapped in `sku_map`.
+    """
+    rows = _mapping_rows(bronze_sku_mapping)
+    codes = latest_line(rows, ["snapshot_date", "platform", "platform_sku_code"]).where(
+        F.col("platform").isNotNull() & F.col("platform_sku_code").isNotNull()
+    )
+    known = _known(products_current)
+    single = F.get(F.col("_candidates"), 0)
+    checked = codes.join(F.broadcast(known), single == F.col("_known_id"), "left")
+    reason = F.when(F.size("_candidates") > 1, F.lit("conflicting_sku_ids")).when(
+        F.col("_is_known").isNull(), F.lit("unknown_sku")
+    )
+    return (
+        checked.withColumn("reason", reason)
+        .where(F.col("reason").isNotNull())
+        .select(
+            "snapshot_date",
+            "platform",
+            "platform_sku_code",
+            F.col("_candidates").alias("sku_ids"),
+            "reason",
+        )
+    )
+
+
+def resolve_sku(
+    lines: DataFrame,
+    sku_map: DataFrame,
+    platform: str,
+    code_col: str,
+    products_current: DataFrame,
+    barcode: bool = False,
+    *,
+    accept_internal_ids: bool = False,
+) -> DataFrame:
+    """`lines` plus `sku_id` (the internal product) and `sku_mapped` (it was found).
+
+    The code in `code_col` is normalised with `normalise.code` and looked up, first hit wins:
+    1. with `barcode=True` (POS), products_current.barcode (the contract's route for POS);
+       a barcode that two products share resolves to neither;
+    2. the SKU map's rows for `platform` (its latest snapshot_date, if it holds several);
+    3. with `accept_internal_ids`, the code itself when it is a product sku_id (mall items,
+       JD outerSkuId already carry the internal id).
+    Only known products count: a mapping that points at a sku_id missing from
+    `products_current` leaves the line unmapped, so `sku_mapped` = `sku_id IS NOT NULL` =
+    "the line has a product". Line count is preserved; an existing sku_id column is replaced.
+    """
+    platform = platform.strip().upper()
+    if platform not in PLATFORMS:
+        raise ValueError(f"unknown platform {platform!r}; known: {', '.join(PLATFORMS)}")
+    known = _known(products_current)
+    candidates: list[DataFrame] = []
+    if barcode:
+        by_barcode = (
+            products_current.select(n.code(F.col("barcode")).alias("_code"), "sku_id")
+            .where(F.col("_code").isNotNull() & F.col("sku_id").isNotNull())
+            .groupBy("_code")
+            .agg(F.collect_set("sku_id").alias("_ids"))
+            .where(F.size("_ids") == 1)
+            .select("_code", F.get(F.col("_ids"), 0).alias("_sku"), F.lit(1).alias("_prio"))
+        )
+        candidates.append(by_barcode)
+    mapping = sku_map.where(F.col("platform") == platform)
+    if "snapshot_date" in sku_map.columns:
+        newest = Window.partitionBy("platform_sku_code").orderBy(F.col("snapshot_date").desc())
+        mapping = mapping.withColumn("_r", F.row_number().over(newest)).where("_r = 1")
+    candidates.append(
+        mapping.select(
+            F.col("platform_sku_code").alias("_code"),
+            F.col("sku_id").alias("_sku"),
+            F.lit(2).alias("_prio"),
+        )
+    )
+    if accept_internal_ids:
+        candidates.append(
+            known.select(
+                F.col("_known_id").alias("_code"),
+                F.col("_known_id").alias("_sku"),
+                F.lit(3).alias("_prio"),
+            )
+        )
+    lookup = candidates[0]
+    for more in candidates[1:]:
+        lookup = lookup.unionByName(more)
+    first_hit = Window.partitionBy("_code").orderBy("_prio")
+    lookup = (
+        lookup.join(F.broadcast(known), F.col("_sku") == F.col("_known_id"), "left_semi")
+        .withColumn("_r", F.row_number().over(first_hit))
+        .where("_r = 1")
+        .select("_code", "_sku")
+    )
+    kept = [c for c in lines.columns if c not in ("sku_id", "sku_mapped")]
+    out = lines.withColumn("_code", n.code(F.col(code_col))).join(
+        F.broadcast(lookup), "_code", "left"
+    )
+    return out.select(
+        *kept,
+        F.col("_sku").alias("sku_id"),
+        F.col("_sku").isNotNull().alias("sku_mapped"),
+    )
