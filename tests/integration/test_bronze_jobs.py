@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -152,9 +153,7 @@ def test_a_dataset_without_its_file_fails_the_job(spark, settings_for, tmp_path)
 
 def test_cli_reports_bad_configuration_in_one_line(tmp_path, monkeypatch, capsys):
     conf = tmp_path / "conf"
-    conf.mkdir()
-    for name in ("base.yml", "sources.yml"):
-        (conf / name).write_text((Path(__file__).parents[2] / "conf" / name).read_text())
+    shutil.copytree(Path(__file__).parents[2] / "conf", conf)
     (conf / "local.yml").write_text("sparkk: {}\n")
     monkeypatch.setenv("LAKEHOUSE_CONF", str(conf))
     assert main(["jobs"]) == 2
