@@ -45,7 +45,46 @@ def build_registry(settings: Settings) -> dict[str, Job]:
             "bronze.pos_sales",
         ),
     )
+    for name, builder, description, depends_on in (
+        (
+            "silver.members",
+            "build_members",
+            "CRM members, newest snapshot wins",
+            ("bronze.crm_members",),
+        ),
+        (
+            "silver.campaigns",
+            "build_campaigns",
+            "campaigns and the day's campaign touches",
+            ("bronze.campaigns",),
+        ),
+        (
+            "silver.inventory",
+            "build_inventory",
+            "daily stock positions, flagged not zeroed",
+            ("bronze.inventory", "silver.master"),
+        ),
+        (
+            "silver.identities",
+            "build_identities",
+            "every identifier of members, orders and touches, for One ID",
+            ("silver.members", "silver.sales", "silver.campaigns"),
+        ),
+    ):
+        jobs[name] = Job(
+            name=name,
+            layer="silver",
+            description=description,
+            run=partial(_entity_job, builder),
+            depends_on=depends_on,
+        )
     return jobs
+
+
+def _entity_job(builder: str, ctx):
+    from lakehouse.silver import entity_jobs
+
+    return getattr(entity_jobs, builder)(ctx)
 
 
 def _silver_master(ctx):

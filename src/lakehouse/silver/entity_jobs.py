@@ -1,0 +1,212 @@
+"""Silver jobs for members, campaigns, inventory and identities.
+
+Each follows the sales job's pattern: the run date's bronze slice, exact duplicates split off,
+conformed, gated (bad rows to silver.quarantine with their rule), the latest state MERGEd.
+A kept-but-suspect row (negative on-hand, an unknown location or SKU) stays in its table with
+its flag and leaves a quarantine record, so totals never shrink and nothing goes unreported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from lakehouse.quality.gate import raise_if_failed, run_gate
+from lakehouse.quality.results import record_results
+from lakehouse.runtime import JobContext, JobError, JobResult
+from lakehouse.silver import campaigns as campaign_model
+from lakehouse.silver import identities as identity_model
+from lakehouse.silver import members as member_model
+from lakehouse.silver.dedup import mark_exact_duplicates
+from lakehouse.silver.inventory import INVENTORY_KEY, inventory_daily
+from lakehouse.silver.sales_job import duplicate_records, future_limit, write_quarantine
+from lakehouse.silver.scd2 import current_versions
+from lakehouse.tables import newer_when
+
+SNAPSHOT_NEWER = newer_when(["snapshot_date", "_source_file", "_line_no"])
+DELIVERY_NEWER = newer_when(["_delivery_date", "_source_file", "_line_no"])
+
+
+def _slice(ctx: JobContext, dataset: str) -> DataFrame:
+    if not ctx.tables.exists("bronze", dataset):
+        raise JobError(f"bronze.{dataset} does not exist: run the bronze jobs for {ctx.run_date}")
+    return mark_exact_duplicates(
+        ctx.tables.read("bronze", dataset).where(F.col("_delivery_date") == F.lit(ctx.run_date))
+    )
+
+
+def _silver(ctx: JobContext, table: str, job: str) -> DataFrame:
+    if not ctx.tables.exists("silver", table):
+        raise JobError(f"silver.{table} does not exist: run {job} for {ctx.run_date} first")
+    return ctx.tables.read("silver", table)
+
+
+def flag_records(
+    df: DataFrame,
+    table: str,
+    flag: str,
+    column: str,
+    reason: str,
+    key: Sequence[str],
+    ctx: JobContext,
+) -> DataFrame:
+    """Quarantine records for rows kept in `table` whose `flag` is true."""
+    return df.where(F.col(flag)).select(
+        F.lit(table).alias("table"),
+        F.concat_ws(":", *[F.col(k).cast("string") for k in key]).alias("record_key"),
+        F.lit(reason).alias("expectation"),
+        F.lit(f"{column}: {reason} (row kept, flagged)").alias("rule"),
+        F.lit(column).alias("column"),
+        F.col(column).cast("string").alias("value"),
+        F.lit(reason).alias("reason"),
+        F.to_json(F.struct("_source_file", "_line_no")).alias("record"),
+        F.lit(ctx.run_id).alias("run_id"),
+        F.lit(ctx.run_date).alias("run_date"),
+    )
+
+
+def parameters(ctx: JobContext) -> dict:
+    """The suites' run-time parameters, from conf/silver.yml and the run date."""
+    limits = ctx.settings.silver.limits
+    return {
+        "run_date": ctx.run_date.isoformat(),
+        "future_limit": future_limit(ctx.run_date, limits.future_tolerance_hours),
+        "max_stock_quantity": limits.max_stock_quantity,
+    }
+
+
+def _gate(ctx: JobContext, df: DataFrame, suite: str, key: list[str]):
+    outcome = run_gate(
+        df,
+        suite,
+        key_columns=key,
+        run_id=ctx.run_id,
+        run_date=ctx.run_date,
+        parameters=parameters(ctx),
+    )
+    record_results(ctx.tables, outcome)
+    try:
+        raise_if_failed(outcome)
+    except Exception:
+        outcome.release()
+        raise
+    return outcome
+
+
+def build_members(ctx: JobContext) -> JobResult:
+    """The CRM snapshot of the day, one row per member; the newest snapshot wins."""
+    bronze = _slice(ctx, "crm_members")
+    members = member_model.members(bronze.where(F.col("_duplicate_of").isNull()))
+    with _gate(ctx, members, "silver.members", ["member_id"]) as gate:
+        result = JobResult(rows_read=bronze.count())
+        result.versions["silver.members"] = ctx.tables.upsert(
+            gate.good, "silver", "members", ["member_id"], SNAPSHOT_NEWER
+        )
+        parts = [duplicate_records(bronze, "silver.members", ctx), gate.quarantined]
+        result.versions["silver.quarantine"] = write_quarantine(ctx, parts, ["silver.members"])
+        result.rows_written = gate.good.count()
+        result.rows_quarantined = result.rows_read - result.rows_written
+    return result
+
+
+def build_campaigns(ctx: JobContext) -> JobResult:
+    """Campaigns (latest snapshot per campaign) and the day's touches."""
+    bronze_campaigns = _slice(ctx, "campaigns")
+    bronze_touches = _slice(ctx, "campaign_touches")
+    campaigns = campaign_model.campaigns(bronze_campaigns.where(F.col("_duplicate_of").isNull()))
+    touches = campaign_model.campaign_touches(bronze_touches.where(F.col("_duplicate_of").isNull()))
+    result = JobResult(rows_read=bronze_campaigns.count() + bronze_touches.count())
+    with (
+        _gate(ctx, campaigns, "silver.campaigns", ["campaign_id"]) as campaign_gate,
+        _gate(ctx, touches, "silver.campaign_touches", ["touch_key"]) as touch_gate,
+    ):
+        result.versions["silver.campaigns"] = ctx.tables.upsert(
+            campaign_gate.good, "silver", "campaigns", ["campaign_id"], SNAPSHOT_NEWER
+        )
+        one_per_touch = touch_gate.good.dropDuplicates(["touch_key"])
+        result.versions["silver.campaign_touches"] = ctx.tables.upsert(
+            one_per_touch, "silver", "campaign_touches", ["touch_key"], DELIVERY_NEWER
+        )
+        parts = [
+            duplicate_records(bronze_campaigns, "silver.campaigns", ctx),
+            duplicate_records(bronze_touches, "silver.campaign_touches", ctx),
+            campaign_gate.quarantined,
+            touch_gate.quarantined,
+        ]
+        result.versions["silver.quarantine"] = write_quarantine(
+            ctx, parts, ["silver.campaigns", "silver.campaign_touches"]
+        )
+        result.rows_written = campaign_gate.good.count() + one_per_touch.count()
+    return result
+
+
+def build_inventory(ctx: JobContext) -> JobResult:
+    """The day's stock snapshot; negative on-hand and unknown codes are kept and flagged."""
+    bronze = _slice(ctx, "inventory")
+    products = current_versions(_silver(ctx, "products", "silver.master"))
+    stores = current_versions(_silver(ctx, "stores", "silver.master"))
+    stock = inventory_daily(bronze.where(F.col("_duplicate_of").isNull()), products, stores)
+    with _gate(ctx, stock, "silver.inventory_daily", INVENTORY_KEY) as gate:
+        good = gate.good
+        result = JobResult(rows_read=bronze.count())
+        result.versions["silver.inventory_daily"] = ctx.tables.upsert(
+            good,
+            "silver",
+            "inventory_daily",
+            INVENTORY_KEY,
+            DELIVERY_NEWER,
+            partition_by=["snapshot_date"],
+        )
+        flagged = good.withColumns(
+            {"_unknown_sku": ~F.col("sku_known"), "_unknown_location": ~F.col("location_known")}
+        )
+        table = "silver.inventory_daily"
+        parts = [
+            duplicate_records(bronze, table, ctx),
+            gate.quarantined,
+            flag_records(
+                flagged,
+                table,
+                "negative_on_hand",
+                "on_hand_qty",
+                "negative_on_hand",
+                INVENTORY_KEY,
+                ctx,
+            ),
+            flag_records(
+                flagged, table, "_unknown_sku", "sku_id", "unknown_sku", INVENTORY_KEY, ctx
+            ),
+            flag_records(
+                flagged,
+                table,
+                "_unknown_location",
+                "location_code",
+                "unknown_store",
+                INVENTORY_KEY,
+                ctx,
+            ),
+        ]
+        result.versions["silver.quarantine"] = write_quarantine(ctx, parts, [table])
+        result.rows_written = good.count()
+        result.rows_quarantined = result.rows_read - result.rows_written
+    return result
+
+
+def build_identities(ctx: JobContext) -> JobResult:
+    """Every identifier seen in the day's members, orders and touches, for One ID."""
+    day = F.col("_delivery_date") == F.lit(ctx.run_date)
+    members = _silver(ctx, "members", "silver.members").where(
+        F.col("snapshot_date") == F.lit(ctx.run_date)
+    )
+    orders = _silver(ctx, "orders", "silver.sales").where(day)
+    touches = _silver(ctx, "campaign_touches", "silver.campaigns").where(day)
+    found = identity_model.identities(members_df=members, orders_df=orders, touches_df=touches)
+    key = ["source", "record_key", "identifier_type", "identifier_value"]
+    result = JobResult()
+    result.versions["silver.identities"] = ctx.tables.upsert(
+        found, "silver", "identities", key, newer_when(["last_seen", "delivery_date"])
+    )
+    result.rows_written = found.count()
+    return result
