@@ -21,6 +21,12 @@ from lakehouse.silver.scd2 import apply_scd2, current_versions
 from lakehouse.tables import newer_when
 
 SKU_MAP_NEWER = newer_when(["snapshot_date"])
+# The silver table each master dataset lands in.
+TABLE_OF = {
+    "products": "silver.products",
+    "stores": "silver.stores",
+    "sku_mapping": "silver.sku_map",
+}
 
 
 def _slice(ctx: JobContext, dataset: str) -> DataFrame:
@@ -103,13 +109,13 @@ def build_master(ctx: JobContext) -> JobResult:
             )
             problems = master.sku_map_conflicts(unique["sku_mapping"], current)
             quarantine = [
-                *(duplicate_records(df, f"silver.{d}", ctx) for d, df in bronze.items()),
+                *(duplicate_records(df, TABLE_OF[d], ctx) for d, df in bronze.items()),
                 gates[0].quarantined,
                 gates[1].quarantined,
                 sku_gate.quarantined,
                 _mapping_problems(problems, ctx),
             ]
-            tables_written = ["silver.products", "silver.stores", "silver.sku_map"]
+            tables_written = list(TABLE_OF.values())
             result.versions[f"silver.{SILVER_QUARANTINE}"] = write_quarantine(
                 ctx, quarantine, tables_written
             )
