@@ -180,3 +180,16 @@ def test_register_repoints_a_name_to_another_warehouse(spark, tmp_path):
     second.register("ops", "probe")
     assert spark.table("ops.probe").count() == 5
     assert first.read("ops", "probe").count() == 2  # dropping the old name kept its files
+
+
+def test_an_empty_file_is_a_delivery_with_no_lines(spark, settings_for, tmp_path):
+    """A day with nothing new may deliver a 0-byte JSON Lines file (Spark's readers skip it)."""
+    root = tmp_path / "landing"
+    _write(root, "jd_orders", D1, "jd_orders_20260301.jsonl", b"")
+    settings = settings_for(root)
+    result = run_job(get_job(settings, "bronze.jd_orders"), settings, spark, D1)
+    assert (result.rows_read, result.rows_written) == (0, 0)
+    [entry] = Tables(spark, settings.warehouse).read("bronze", "ingested_files").collect()
+    assert (entry.file_name, entry.status, entry.data_lines, entry.size_bytes) == (
+        "jd_orders_20260301.jsonl", "INGESTED", 0, 0
+    )

@@ -12,6 +12,7 @@ re-delivery and adds no row.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 from dataclasses import dataclass, field
@@ -95,6 +96,48 @@ def _exists(spark: SparkSession, path: str) -> bool:
     return bool(fs.exists(hadoop_path))
 
 
+@dataclass(frozen=True)
+class DeliveredFile:
+    path: str
+    length: int
+    sha256: str
+
+
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+def _delivered_files(spark: SparkSession, folder: str, listing: DataFrame) -> list[DeliveredFile]:
+    """Every file of the folder with its size and SHA-256.
+
+    Listed through the Hadoop file system, because Spark's file sources skip 0-byte files, and
+    an empty file is a delivery too (a JSON Lines source with nothing new). Names starting with
+    `.` or `_` are hidden files by Hadoop convention (`_SUCCESS`, `.crc`) and are not read.
+    """
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(folder)
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    listed = [
+        (status.getPath().toString(), int(status.getLen()))
+        for status in fs.listStatus(path)
+        if status.isFile() and not status.getPath().getName().startswith((".", "_"))
+    ]
+    hashed = {
+        r.path: r.sha256
+        for r in listing.select("path", F.sha2("content", 256).alias("sha256")).collect()
+    }
+    files = []
+    for name, length in listed:
+        if length == 0:
+            files.append(DeliveredFile(name, 0, EMPTY_SHA256))
+        elif name in hashed:
+            files.append(DeliveredFile(name, length, hashed[name]))
+        else:
+            raise JobError(
+                f"{name} was listed but Spark could not read it; refusing a partial load"
+            )
+    return files
+
+
 def _earlier_deliveries(ctx: JobContext, source: str) -> dict[tuple[str, str], object]:
     """(file name, sha256) -> first delivery date, for files ingested before the run date."""
     if not ctx.tables.exists("bronze", FILES):
@@ -127,7 +170,7 @@ def ingest_source(ctx: JobContext, source: str) -> JobResult:
         )
     lineage = Lineage(source, ctx.run_date, ctx.run_id, datetime.now(UTC).replace(tzinfo=None))
     listing = spark.read.format("binaryFile").load(folder)
-    files = listing.select("path", "length", F.sha2("content", 256).alias("sha256")).collect()
+    files = _delivered_files(spark, folder, listing)
 
     earlier = _earlier_deliveries(ctx, source)
     routed: dict[str, list] = {name: [] for name in datasets}
