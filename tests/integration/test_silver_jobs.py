@@ -1,0 +1,163 @@
+"""Silver jobs on hand-made deliveries: late state changes, and a failing gate commits nothing."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from lakehouse.quality.gate import GateFailed
+from lakehouse.registry import build_registry, in_order
+from lakehouse.runtime import run_job
+from lakehouse.tables import Tables
+
+pytestmark = pytest.mark.integration
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+D1, D2, D3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
+TMALL_HEADER = (
+    "订单编号,买家会员名,买家应付货款,买家应付邮费,买家实际支付金额,订单状态,收货人姓名,收货地址,"
+    "联系手机,订单创建时间,订单付款时间,宝贝总数量,店铺名称,退款金额,修改时间"
+)
+HEADERS = {
+    (
+        "tmall_order_items",
+        "tmall_items",
+    ): "订单编号,子订单编号,标题,价格,购买数量,商家编码,退款状态,退款金额",
+    ("pos_sales", "pos_S001"): (
+        "store_code,pos_id,ticket_no,line_no,txn_time,cashier_id,member_card_no,member_phone,"
+        "barcode,qty,unit_price,discount,amount,pay_method,orig_ticket_no"
+    ),
+    ("crm_members", "crm_members"): (
+        "member_id,card_no,name,phone,email,gender,birthday,register_channel,register_store_code,"
+        "register_time,level,points,unionid,marketing_opt_out"
+    ),
+    ("master", "products"): (
+        "sku_id,barcode,sku_name,brand,category_l1,category_l2,category_l3,list_price,unit_cost,"
+        "launch_date,status"
+    ),
+    ("master", "sku_mapping"): "platform,platform_sku_code,sku_id",
+    ("master", "stores"): (
+        "store_code,store_name,store_type,province,city,region,floor_area_sqm,staff_count,"
+        "open_date,close_date,store_phone"
+    ),
+}
+
+
+def _tmall(order_status: str, paid: str, modified: str, refund: str = "0.00") -> str:
+    return (
+        f'"=""2937000000000000001""","nick","100.00","0.00","100.00","{order_status}","张三",'
+        f'"浙江省 杭州市 西湖区 路1号","13800138000","2026-03-01 23:00:00","{paid}","1",'
+        f'"旗舰店","{refund}","{modified}"'
+    )
+
+
+def _deliver(root: Path, day: date, tmall_rows: list[str], crm_rows: list[str]) -> None:
+    stamp = day.strftime("%Y%m%d")
+
+    def put(source: str, name: str, lines: list[str], encoding: str = "utf-8") -> None:
+        folder = root / source / f"dt={day.isoformat()}"
+        folder.mkdir(parents=True, exist_ok=True)
+        suffix = "jsonl" if source in ("jd_orders", "mall_orders") else "csv"
+        (folder / f"{name}_{stamp}.{suffix}").write_bytes(
+            ("\n".join(lines) + "\n" if lines else "").encode(encoding)
+        )
+
+    put("tmall_orders", "tmall_orders", [TMALL_HEADER, *tmall_rows], "gb18030")
+    put("jd_orders", "jd_orders", [])
+    put("mall_orders", "mall_orders", [])
+    for (source, name), header in HEADERS.items():
+        rows = crm_rows if source == "crm_members" else []
+        if name == "products":
+            rows = ["SKU-1,6901234567892,T恤,B,服装,女装,T恤,100.00,40.00,2025-01-01,ACTIVE"]
+        put(source, name, [header, *rows], "gb18030" if source.startswith("tmall") else "utf-8")
+
+
+def _run(settings, spark, day: date, names: set[str]) -> None:
+    for job in in_order(build_registry(settings), ("bronze", "silver")):
+        if job.name in names:
+            run_job(job, settings, spark, day)
+
+
+SALES_JOBS = {
+    "bronze.tmall_orders",
+    "bronze.tmall_order_items",
+    "bronze.jd_orders",
+    "bronze.mall_orders",
+    "bronze.pos_sales",
+    "bronze.master",
+    "silver.master",
+    "silver.sales",
+}
+
+
+def test_a_late_state_change_updates_the_order_and_an_older_state_does_not(
+    spark, settings_for, tmp_path
+):
+    root = tmp_path / "landing"
+    _deliver(
+        root,
+        D1,
+        [_tmall("买家已付款，等待卖家发货", "2026-03-01 23:10:00", "2026-03-01 23:10:00")],
+        [],
+    )
+    # Day 2: the order was closed after payment: refunded. Day 3: the day-1 state comes late.
+    _deliver(
+        root, D2, [_tmall("交易关闭", "2026-03-01 23:10:00", "2026-03-02 09:00:00", "100.00")], []
+    )
+    _deliver(
+        root,
+        D3,
+        [_tmall("买家已付款，等待卖家发货", "2026-03-01 23:10:00", "2026-03-01 23:10:00")],
+        [],
+    )
+    settings = settings_for(root)
+    tables = Tables(spark, settings.warehouse)
+    for day in (D1, D2, D3):
+        _run(settings, spark, day, SALES_JOBS)
+    [order] = tables.read("silver", "orders").collect()
+    assert order.order_key == "TMALL:2937000000000000001"
+    assert (order.status, order.business_date) == ("REFUNDED", D1)
+    assert (str(order.refunded_amount), str(order.net_sales)) == ("100.00", "0.00")
+    assert order._delivery_date == D2
+
+
+def test_a_gate_set_to_fail_commits_nothing(spark, settings_for, tmp_path, monkeypatch):
+    root = tmp_path / "landing"
+    member = (
+        "M0001,886001,张三,13800138000,a@b.cn,男,1990-01-01,{channel},,2025-01-01 10:00:00,"
+        "金卡,10,,N"
+    )
+    _deliver(root, D1, [], [member.format(channel="STORE")])
+    _deliver(root, D2, [], [member.format(channel="NOWHERE")])
+    settings = settings_for(root)
+    tables = Tables(spark, settings.warehouse)
+    _run(settings, spark, D1, {"bronze.crm_members", "silver.members"})
+    version = tables.version("silver", "members")
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    policies = (
+        (conf / "quality.yml")
+        .read_text()
+        .replace(
+            "  silver.members:\n    default: quarantine", "  silver.members:\n    default: fail"
+        )
+    )
+    (conf / "quality.yml").write_text(policies)
+    monkeypatch.setenv("LAKEHOUSE_CONF", str(conf))
+    monkeypatch.setenv("LAKEHOUSE_EXPECTATIONS", str(CONF.parent / "expectations"))
+    _run(settings, spark, D2, {"bronze.crm_members"})
+    with pytest.raises(GateFailed, match="register_channel_known"):
+        _run(settings, spark, D2, {"silver.members"})
+    assert tables.version("silver", "members") == version
+    assert tables.read("silver", "members").first().register_channel == "STORE"
+    log = tables.read("ops", "run_log").where("job = 'silver.members'").orderBy("start_time")
+    assert [r.status for r in log.collect()] == ["SUCCEEDED", "FAILED"]
+    results = tables.read("ops", "dq_results").where(
+        (F.col("table") == "silver.members") & (F.col("run_date") == F.lit(D2))
+    )
+    assert results.where("expectation = 'register_channel_known' AND NOT success").count() == 1
