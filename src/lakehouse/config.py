@@ -131,6 +131,7 @@ class SilverLimits(_Strict):
     max_order_amount: float = Field(gt=0)
     max_unit_price: float = Field(gt=0)
     max_line_quantity: int = Field(gt=0)
+    max_order_units: int = Field(gt=0)
     max_stock_quantity: int = Field(gt=0)
     future_tolerance_hours: int = Field(ge=0)
 

@@ -191,5 +191,8 @@ def test_an_empty_file_is_a_delivery_with_no_lines(spark, settings_for, tmp_path
     assert (result.rows_read, result.rows_written) == (0, 0)
     [entry] = Tables(spark, settings.warehouse).read("bronze", "ingested_files").collect()
     assert (entry.file_name, entry.status, entry.data_lines, entry.size_bytes) == (
-        "jd_orders_20260301.jsonl", "INGESTED", 0, 0
+        "jd_orders_20260301.jsonl",
+        "INGESTED",
+        0,
+        0,
     )

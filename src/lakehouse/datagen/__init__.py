@@ -15,14 +15,23 @@ import pathlib
 __all__ = ["generate"]
 
 
-def generate(out: str | pathlib.Path, scale: float = 1.0, days: int = 90,
-             start: datetime.date = datetime.date(2026, 3, 1), seed: int = 42) -> dict:
+def generate(
+    out: str | pathlib.Path,
+    scale: float = 1.0,
+    days: int = 90,
+    start: datetime.date = datetime.date(2026, 3, 1),
+    seed: int = 42,
+) -> dict:
     """Writes the landing zone under `out`; returns a summary dict
     {dataset: {"files": n, "data_lines": n}, ...}."""
     from .engine import Engine
 
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(
-            scale) or scale <= 0:
+    if (
+        isinstance(scale, bool)
+        or not isinstance(scale, (int, float))
+        or not math.isfinite(scale)
+        or scale <= 0
+    ):
         raise ValueError(f"scale must be a positive number, got {scale!r}")
     if isinstance(days, bool) or not isinstance(days, int) or days < 1:
         raise ValueError(f"days must be an integer >= 1, got {days!r}")

@@ -40,29 +40,76 @@ RATES: dict[str, float] = {
     "unknown_store": 0.001,
 }
 
-_VALUES = ("negative_amount", "zero_amount", "absurd_amount", "negative_quantity",
-           "zero_quantity", "absurd_quantity")
+_VALUES = (
+    "negative_amount",
+    "zero_amount",
+    "absurd_amount",
+    "negative_quantity",
+    "zero_quantity",
+    "absurd_quantity",
+)
 KINDS: dict[str, tuple[str, ...]] = {
-    "tmall_orders": ("exact_duplicate", "wrong_field_count", "undecodable_bytes",
-                     "negative_amount", "zero_amount", "absurd_amount", "absurd_quantity",
-                     "future_date"),
-    "tmall_order_items": ("exact_duplicate", "wrong_field_count", "undecodable_bytes", *_VALUES,
-                          "unknown_sku"),
-    "jd_orders": ("exact_duplicate", "invalid_json", "undecodable_bytes", *_VALUES,
-                  "future_date", "unknown_sku"),
-    "mall_orders": ("exact_duplicate", "invalid_json", "undecodable_bytes", *_VALUES,
-                    "future_date", "unknown_sku"),
-    "pos_sales": ("exact_duplicate", "wrong_field_count", "undecodable_bytes", *_VALUES,
-                  "future_date", "unknown_sku"),
+    "tmall_orders": (
+        "exact_duplicate",
+        "wrong_field_count",
+        "undecodable_bytes",
+        "negative_amount",
+        "zero_amount",
+        "absurd_amount",
+        "absurd_quantity",
+        "future_date",
+    ),
+    "tmall_order_items": (
+        "exact_duplicate",
+        "wrong_field_count",
+        "undecodable_bytes",
+        *_VALUES,
+        "unknown_sku",
+    ),
+    "jd_orders": (
+        "exact_duplicate",
+        "invalid_json",
+        "undecodable_bytes",
+        *_VALUES,
+        "future_date",
+        "unknown_sku",
+    ),
+    "mall_orders": (
+        "exact_duplicate",
+        "invalid_json",
+        "undecodable_bytes",
+        *_VALUES,
+        "future_date",
+        "unknown_sku",
+    ),
+    "pos_sales": (
+        "exact_duplicate",
+        "wrong_field_count",
+        "undecodable_bytes",
+        *_VALUES,
+        "future_date",
+        "unknown_sku",
+    ),
     "crm_members": ("exact_duplicate", "wrong_field_count", "undecodable_bytes", "future_date"),
-    "inventory": ("exact_duplicate", "wrong_field_count", "undecodable_bytes",
-                  "negative_quantity", "absurd_quantity", "unknown_sku", "unknown_store"),
+    "inventory": (
+        "exact_duplicate",
+        "wrong_field_count",
+        "undecodable_bytes",
+        "negative_quantity",
+        "absurd_quantity",
+        "unknown_sku",
+        "unknown_store",
+    ),
     "products": ("exact_duplicate", "wrong_field_count", "undecodable_bytes"),
     "sku_mapping": ("exact_duplicate", "wrong_field_count", "undecodable_bytes", "unknown_sku"),
     "stores": ("exact_duplicate", "wrong_field_count", "undecodable_bytes"),
     "campaigns": ("exact_duplicate", "wrong_field_count", "undecodable_bytes"),
-    "campaign_touches": ("exact_duplicate", "wrong_field_count", "undecodable_bytes",
-                         "future_date"),
+    "campaign_touches": (
+        "exact_duplicate",
+        "wrong_field_count",
+        "undecodable_bytes",
+        "future_date",
+    ),
 }
 # (dataset, kind) whose bad row takes the place of the clean row instead of being extra
 REPLACES = {("inventory", "negative_quantity"), ("inventory", "absurd_quantity")}
@@ -152,8 +199,9 @@ class Injector:
         self.planner = planner
         self.ctx = ctx
 
-    def inject(self, ds: Dataset, clean: list[str], day: int, header: tuple[str, ...] = ()
-               ) -> tuple[list[str | bytes], list[tuple[int, str]], Callable[[int], int]]:
+    def inject(
+        self, ds: Dataset, clean: list[str], day: int, header: tuple[str, ...] = ()
+    ) -> tuple[list[str | bytes], list[tuple[int, str]], Callable[[int], int]]:
         """Return (lines, [(index, kind)], new_index_of_clean_index)."""
         rng = self.rng
         n = len(clean)
@@ -208,8 +256,9 @@ class Injector:
         return self.ctx.clock.date(day)
 
     # -- making one bad line -------------------------------------------------------------
-    def _make(self, ds: Dataset, kind: str, base: str, ix: dict[str, int], day: int
-              ) -> str | bytes | None:
+    def _make(
+        self, ds: Dataset, kind: str, base: str, ix: dict[str, int], day: int
+    ) -> str | bytes | None:
         rng = self.rng
         if kind == "exact_duplicate":
             return base
@@ -224,8 +273,9 @@ class Injector:
                 cut = rng.randint(0, len(v))
                 obj[key] = v[:cut] + SENTINEL + v[cut:]
                 return undecodable(ds, json_line(obj), rng)
-            junk = (_jd_junk if ds.name == "jd_orders" else _mall_junk)(kind, obj, rng, self.ctx,
-                                                                       self._today(day))
+            junk = (_jd_junk if ds.name == "jd_orders" else _mall_junk)(
+                kind, obj, rng, self.ctx, self._today(day)
+            )
             return None if junk is None else json_line(junk)
         fields = parse_csv_line(base)
         if kind == "wrong_field_count":
@@ -269,8 +319,14 @@ def _future(value: str, fmt: str, today: dt.date, rng: random.Random) -> str:
     return (t + dt.timedelta(days=ahead)).strftime(fmt)
 
 
-def _tmall_order_junk(kind: str, f: list[str], ix: dict[str, int], rng: random.Random,
-                      ctx: JunkContext, today: dt.date) -> list[str] | None:
+def _tmall_order_junk(
+    kind: str,
+    f: list[str],
+    ix: dict[str, int],
+    rng: random.Random,
+    ctx: JunkContext,
+    today: dt.date,
+) -> list[str] | None:
     f[ix["订单编号"]] = ctx.new_tmall_oid()
     goods = _cents(f[ix["买家应付货款"]])
     ship = _cents(f[ix["买家应付邮费"]])
@@ -294,8 +350,14 @@ def _tmall_order_junk(kind: str, f: list[str], ix: dict[str, int], rng: random.R
     return f
 
 
-def _tmall_item_junk(kind: str, f: list[str], ix: dict[str, int], rng: random.Random,
-                     ctx: JunkContext, today: dt.date) -> list[str] | None:
+def _tmall_item_junk(
+    kind: str,
+    f: list[str],
+    ix: dict[str, int],
+    rng: random.Random,
+    ctx: JunkContext,
+    today: dt.date,
+) -> list[str] | None:
     f[ix["子订单编号"]] = ctx.new_tmall_sub()
     f[ix["退款状态"]] = "无退款"
     f[ix["退款金额"]] = "0.00"
@@ -319,8 +381,14 @@ def _tmall_item_junk(kind: str, f: list[str], ix: dict[str, int], rng: random.Ra
     return f
 
 
-def _pos_junk(kind: str, f: list[str], ix: dict[str, int], rng: random.Random,
-              ctx: JunkContext, today: dt.date) -> list[str] | None:
+def _pos_junk(
+    kind: str,
+    f: list[str],
+    ix: dict[str, int],
+    rng: random.Random,
+    ctx: JunkContext,
+    today: dt.date,
+) -> list[str] | None:
     f[ix["ticket_no"]] = ctx.new_pos_ticket(f[ix["store_code"]], f[ix["ticket_no"]])
     f[ix["line_no"]] = "1"
     f[ix["orig_ticket_no"]] = ""
@@ -354,16 +422,28 @@ def _pos_junk(kind: str, f: list[str], ix: dict[str, int], rng: random.Random,
     return f
 
 
-def _crm_junk(kind: str, f: list[str], ix: dict[str, int], rng: random.Random,
-              ctx: JunkContext, today: dt.date) -> list[str] | None:
+def _crm_junk(
+    kind: str,
+    f: list[str],
+    ix: dict[str, int],
+    rng: random.Random,
+    ctx: JunkContext,
+    today: dt.date,
+) -> list[str] | None:
     if kind != "future_date":
         return None
     f[ix["register_time"]] = _future(f[ix["register_time"]], LOCAL_FMT, today, rng)
     return f
 
 
-def _inventory_junk(kind: str, f: list[str], ix: dict[str, int], rng: random.Random,
-                    ctx: JunkContext, today: dt.date) -> list[str] | None:
+def _inventory_junk(
+    kind: str,
+    f: list[str],
+    ix: dict[str, int],
+    rng: random.Random,
+    ctx: JunkContext,
+    today: dt.date,
+) -> list[str] | None:
     if kind == "negative_quantity":
         f[ix["on_hand_qty"]] = str(-rng.randint(1, 40))
     elif kind == "absurd_quantity":
@@ -379,50 +459,81 @@ def _inventory_junk(kind: str, f: list[str], ix: dict[str, int], rng: random.Ran
     return f
 
 
-def _mapping_junk(kind: str, f: list[str], ix: dict[str, int], rng: random.Random,
-                  ctx: JunkContext, today: dt.date) -> list[str] | None:
+def _mapping_junk(
+    kind: str,
+    f: list[str],
+    ix: dict[str, int],
+    rng: random.Random,
+    ctx: JunkContext,
+    today: dt.date,
+) -> list[str] | None:
     if kind != "unknown_sku":
         return None
     platform = f[ix["platform"]]
-    f[ix["platform_sku_code"]] = {"TMALL": ctx.unknown("tmall_code"),
-                                  "JD": ctx.unknown("jd_sku"),
-                                  "POS": ctx.unknown("barcode")}.get(platform,
-                                                                     ctx.unknown("sku_id"))
+    f[ix["platform_sku_code"]] = {
+        "TMALL": ctx.unknown("tmall_code"),
+        "JD": ctx.unknown("jd_sku"),
+        "POS": ctx.unknown("barcode"),
+    }.get(platform, ctx.unknown("sku_id"))
     f[ix["sku_id"]] = ctx.unknown("sku_id")
     return f
 
 
-def _touch_junk(kind: str, f: list[str], ix: dict[str, int], rng: random.Random,
-                ctx: JunkContext, today: dt.date) -> list[str] | None:
+def _touch_junk(
+    kind: str,
+    f: list[str],
+    ix: dict[str, int],
+    rng: random.Random,
+    ctx: JunkContext,
+    today: dt.date,
+) -> list[str] | None:
     if kind != "future_date":
         return None
     f[ix["touch_time"]] = _future(f[ix["touch_time"]], LOCAL_FMT, today, rng)
     return f
 
 
-def _none(kind: str, f: list[str], ix: dict[str, int], rng: random.Random,
-          ctx: JunkContext, today: dt.date) -> list[str] | None:
+def _none(
+    kind: str,
+    f: list[str],
+    ix: dict[str, int],
+    rng: random.Random,
+    ctx: JunkContext,
+    today: dt.date,
+) -> list[str] | None:
     return None
 
 
 _CSV_JUNK: dict[str, Callable[..., list[str] | None]] = {
-    "tmall_orders": _tmall_order_junk, "tmall_order_items": _tmall_item_junk,
-    "pos_sales": _pos_junk, "crm_members": _crm_junk, "inventory": _inventory_junk,
-    "sku_mapping": _mapping_junk, "campaign_touches": _touch_junk, "products": _none,
-    "stores": _none, "campaigns": _none,
+    "tmall_orders": _tmall_order_junk,
+    "tmall_order_items": _tmall_item_junk,
+    "pos_sales": _pos_junk,
+    "crm_members": _crm_junk,
+    "inventory": _inventory_junk,
+    "sku_mapping": _mapping_junk,
+    "campaign_touches": _touch_junk,
+    "products": _none,
+    "stores": _none,
+    "campaigns": _none,
 }
 
 
-def _jd_junk(kind: str, o: dict[str, Any], rng: random.Random, ctx: JunkContext,
-             today: dt.date) -> dict[str, Any] | None:
+def _jd_junk(
+    kind: str, o: dict[str, Any], rng: random.Random, ctx: JunkContext, today: dt.date
+) -> dict[str, Any] | None:
     o["orderId"] = ctx.new_jd_id()
     o["refundAmount"] = "0.00"
     item = o["itemInfoList"][0]
     if kind == "negative_amount":
         o["orderPayment"] = yuan(-_cents(o["orderPayment"]) or -100)
     elif kind == "zero_amount":
-        for k in ("orderTotalPrice", "orderSellerPrice", "orderPayment", "freightPrice",
-                  "sellerDiscount"):
+        for k in (
+            "orderTotalPrice",
+            "orderSellerPrice",
+            "orderPayment",
+            "freightPrice",
+            "sellerDiscount",
+        ):
             o[k] = "0.00"
         for it in o["itemInfoList"]:
             it["jdPrice"] = "0.00"
@@ -447,8 +558,9 @@ def _jd_junk(kind: str, o: dict[str, Any], rng: random.Random, ctx: JunkContext,
     return o
 
 
-def _mall_junk(kind: str, o: dict[str, Any], rng: random.Random, ctx: JunkContext,
-               today: dt.date) -> dict[str, Any] | None:
+def _mall_junk(
+    kind: str, o: dict[str, Any], rng: random.Random, ctx: JunkContext, today: dt.date
+) -> dict[str, Any] | None:
     o["order_id"] = ctx.new_mall_id(o["order_id"][1:9])
     o["refund_fen"] = 0
     item = o["items"][0]

@@ -45,10 +45,46 @@ LINES_PER_ORDER = {"TMALL": 1.41, "JD": 1.41, "MALL": 1.41, "POS": 1.76}
 ONLINE_LINES = ((1, 0.72), (2, 0.18), (3, 0.07), (4, 0.03))
 POS_LINES = ((1, 0.55), (2, 0.25), (3, 0.12), (4, 0.05), (5, 0.03))
 QTY = ((1, 0.88), (2, 0.09), (3, 0.03))
-ONLINE_HOURS = (1, .5, .3, .2, .2, .3, .6, 1, 1.5, 2, 3, 3, 3, 2.5, 2.5, 2.5, 2.5, 2.5, 3, 3.5,
-                4.5, 5, 4.5, 3)
-STORE_HOURS = {10: 1, 11: 1.5, 12: 2, 13: 2, 14: 2.5, 15: 2.5, 16: 2.5, 17: 2.5, 18: 3, 19: 3.5,
-               20: 3, 21: 1.5}
+ONLINE_HOURS = (
+    1,
+    0.5,
+    0.3,
+    0.2,
+    0.2,
+    0.3,
+    0.6,
+    1,
+    1.5,
+    2,
+    3,
+    3,
+    3,
+    2.5,
+    2.5,
+    2.5,
+    2.5,
+    2.5,
+    3,
+    3.5,
+    4.5,
+    5,
+    4.5,
+    3,
+)
+STORE_HOURS = {
+    10: 1,
+    11: 1.5,
+    12: 2,
+    13: 2,
+    14: 2.5,
+    15: 2.5,
+    16: 2.5,
+    17: 2.5,
+    18: 3,
+    19: 3.5,
+    20: 3,
+    21: 1.5,
+}
 WEEKDAY = (0.92, 0.9, 0.92, 0.95, 1.05, 1.35, 1.3)
 PAY = (("WECHAT", 45), ("ALIPAY", 30), ("CASH", 10), ("CARD", 8), ("UNIONPAY", 7))
 LATE_P = 0.015
@@ -75,8 +111,9 @@ def day_factor(date: dt.date, online: bool) -> float:
 
 
 class Engine:
-    def __init__(self, out: pathlib.Path, scale: float, days: int, start: dt.date,
-                 seed: int) -> None:
+    def __init__(
+        self, out: pathlib.Path, scale: float, days: int, start: dt.date, seed: int
+    ) -> None:
         self.days = days
         self.sz = Sizes.of(scale, days)
         self.clock = Clock(start)
@@ -91,8 +128,7 @@ class Engine:
         self.planner = Planner(sub_rng(seed, "planner"), days)
         self.inj = Injector(sub_rng(seed, "dirt"), self.planner, self)
         self.landing = Landing(out, self.clock)
-        self.inv = Inventory(self.w, sub_rng(seed, "inventory"), days,
-                             self.sz.lines_per_day * 1.15)
+        self.inv = Inventory(self.w, sub_rng(seed, "inventory"), days, self.sz.lines_per_day * 1.15)
         self.ids: dict[tuple[str, str], str] = {}
         self.shared: dict[tuple[str, str], str] = {}
         self.keys: set[str] = set()
@@ -102,14 +138,27 @@ class Engine:
         self.orders: list[Order] = []
         self.tickets: list[Ticket] = []
         self.out_orders: dict[str, dict[int, list[tuple[Order, int, bool]]]] = {
-            "TMALL": {}, "JD": {}, "MALL": {}}
+            "TMALL": {},
+            "JD": {},
+            "MALL": {},
+        }
         self.out_pos: dict[tuple[int, int], list[tuple[Ticket, bool]]] = {}
         self.out_touch: dict[int, list[tuple[tuple[str, ...], int, bool, Person]]] = {}
         self.pos_returns: dict[int, list[Ticket]] = {}
         self.coupon_orders: dict[int, list[tuple[Person, Member, Campaign]]] = {}
         self.points_due: dict[int, list[tuple[Member, int]]] = {}
-        self.corrections: dict[int, list[tuple[str, tuple[str, ...], list[str], Written,
-                                               list[tuple[int, int, str, str, str, str]]]]] = {}
+        self.corrections: dict[
+            int,
+            list[
+                tuple[
+                    str,
+                    tuple[str, ...],
+                    list[str],
+                    Written,
+                    list[tuple[int, int, str, str, str, str]],
+                ]
+            ],
+        ] = {}
         self.correction_log: list[tuple[str, ...]] = []
         self.late_due: dict[str, int] = {}
         self._setup()
@@ -120,8 +169,10 @@ class Engine:
         w, days = self.w, self.days
         online = [day_factor(self.clock.date(d), True) for d in range(days)]
         store = [day_factor(self.clock.date(d), False) for d in range(days)]
-        self.factor = {"online": [f / (sum(online) / days) for f in online],
-                       "store": [f / (sum(store) / days) for f in store]}
+        self.factor = {
+            "online": [f / (sum(online) / days) for f in online],
+            "store": [f / (sum(store) / days) for f in store],
+        }
         people = w.people
         self.pool = {
             "TMALL": Picker([p for p in people if p.tmall], [p.weight for p in people if p.tmall]),
@@ -140,11 +191,20 @@ class Engine:
         r = self.r_files
         self.tmall_drift = max(1, days // 2) if days > 1 else days
         self.jd_drift = max(1, (days * 3) // 5) if days > 1 else days
-        self.force_redeliver = (r.randrange(1, days), r.randrange(1, days)) if days > 1 else (
-            -1, -1)
-        self.force_redeliver_ds = r.choice(("tmall_order_items", "jd_orders", "mall_orders",
-                                            "crm_members", "products", "campaign_touches",
-                                            "tmall_orders"))
+        self.force_redeliver = (
+            (r.randrange(1, days), r.randrange(1, days)) if days > 1 else (-1, -1)
+        )
+        self.force_redeliver_ds = r.choice(
+            (
+                "tmall_order_items",
+                "jd_orders",
+                "mall_orders",
+                "crm_members",
+                "products",
+                "campaign_touches",
+                "tmall_orders",
+            )
+        )
         self.force_correction = r.randrange(0, days - 1) if days > 1 else -1
         for channel in ("TMALL", "JD", "MALL", "POS", "TOUCH"):
             self.late_due[channel] = r.randrange(max(1, (days + 1) // 2))
@@ -159,8 +219,13 @@ class Engine:
 
     def new_tmall_oid(self) -> str:
         r = self.r_keys
-        return self._unique(lambda: str(r.randrange(2 * 10**17, 10**18)) if r.random() < 0.6
-                            else str(r.randrange(10**18, 4 * 10**18)))
+        return self._unique(
+            lambda: (
+                str(r.randrange(2 * 10**17, 10**18))
+                if r.random() < 0.6
+                else str(r.randrange(10**18, 4 * 10**18))
+            )
+        )
 
     def new_tmall_sub(self) -> str:
         return self.new_tmall_oid()
@@ -180,9 +245,13 @@ class Engine:
 
     def unknown(self, what: str) -> str:
         w, r = self.w, self.r_keys
-        table = {"tmall_code": w.unknown_tmall_codes, "jd_sku": w.unknown_jd_skus,
-                 "sku_id": w.unknown_sku_ids, "barcode": w.unknown_barcodes,
-                 "store": w.unknown_store_codes}[what]
+        table = {
+            "tmall_code": w.unknown_tmall_codes,
+            "jd_sku": w.unknown_jd_skus,
+            "sku_id": w.unknown_sku_ids,
+            "barcode": w.unknown_barcodes,
+            "store": w.unknown_store_codes,
+        }[what]
         return r.choice(table)
 
     # -- identifiers -------------------------------------------------------------------------
@@ -222,8 +291,11 @@ class Engine:
             if not (first <= d <= first + 1 and d <= c.end_on(d)):
                 continue
             cutoff = d * DAY
-            eligible = [m for m in self.w.members if m.reg_ts < cutoff and not m.opted_out(d)
-                        and (c.channel != "WECHAT" or m.unionid)]
+            eligible = [
+                m
+                for m in self.w.members
+                if m.reg_ts < cutoff and not m.opted_out(d) and (c.channel != "WECHAT" or m.unionid)
+            ]
             k = min(len(eligible), round(len(eligible) * c.audience / 2))
             for m in r.sample(eligible, k):
                 ts = d * DAY + r.randint(9 * 3600, 20 * 3600)
@@ -245,13 +317,16 @@ class Engine:
     # -- online orders -------------------------------------------------------------------------
     def _count(self, channel: str, d: int) -> int:
         kind = "store" if channel == "POS" else "online"
-        lam = (self.sz.lines_per_day * SHARES[channel] / LINES_PER_ORDER[channel]
-               * self.factor[kind][d])
+        lam = (
+            self.sz.lines_per_day
+            * SHARES[channel]
+            / LINES_PER_ORDER[channel]
+            * self.factor[kind][d]
+        )
         return poisson(self.r_pos if channel == "POS" else self.r_ord, lam)
 
     def _promo(self, platform: str, d: int) -> float:
-        return 0.85 if any(c.channel == platform and c.active(d) for c in self.w.campaigns
-                           ) else 1.0
+        return 0.85 if any(c.channel == platform and c.active(d) for c in self.w.campaigns) else 1.0
 
     def _online_lines(self, d: int, platform: str, promo: float) -> list[OLine]:
         r = self.r_ord
@@ -287,8 +362,15 @@ class Engine:
         for p, m, c in self.coupon_orders.pop(d, []):
             self._order("MALL", d, p, 1.0, member=m, campaign=c if c.active(d) else None)
 
-    def _order(self, channel: str, d: int, p: Person, promo: float, member: Member | None = None,
-               campaign: Campaign | None = None) -> None:
+    def _order(
+        self,
+        channel: str,
+        d: int,
+        p: Person,
+        promo: float,
+        member: Member | None = None,
+        campaign: Campaign | None = None,
+    ) -> None:
         r = self.r_ord
         ts = d * DAY + self.hour_online.pick(r) * 3600 + r.randrange(3600)
         lines = self._online_lines(d, channel, promo)
@@ -313,8 +395,11 @@ class Engine:
                 o.phone = ""
             o.address = f"{city[0]} {city[2]} {p.district} {p.addr_detail}"
             o.memo = r.choice(MEMOS)
-            o.note = (r.choice(("店铺券满199减20", "店铺券满299减30")) if promo < 1
-                      and chance(r, 0.5) else "")
+            o.note = (
+                r.choice(("店铺券满199减20", "店铺券满299减30"))
+                if promo < 1 and chance(r, 0.5)
+                else ""
+            )
             moves = tmall_life(o, r)
         elif channel == "JD":
             o = Order("JD", "", p, ts, lines, self._wh(p), goods=goods)
@@ -384,8 +469,11 @@ class Engine:
         """Each day's last version is exported that day, or a few days late; a version that
         a newer one overtakes is never exported (exports show the current state)."""
         vs = o.versions
-        natural = [(i, v[0] // DAY) for i, v in enumerate(vs)
-                   if i + 1 == len(vs) or vs[i + 1][0] // DAY != v[0] // DAY]
+        natural = [
+            (i, v[0] // DAY)
+            for i, v in enumerate(vs)
+            if i + 1 == len(vs) or vs[i + 1][0] // DAY != v[0] // DAY
+        ]
         cands: list[tuple[int, int, bool]] = []
         for k, (i, day) in enumerate(natural):
             late = chance(self.r_late, LATE_P)
@@ -480,8 +568,21 @@ class Engine:
         if not lines:
             return
         pos = r.randint(1, s.pos_count)
-        t = Ticket(s, self._ticket_no(s, d, pos), ts, f"POS{pos}", cashier, card, phone, lines,
-                   pick_weighted(r, PAY), "", p, member, store_phone)
+        t = Ticket(
+            s,
+            self._ticket_no(s, d, pos),
+            ts,
+            f"POS{pos}",
+            cashier,
+            card,
+            phone,
+            lines,
+            pick_weighted(r, PAY),
+            "",
+            p,
+            member,
+            store_phone,
+        )
         self._pos_done(t, d)
         if chance(r, 0.025):
             rd = d + r.randint(1, 14)
@@ -495,15 +596,28 @@ class Engine:
         r = self.r_pos
         s = orig.store
         back = orig.lines if len(orig.lines) == 1 or chance(r, 0.3) else [r.choice(orig.lines)]
-        lines = [PosLine(i + 1, li.sku, -li.qty, li.price, -li.discount)
-                 for i, li in enumerate(back)]
+        lines = [
+            PosLine(i + 1, li.sku, -li.qty, li.price, -li.discount) for i, li in enumerate(back)
+        ]
         for li in back:
             self.inv.give_back(s, li.sku.idx, li.qty)
         ts = d * DAY + self.hour_store.pick(r) * 3600 + r.randrange(3600)
         pos = r.randint(1, s.pos_count)
-        t = Ticket(s, self._ticket_no(s, d, pos), ts, f"POS{pos}", r.choice(s.cashiers),
-                   orig.card, orig.phone, lines, orig.pay, orig.ticket_no, orig.person,
-                   orig.member, orig.store_phone)
+        t = Ticket(
+            s,
+            self._ticket_no(s, d, pos),
+            ts,
+            f"POS{pos}",
+            r.choice(s.cashiers),
+            orig.card,
+            orig.phone,
+            lines,
+            orig.pay,
+            orig.ticket_no,
+            orig.person,
+            orig.member,
+            orig.store_phone,
+        )
         self._pos_done(t, d)
 
     def _pos_done(self, t: Ticket, d: int) -> None:
@@ -521,13 +635,21 @@ class Engine:
         self.out_pos.setdefault((dd, t.store.idx), []).append((t, dd != d))
 
     # -- writing -------------------------------------------------------------------------------
-    def _write(self, dataset: str, d: int, name: str, clean: list[str],
-               late: Iterable[tuple[int, str, str]] = (), header: tuple[str, ...] = (),
-               crlf: bool = False) -> tuple[Written, Callable[[int], int]]:
+    def _write(
+        self,
+        dataset: str,
+        d: int,
+        name: str,
+        clean: list[str],
+        late: Iterable[tuple[int, str, str]] = (),
+        header: tuple[str, ...] = (),
+        crlf: bool = False,
+    ) -> tuple[Written, Callable[[int], int]]:
         lines, bad, where = self.inj.inject(DATASETS[dataset], clean, d, header)
         late_rows = [(where(i), b, k) for i, b, k in late]
-        return self.landing.write(dataset, d, name, lines, bad, late_rows, header=header,
-                                  crlf=crlf), where
+        return self.landing.write(
+            dataset, d, name, lines, bad, late_rows, header=header, crlf=crlf
+        ), where
 
     def _write_day(self, d: int) -> None:
         ymd = self.clock.ymd(d)
@@ -536,8 +658,9 @@ class Engine:
         self._write_mall(d, ymd)
         self._write_pos(d, ymd)
         self._write_crm(d, ymd)
-        self._write("inventory", d, file_name("inventory", ymd),
-                    self.inv.snapshot(d, self.clock.iso(d)))
+        self._write(
+            "inventory", d, file_name("inventory", ymd), self.inv.snapshot(d, self.clock.iso(d))
+        )
         self._write_master(d, ymd)
         self._write_campaigns(d, ymd)
         self._write_corrections(d)
@@ -557,8 +680,16 @@ class Engine:
         x = r.random()
         if x < 0.93:
             return code
-        return r.choice((" " + code, code + " ", code.lower(), " " + code.lower() + " ",
-                         code[0] + code[1:].lower(), code + "  "))
+        return r.choice(
+            (
+                " " + code,
+                code + " ",
+                code.lower(),
+                " " + code.lower() + " ",
+                code[0] + code[1:].lower(),
+                code + "  ",
+            )
+        )
 
     def _tmall_fields(self, o: Order, vi: int, drift: bool) -> list[str]:
         ts, status, paid, refund, _ = o.versions[vi]
@@ -568,18 +699,33 @@ class Engine:
         self._id("tmall_nick", p.nick, p)
         if o.phone_id:
             self._id("phone", p.phone, p)
-        f = [self._wrap(o.oid), p.nick or "", yuan(o.goods), yuan(o.ship),
-             yuan_thousands(amount) if amount >= 100000 and chance(self.r_fmt, 0.5)
-             else yuan(amount), status, p.name, o.address, o.phone or "", c.local(o.created),
-             c.local(o.pay_ts) if paid and o.pay_ts is not None else "", str(o.units), o.shop,
-             yuan(refund), c.local(ts)]
+        f = [
+            self._wrap(o.oid),
+            p.nick or "",
+            yuan(o.goods),
+            yuan(o.ship),
+            yuan_thousands(amount)
+            if amount >= 100000 and chance(self.r_fmt, 0.5)
+            else yuan(amount),
+            status,
+            p.name,
+            o.address,
+            o.phone or "",
+            c.local(o.created),
+            c.local(o.pay_ts) if paid and o.pay_ts is not None else "",
+            str(o.units),
+            o.shop,
+            yuan(refund),
+            c.local(ts),
+        ]
         if drift:
             f += [o.memo, o.note]
         return f
 
     def _write_tmall(self, d: int, ymd: str) -> None:
-        delivered = sorted(self.out_orders["TMALL"].pop(d, []),
-                           key=lambda t: (t[0].versions[t[1]][0], t[0].oid))
+        delivered = sorted(
+            self.out_orders["TMALL"].pop(d, []), key=lambda t: (t[0].versions[t[1]][0], t[0].oid)
+        )
         drift = d >= self.tmall_drift
         header = TMALL_ORDER_HEADER + (TMALL_ORDER_EXTRA if drift else ())
         rows: list[list[str]] = []
@@ -596,10 +742,20 @@ class Engine:
             for li, state in zip(o.lines, v[4], strict=True):
                 if is_late:
                     items_late.append((len(items), bdate, li.line_id))
-                items.append(csv_all([
-                    self._wrap(o.oid), li.line_id, f"{li.sku.name}", yuan(li.price), str(li.qty),
-                    self._merchant_code(li.sku.tmall_code), T_REFUND_STATES[state],
-                    yuan(li.amount if state == 2 else 0)]))
+                items.append(
+                    csv_all(
+                        [
+                            self._wrap(o.oid),
+                            li.line_id,
+                            f"{li.sku.name}",
+                            yuan(li.price),
+                            str(li.qty),
+                            self._merchant_code(li.sku.tmall_code),
+                            T_REFUND_STATES[state],
+                            yuan(li.amount if state == 2 else 0),
+                        ]
+                    )
+                )
         true_text = [csv_all(f) for f in rows]
         text = list(true_text)
         r = self.r_files
@@ -612,18 +768,29 @@ class Engine:
             for i in sorted(picked):
                 text[i] = csv_all(self._spoil(rows[i], ix, delivered[i][0].oid, i, changes))
         name = file_name("tmall_orders", ymd)
-        wr, where = self._write("tmall_orders", d, name, text, late, header=header,
-                                crlf=chance(r, 0.5))
+        wr, where = self._write(
+            "tmall_orders", d, name, text, late, header=header, crlf=chance(r, 0.5)
+        )
         if correct_on is not None:
             moved = [(i, where(i), oid, fld, wrong, right) for i, oid, fld, wrong, right in changes]
-            self.corrections.setdefault(correct_on, []).append((name, header, true_text, wr,
-                                                                moved))
-        self._write("tmall_order_items", d, file_name("tmall_order_items", ymd), items,
-                    items_late, crlf=chance(r, 0.5))
+            self.corrections.setdefault(correct_on, []).append((name, header, true_text, wr, moved))
+        self._write(
+            "tmall_order_items",
+            d,
+            file_name("tmall_order_items", ymd),
+            items,
+            items_late,
+            crlf=chance(r, 0.5),
+        )
 
     @staticmethod
-    def _spoil(row: list[str], ix: dict[str, int], oid: str, i: int,
-               changes: list[tuple[int, str, str, str, str]]) -> list[str]:
+    def _spoil(
+        row: list[str],
+        ix: dict[str, int],
+        oid: str,
+        i: int,
+        changes: list[tuple[int, str, str, str, str]],
+    ) -> list[str]:
         """The wrong values a first export carried; its correction carries the true ones."""
         f = list(row)
         ship = f[ix["买家应付邮费"]]
@@ -632,8 +799,9 @@ class Engine:
             f[ix["买家应付邮费"]] = "0.00"
             f[ix["买家实际支付金额"]] = yuan(round(float(paid) * 100) - round(float(ship) * 100))
             changes.append((i, oid, "买家应付邮费", "0.00", ship))
-            changes.append((i, oid, "买家实际支付金额", f[ix["买家实际支付金额"]],
-                            row[ix["买家实际支付金额"]]))
+            changes.append(
+                (i, oid, "买家实际支付金额", f[ix["买家实际支付金额"]], row[ix["买家实际支付金额"]])
+            )
         else:
             addr = f[ix["收货地址"]]
             f[ix["收货地址"]] = " ".join(addr.split(" ")[:3])
@@ -643,13 +811,31 @@ class Engine:
     def _write_corrections(self, d: int) -> None:
         for orig_name, header, true_text, wr, moved in self.corrections.pop(d, []):
             name = orig_name.replace(".csv", "_2.csv")
-            self.landing.write("tmall_orders", d, name, list(true_text), header=header,
-                               crlf=chance(self.r_files, 0.5), correction_of=orig_name)
+            self.landing.write(
+                "tmall_orders",
+                d,
+                name,
+                list(true_text),
+                header=header,
+                crlf=chance(self.r_files, 0.5),
+                correction_of=orig_name,
+            )
             first = DATASETS["tmall_orders"].first_data_line
             for i, j, oid, fld, wrong, right in moved:
-                self.correction_log.append((
-                    self.clock.iso(d), name, self.clock.iso(wr.day), orig_name, str(i + first),
-                    str(j + first), oid, fld, wrong, right))
+                self.correction_log.append(
+                    (
+                        self.clock.iso(d),
+                        name,
+                        self.clock.iso(wr.day),
+                        orig_name,
+                        str(i + first),
+                        str(j + first),
+                        oid,
+                        fld,
+                        wrong,
+                        right,
+                    )
+                )
 
     # JD and mall ------------------------------------------------------------------------------
     def _jd_obj(self, o: Order, vi: int, drift: bool) -> dict:
@@ -662,22 +848,40 @@ class Engine:
             self._id("phone", p.phone, p)
         items = []
         for li in o.lines:
-            it = {"skuId": li.sku.jd_sku, "outerSkuId": li.sku.sku_id, "skuName": li.sku.name,
-                  "jdPrice": yuan(li.price), "itemTotal": str(li.qty)}
+            it = {
+                "skuId": li.sku.jd_sku,
+                "outerSkuId": li.sku.sku_id,
+                "skuName": li.sku.name,
+                "jdPrice": yuan(li.price),
+                "itemTotal": str(li.qty),
+            }
             if drift:
                 it["wareId"] = str(int(li.sku.jd_sku) - 90000000)
                 it["giftPoint"] = "0"
             items.append(it)
-        obj = {"orderId": int(o.oid), "pin": p.pin, "orderState": state,
-               "orderTotalPrice": yuan(o.goods), "orderSellerPrice": yuan(o.seller_goods),
-               "orderPayment": yuan(o.paid_amount(o.versions[vi])), "freightPrice": yuan(o.ship),
-               "sellerDiscount": yuan(o.discount), "orderStartTime": c.local(o.created),
-               "paymentConfirmTime": c.local(o.pay_ts or o.created), "modified": c.local(ts),
-               "refundAmount": yuan(refund),
-               "consigneeInfo": {"fullname": p.name, "mobile": o.phone or "",
-                                 "province": city[1], "city": city[2], "county": p.district,
-                                 "fullAddress": o.address},
-               "itemInfoList": items}
+        obj = {
+            "orderId": int(o.oid),
+            "pin": p.pin,
+            "orderState": state,
+            "orderTotalPrice": yuan(o.goods),
+            "orderSellerPrice": yuan(o.seller_goods),
+            "orderPayment": yuan(o.paid_amount(o.versions[vi])),
+            "freightPrice": yuan(o.ship),
+            "sellerDiscount": yuan(o.discount),
+            "orderStartTime": c.local(o.created),
+            "paymentConfirmTime": c.local(o.pay_ts or o.created),
+            "modified": c.local(ts),
+            "refundAmount": yuan(refund),
+            "consigneeInfo": {
+                "fullname": p.name,
+                "mobile": o.phone or "",
+                "province": city[1],
+                "city": city[2],
+                "county": p.district,
+                "fullAddress": o.address,
+            },
+            "itemInfoList": items,
+        }
         if drift:
             obj["orderSource"] = o.channel_extra
             obj["venderRemark"] = o.memo
@@ -700,19 +904,31 @@ class Engine:
                 self._id("openid", o.openid, p)
         if o.phone:
             self._id("phone", p.phone, p)
-        return {"order_id": o.oid, "member_id": m.member_id if m else None,
-                "unionid": o.unionid, "openid": o.openid, "phone": o.phone, "status": status,
-                "created_at": c.utc(o.created),
-                "paid_at": c.utc(o.pay_ts) if paid and o.pay_ts is not None else None,
-                "updated_at": c.utc(ts), "total_fen": o.goods, "discount_fen": o.discount,
-                "paid_fen": o.goods - o.discount if paid else 0, "refund_fen": refund,
-                "coupon_code": o.coupon, "campaign_id": o.campaign,
-                "items": [{"sku_id": li.sku.sku_id, "qty": li.qty, "price_fen": li.price}
-                          for li in o.lines]}
+        return {
+            "order_id": o.oid,
+            "member_id": m.member_id if m else None,
+            "unionid": o.unionid,
+            "openid": o.openid,
+            "phone": o.phone,
+            "status": status,
+            "created_at": c.utc(o.created),
+            "paid_at": c.utc(o.pay_ts) if paid and o.pay_ts is not None else None,
+            "updated_at": c.utc(ts),
+            "total_fen": o.goods,
+            "discount_fen": o.discount,
+            "paid_fen": o.goods - o.discount if paid else 0,
+            "refund_fen": refund,
+            "coupon_code": o.coupon,
+            "campaign_id": o.campaign,
+            "items": [
+                {"sku_id": li.sku.sku_id, "qty": li.qty, "price_fen": li.price} for li in o.lines
+            ],
+        }
 
     def _write_jsonl(self, channel: str, dataset: str, d: int, ymd: str) -> None:
-        delivered = sorted(self.out_orders[channel].pop(d, []),
-                           key=lambda t: (t[0].versions[t[1]][0], t[0].oid))
+        delivered = sorted(
+            self.out_orders[channel].pop(d, []), key=lambda t: (t[0].versions[t[1]][0], t[0].oid)
+        )
         lines: list[str] = []
         late: list[tuple[int, str, str]] = []
         drift = d >= self.jd_drift
@@ -739,25 +955,45 @@ class Engine:
             self._id("phone", t.phone.replace("-", ""), p)
         head = [s.code, t.pos_id, t.ticket_no]
         when = self.clock.pos(t.ts)
-        return [csv_minimal([*head, str(li.line_no), when, t.cashier, t.card, t.phone,
-                             li.sku.barcode, str(li.qty), yuan(li.price), yuan(li.discount),
-                             yuan(li.amount), t.pay, t.orig])
-                for li in t.lines]
+        return [
+            csv_minimal(
+                [
+                    *head,
+                    str(li.line_no),
+                    when,
+                    t.cashier,
+                    t.card,
+                    t.phone,
+                    li.sku.barcode,
+                    str(li.qty),
+                    yuan(li.price),
+                    yuan(li.discount),
+                    yuan(li.amount),
+                    t.pay,
+                    t.orig,
+                ]
+            )
+            for li in t.lines
+        ]
 
     def _write_pos(self, d: int, ymd: str) -> None:
         for s in self.w.stores:
             if not s.trading(d):
                 continue
-            got = sorted(self.out_pos.pop((d, s.idx), []), key=lambda x: (x[0].ts,
-                                                                          x[0].ticket_no))
+            got = sorted(self.out_pos.pop((d, s.idx), []), key=lambda x: (x[0].ts, x[0].ticket_no))
             lines: list[str] = []
             late: list[tuple[int, str, str]] = []
             for t, is_late in got:
                 t.delivered = True
                 for k, text in enumerate(self._pos_lines(t)):
                     if is_late:
-                        late.append((len(lines), self.clock.iso(t.ts // DAY),
-                                     f"{s.code}/{t.ticket_no}/{k + 1}"))
+                        late.append(
+                            (
+                                len(lines),
+                                self.clock.iso(t.ts // DAY),
+                                f"{s.code}/{t.ticket_no}/{k + 1}",
+                            )
+                        )
                     lines.append(text)
             self._write("pos_sales", d, file_name("pos_sales", ymd, s.code), lines, late)
         self._unknown_store_files(d, ymd)
@@ -782,12 +1018,30 @@ class Engine:
                 for ln in range(1, r.randint(1, 3) + 1):
                     sku = self.w.skus[r.choice(like.assortment)]
                     price = sku.price_on(d)[0]
-                    lines.append(csv_minimal([code, "POS1", ticket, str(ln), self.clock.pos(ts),
-                                              f"C{code[1:]}01", "", "", sku.barcode, "1",
-                                              yuan(price), "0.00", yuan(price),
-                                              pick_weighted(r, PAY), ""]))
-            self.landing.write("pos_sales", d, name, lines,
-                               [(i, "unknown_store") for i in range(len(lines))])
+                    lines.append(
+                        csv_minimal(
+                            [
+                                code,
+                                "POS1",
+                                ticket,
+                                str(ln),
+                                self.clock.pos(ts),
+                                f"C{code[1:]}01",
+                                "",
+                                "",
+                                sku.barcode,
+                                "1",
+                                yuan(price),
+                                "0.00",
+                                yuan(price),
+                                pick_weighted(r, PAY),
+                                "",
+                            ]
+                        )
+                    )
+            self.landing.write(
+                "pos_sales", d, name, lines, [(i, "unknown_store") for i in range(len(lines))]
+            )
             self.planner.done("pos_sales", "unknown_store")
 
     # CRM --------------------------------------------------------------------------------------
@@ -806,15 +1060,33 @@ class Engine:
             if m.row is None:
                 p = m.person
                 if not m.row_seen:
-                    for typ, val in (("member_id", m.member_id), ("card_no", m.card_no),
-                                     ("phone", m.phone), ("unionid", m.unionid),
-                                     ("email", m.email.strip().lower())):
+                    for typ, val in (
+                        ("member_id", m.member_id),
+                        ("card_no", m.card_no),
+                        ("phone", m.phone),
+                        ("unionid", m.unionid),
+                        ("email", m.email.strip().lower()),
+                    ):
                         self._id(typ, val, p)
                     m.row_seen = True
-                m.row = csv_minimal([
-                    m.member_id, m.card_no, p.name, m.phone, m.email, m.gender, m.birthday,
-                    m.channel, m.store_code, self.clock.local(m.reg_ts), m.level, str(m.points),
-                    m.unionid, "Y" if m.opted_out(d) else "N"])
+                m.row = csv_minimal(
+                    [
+                        m.member_id,
+                        m.card_no,
+                        p.name,
+                        m.phone,
+                        m.email,
+                        m.gender,
+                        m.birthday,
+                        m.channel,
+                        m.store_code,
+                        self.clock.local(m.reg_ts),
+                        m.level,
+                        str(m.points),
+                        m.unionid,
+                        "Y" if m.opted_out(d) else "N",
+                    ]
+                )
             rows.append(m.row)
         self._write("crm_members", d, file_name("crm_members", ymd), rows)
 
@@ -826,33 +1098,79 @@ class Engine:
         for s in skus:
             lst, cost = s.price_on(d)
             status = "DISCONTINUED" if s.disc_day is not None and s.disc_day <= d else "ACTIVE"
-            prod.append(csv_minimal([s.sku_id, s.barcode, s.name, s.brand, s.l1, s.l2, s.l3,
-                                     yuan(lst), yuan(cost), c.iso(s.launch_day), status]))
+            prod.append(
+                csv_minimal(
+                    [
+                        s.sku_id,
+                        s.barcode,
+                        s.name,
+                        s.brand,
+                        s.l1,
+                        s.l2,
+                        s.l3,
+                        yuan(lst),
+                        yuan(cost),
+                        c.iso(s.launch_day),
+                        status,
+                    ]
+                )
+            )
         self._write("products", d, file_name("products", ymd), prod)
-        mapping = ([f"TMALL,{s.tmall_code},{s.sku_id}" for s in skus]
-                   + [f"JD,{s.jd_sku},{s.sku_id}" for s in skus if s.on_jd]
-                   + [f"MALL,{s.sku_id},{s.sku_id}" for s in skus]
-                   + [f"POS,{s.barcode},{s.sku_id}" for s in skus])
+        mapping = (
+            [f"TMALL,{s.tmall_code},{s.sku_id}" for s in skus]
+            + [f"JD,{s.jd_sku},{s.sku_id}" for s in skus if s.on_jd]
+            + [f"MALL,{s.sku_id},{s.sku_id}" for s in skus]
+            + [f"POS,{s.barcode},{s.sku_id}" for s in skus]
+        )
         self._write("sku_mapping", d, file_name("sku_mapping", ymd), mapping)
         stores = []
         for s in self.w.stores:
             if s.list_day > d:
                 continue
             close = ""
-            if s.close_day is not None and s.close_announce_day is not None and (
-                    d >= s.close_announce_day):
+            if (
+                s.close_day is not None
+                and s.close_announce_day is not None
+                and (d >= s.close_announce_day)
+            ):
                 close = c.iso(s.close_day)
-            stores.append(csv_minimal([s.code, s.name, s.store_type, s.province, s.city,
-                                       s.region, str(s.area), str(s.staff_on(d)),
-                                       c.iso(s.open_day), close, s.phone]))
+            stores.append(
+                csv_minimal(
+                    [
+                        s.code,
+                        s.name,
+                        s.store_type,
+                        s.province,
+                        s.city,
+                        s.region,
+                        str(s.area),
+                        str(s.staff_on(d)),
+                        c.iso(s.open_day),
+                        close,
+                        s.phone,
+                    ]
+                )
+            )
             self.shared[("phone", s.phone)] = "store_phone"
         self._write("stores", d, file_name("stores", ymd), stores)
 
     def _write_campaigns(self, d: int, ymd: str) -> None:
         c = self.clock
-        rows = [csv_minimal([k.cid, k.name, k.channel, c.iso(k.start_day), c.iso(k.end_on(d)),
-                             yuan(k.cost_on(d)), k.coupon])
-                for k in self.w.campaigns if k.list_day <= d]
+        rows = [
+            csv_minimal(
+                [
+                    k.cid,
+                    k.name,
+                    k.channel,
+                    c.iso(k.start_day),
+                    c.iso(k.end_on(d)),
+                    yuan(k.cost_on(d)),
+                    k.coupon,
+                ]
+            )
+            for k in self.w.campaigns
+            if k.list_day <= d
+        ]
         self._write("campaigns", d, file_name("campaigns", ymd), rows)
         touches = sorted(self.out_touch.pop(d, []), key=lambda t: (t[1], t[0]))
         lines: list[str] = []
@@ -876,9 +1194,19 @@ class Engine:
         if d == 0:
             return
         r = self.r_files
-        for ds in ("tmall_orders", "tmall_order_items", "jd_orders", "mall_orders",
-                   "crm_members", "inventory", "products", "sku_mapping", "stores", "campaigns",
-                   "campaign_touches"):
+        for ds in (
+            "tmall_orders",
+            "tmall_order_items",
+            "jd_orders",
+            "mall_orders",
+            "crm_members",
+            "inventory",
+            "products",
+            "sku_mapping",
+            "stores",
+            "campaigns",
+            "campaign_touches",
+        ):
             forced = d == self.force_redeliver[0] and ds == self.force_redeliver_ds
             if forced or chance(r, 0.012):
                 self._redeliver_one(ds, d)

@@ -17,8 +17,7 @@ WH, STORE = "WAREHOUSE", "STORE"
 
 
 class Inventory:
-    def __init__(self, world: World, rng: random.Random, days: int, units_per_day: float
-                 ) -> None:
+    def __init__(self, world: World, rng: random.Random, days: int, units_per_day: float) -> None:
         self.w = world
         self.rng = rng
         self.days = days
@@ -41,8 +40,7 @@ class Inventory:
                 self.cost_changes.setdefault(day, []).append(s.idx)
         total_pop = sum(s.popularity for s in world.skus) or 1.0
         # expected units per warehouse and day, all channels (stores are fed from warehouses)
-        self.demand = [units_per_day * s.popularity / total_pop / self.n_wh
-                       for s in world.skus]
+        self.demand = [units_per_day * s.popularity / total_pop / self.n_wh for s in world.skus]
         self.listed = 0
         self.started = False
         self.store_changed: set[int] = set()
@@ -111,8 +109,9 @@ class Inventory:
             else:
                 self._add(loc, k, rng.randint(rp + 1, target), 0, (target, rp))
 
-    def _add(self, loc: int, sku: int, on_hand: int, in_transit: int,
-             limits: tuple[int, int]) -> None:
+    def _add(
+        self, loc: int, sku: int, on_hand: int, in_transit: int, limits: tuple[int, int]
+    ) -> None:
         self.stock[loc][sku] = [on_hand, 0, in_transit]
         self.limits[loc][sku] = limits
         self.carried[loc].append(sku)
@@ -166,8 +165,9 @@ class Inventory:
         st = self.stock[wh][sku]
         target, rp = self.limits[wh][sku]
         avail = st[0] - st[1] + st[2]
-        if avail < rp and not (self.w.skus[sku].disc_day is not None
-                               and self.w.skus[sku].disc_day <= d):
+        if avail < rp and not (
+            self.w.skus[sku].disc_day is not None and self.w.skus[sku].disc_day <= d
+        ):
             q = target - avail
             st[2] += q
             self._arrive(d + self.rng.randint(4, 7), wh, sku, q)
@@ -203,8 +203,11 @@ class Inventory:
         if loc < self.n_wh:
             return True
         s = self.w.stores[loc - self.n_wh]
-        return (bool(self.carried[loc]) and s.open_day - 2 <= d
-                and (s.close_day is None or d < s.close_day))
+        return (
+            bool(self.carried[loc])
+            and s.open_day - 2 <= d
+            and (s.close_day is None or d < s.close_day)
+        )
 
     def snapshot(self, d: int, iso: str) -> list[str]:
         skus = self.w.skus
@@ -216,8 +219,9 @@ class Inventory:
                 stock = self.stock[loc]
                 for k in self.dirty[loc]:
                     st = stock[k]
-                    rows[k] = (f"{code},{typ},{skus[k].sku_id},{st[0]},{st[1]},{st[2]},"
-                               f"{self.cost[k]}")
+                    rows[k] = (
+                        f"{code},{typ},{skus[k].sku_id},{st[0]},{st[1]},{st[2]},{self.cost[k]}"
+                    )
                 self.dirty[loc].clear()
             if not self.present(loc, d):
                 continue

@@ -42,10 +42,19 @@ class Landing:
     def exists(self, dataset: str, day: int, name: str) -> bool:
         return (dataset, day, name) in self.written
 
-    def write(self, dataset: str, day: int, name: str, lines: list[str | bytes],
-              bad: list[tuple[int, str]] | None = None,
-              late: list[tuple[int, str, str]] | None = None, *, header: tuple[str, ...] = (),
-              crlf: bool = False, correction_of: str = "") -> Written:
+    def write(
+        self,
+        dataset: str,
+        day: int,
+        name: str,
+        lines: list[str | bytes],
+        bad: list[tuple[int, str]] | None = None,
+        late: list[tuple[int, str, str]] | None = None,
+        *,
+        header: tuple[str, ...] = (),
+        crlf: bool = False,
+        correction_of: str = "",
+    ) -> Written:
         """Write one file; `bad`/`late` index into `lines` (0-based, header excluded)."""
         ds = DATASETS[dataset]
         nl = "\r\n" if crlf else "\n"
@@ -83,12 +92,12 @@ class Landing:
     def _record(self, w: Written, *, redelivery_of: str, correction_of: str) -> None:
         ds = DATASETS[w.dataset]
         dt_s = self.clock.iso(w.day)
-        self.files.append((ds.source, w.dataset, dt_s, w.name, str(w.data_lines), redelivery_of,
-                           correction_of))
+        self.files.append(
+            (ds.source, w.dataset, dt_s, w.name, str(w.data_lines), redelivery_of, correction_of)
+        )
         first = ds.first_data_line
         for i, kind in w.bad:
-            self.bad.append((ds.source, w.dataset, dt_s, w.name, str(i + first), kind,
-                             layer(kind)))
+            self.bad.append((ds.source, w.dataset, dt_s, w.name, str(i + first), kind, layer(kind)))
         for i, bdate, key in w.late:
             self.late.append((ds.source, w.dataset, dt_s, w.name, str(i + first), bdate, key))
         s = self.summary.setdefault(w.dataset, {"files": 0, "data_lines": 0})

@@ -100,8 +100,10 @@ class Order:
         amounts = [li.amount for li in self.lines]
         if all(s == 2 for s in v[4]):
             return prorate(amounts, v[3])
-        return [_share(a, self.seller_goods, self.goods) if s == 2 else 0
-                for a, s in zip(amounts, v[4], strict=True)]
+        return [
+            _share(a, self.seller_goods, self.goods) if s == 2 else 0
+            for a, s in zip(amounts, v[4], strict=True)
+        ]
 
 
 def prorate(amounts: list[int], total: int) -> list[int]:

@@ -10,28 +10,113 @@ import csv
 import json
 from dataclasses import dataclass
 
-TMALL_ORDER_HEADER = ("订单编号", "买家会员名", "买家应付货款", "买家应付邮费",
-                      "买家实际支付金额", "订单状态", "收货人姓名", "收货地址", "联系手机",
-                      "订单创建时间", "订单付款时间", "宝贝总数量", "店铺名称", "退款金额",
-                      "修改时间")
+TMALL_ORDER_HEADER = (
+    "订单编号",
+    "买家会员名",
+    "买家应付货款",
+    "买家应付邮费",
+    "买家实际支付金额",
+    "订单状态",
+    "收货人姓名",
+    "收货地址",
+    "联系手机",
+    "订单创建时间",
+    "订单付款时间",
+    "宝贝总数量",
+    "店铺名称",
+    "退款金额",
+    "修改时间",
+)
 TMALL_ORDER_EXTRA = ("订单备注", "优惠券")
-TMALL_ITEM_HEADER = ("订单编号", "子订单编号", "标题", "价格", "购买数量", "商家编码", "退款状态",
-                     "退款金额")
-POS_HEADER = ("store_code", "pos_id", "ticket_no", "line_no", "txn_time", "cashier_id",
-              "member_card_no", "member_phone", "barcode", "qty", "unit_price", "discount",
-              "amount", "pay_method", "orig_ticket_no")
-CRM_HEADER = ("member_id", "card_no", "name", "phone", "email", "gender", "birthday",
-              "register_channel", "register_store_code", "register_time", "level", "points",
-              "unionid", "marketing_opt_out")
-INVENTORY_HEADER = ("snapshot_date", "location_code", "location_type", "sku_id", "on_hand_qty",
-                    "reserved_qty", "in_transit_qty", "unit_cost")
-PRODUCT_HEADER = ("sku_id", "barcode", "sku_name", "brand", "category_l1", "category_l2",
-                  "category_l3", "list_price", "unit_cost", "launch_date", "status")
+TMALL_ITEM_HEADER = (
+    "订单编号",
+    "子订单编号",
+    "标题",
+    "价格",
+    "购买数量",
+    "商家编码",
+    "退款状态",
+    "退款金额",
+)
+POS_HEADER = (
+    "store_code",
+    "pos_id",
+    "ticket_no",
+    "line_no",
+    "txn_time",
+    "cashier_id",
+    "member_card_no",
+    "member_phone",
+    "barcode",
+    "qty",
+    "unit_price",
+    "discount",
+    "amount",
+    "pay_method",
+    "orig_ticket_no",
+)
+CRM_HEADER = (
+    "member_id",
+    "card_no",
+    "name",
+    "phone",
+    "email",
+    "gender",
+    "birthday",
+    "register_channel",
+    "register_store_code",
+    "register_time",
+    "level",
+    "points",
+    "unionid",
+    "marketing_opt_out",
+)
+INVENTORY_HEADER = (
+    "snapshot_date",
+    "location_code",
+    "location_type",
+    "sku_id",
+    "on_hand_qty",
+    "reserved_qty",
+    "in_transit_qty",
+    "unit_cost",
+)
+PRODUCT_HEADER = (
+    "sku_id",
+    "barcode",
+    "sku_name",
+    "brand",
+    "category_l1",
+    "category_l2",
+    "category_l3",
+    "list_price",
+    "unit_cost",
+    "launch_date",
+    "status",
+)
 MAPPING_HEADER = ("platform", "platform_sku_code", "sku_id")
-STORE_HEADER = ("store_code", "store_name", "store_type", "province", "city", "region",
-                "floor_area_sqm", "staff_count", "open_date", "close_date", "store_phone")
-CAMPAIGN_HEADER = ("campaign_id", "campaign_name", "channel", "start_date", "end_date",
-                   "cost_yuan", "coupon_code")
+STORE_HEADER = (
+    "store_code",
+    "store_name",
+    "store_type",
+    "province",
+    "city",
+    "region",
+    "floor_area_sqm",
+    "staff_count",
+    "open_date",
+    "close_date",
+    "store_phone",
+)
+CAMPAIGN_HEADER = (
+    "campaign_id",
+    "campaign_name",
+    "channel",
+    "start_date",
+    "end_date",
+    "cost_yuan",
+    "coupon_code",
+)
 TOUCH_HEADER = ("campaign_id", "touch_time", "member_id", "phone", "unionid")
 
 _NEEDS_QUOTE = (",", '"', "\r", "\n")
@@ -42,8 +127,12 @@ def csv_minimal(fields: list[str] | tuple[str, ...]) -> str:
     if len(fields) == 1 and not fields[0]:
         return '""'  # what csv.writer writes for a lone empty field
     line = ",".join(fields)
-    if ('"' not in line and "\n" not in line and "\r" not in line
-            and line.count(",") == len(fields) - 1):
+    if (
+        '"' not in line
+        and "\n" not in line
+        and "\r" not in line
+        and line.count(",") == len(fields) - 1
+    ):
         return line
     out = []
     for f in fields:
@@ -88,29 +177,51 @@ class Dataset:
         return 2 if self.fmt == "csv" else 1
 
 
-DATASETS: dict[str, Dataset] = {d.name: d for d in (
-    Dataset("tmall_orders", "tmall_orders", "csv", "gb18030", quote_all=True,
-            header=TMALL_ORDER_HEADER),
-    Dataset("tmall_order_items", "tmall_order_items", "csv", "gb18030", quote_all=True,
-            header=TMALL_ITEM_HEADER),
-    Dataset("jd_orders", "jd_orders", "jsonl", "utf-8"),
-    Dataset("mall_orders", "mall_orders", "jsonl", "utf-8"),
-    Dataset("pos_sales", "pos_sales", "csv", "utf-8", bom=True, header=POS_HEADER),
-    Dataset("crm_members", "crm_members", "csv", "utf-8", header=CRM_HEADER),
-    Dataset("inventory", "inventory", "csv", "utf-8", header=INVENTORY_HEADER),
-    Dataset("products", "master", "csv", "utf-8", header=PRODUCT_HEADER),
-    Dataset("sku_mapping", "master", "csv", "utf-8", header=MAPPING_HEADER),
-    Dataset("stores", "master", "csv", "utf-8", header=STORE_HEADER),
-    Dataset("campaigns", "campaigns", "csv", "utf-8", header=CAMPAIGN_HEADER),
-    Dataset("campaign_touches", "campaigns", "csv", "utf-8", header=TOUCH_HEADER),
-)}
+DATASETS: dict[str, Dataset] = {
+    d.name: d
+    for d in (
+        Dataset(
+            "tmall_orders",
+            "tmall_orders",
+            "csv",
+            "gb18030",
+            quote_all=True,
+            header=TMALL_ORDER_HEADER,
+        ),
+        Dataset(
+            "tmall_order_items",
+            "tmall_order_items",
+            "csv",
+            "gb18030",
+            quote_all=True,
+            header=TMALL_ITEM_HEADER,
+        ),
+        Dataset("jd_orders", "jd_orders", "jsonl", "utf-8"),
+        Dataset("mall_orders", "mall_orders", "jsonl", "utf-8"),
+        Dataset("pos_sales", "pos_sales", "csv", "utf-8", bom=True, header=POS_HEADER),
+        Dataset("crm_members", "crm_members", "csv", "utf-8", header=CRM_HEADER),
+        Dataset("inventory", "inventory", "csv", "utf-8", header=INVENTORY_HEADER),
+        Dataset("products", "master", "csv", "utf-8", header=PRODUCT_HEADER),
+        Dataset("sku_mapping", "master", "csv", "utf-8", header=MAPPING_HEADER),
+        Dataset("stores", "master", "csv", "utf-8", header=STORE_HEADER),
+        Dataset("campaigns", "campaigns", "csv", "utf-8", header=CAMPAIGN_HEADER),
+        Dataset("campaign_touches", "campaigns", "csv", "utf-8", header=TOUCH_HEADER),
+    )
+}
 
 # file name prefix per dataset (the date and optional _<n> follow)
 FILE_PREFIX = {
-    "tmall_orders": "tmall_orders_", "tmall_order_items": "tmall_items_",
-    "jd_orders": "jd_orders_", "mall_orders": "mall_orders_", "pos_sales": "pos_",
-    "crm_members": "crm_members_", "inventory": "inventory_", "products": "products_",
-    "sku_mapping": "sku_mapping_", "stores": "stores_", "campaigns": "campaigns_",
+    "tmall_orders": "tmall_orders_",
+    "tmall_order_items": "tmall_items_",
+    "jd_orders": "jd_orders_",
+    "mall_orders": "mall_orders_",
+    "pos_sales": "pos_",
+    "crm_members": "crm_members_",
+    "inventory": "inventory_",
+    "products": "products_",
+    "sku_mapping": "sku_mapping_",
+    "stores": "stores_",
+    "campaigns": "campaigns_",
     "campaign_touches": "campaign_touches_",
 }
 

@@ -44,53 +44,179 @@ CITIES: tuple[tuple[str, str, str, str, tuple[str, ...], float], ...] = (
     ("甘肃省", "甘肃", "兰州市", "西北", ("城关区", "七里河区"), 1),
 )
 REGIONS = ("华东", "华南", "华北", "华中", "西南", "西北", "东北")
-STREETS = ("文三路", "中山路", "人民路", "解放路", "建设路", "和平路", "长江路", "黄河路", "南京路",
-           "淮海路", "学院路", "科技路", "滨江大道", "世纪大道", "东风路", "新华路")
-MALLS = ("万达广场", "银泰城", "万象城", "大悦城", "龙湖天街", "吾悦广场", "来福士", "印象城",
-         "步行街", "凯德广场", "太古里", "百货")
+STREETS = (
+    "文三路",
+    "中山路",
+    "人民路",
+    "解放路",
+    "建设路",
+    "和平路",
+    "长江路",
+    "黄河路",
+    "南京路",
+    "淮海路",
+    "学院路",
+    "科技路",
+    "滨江大道",
+    "世纪大道",
+    "东风路",
+    "新华路",
+)
+MALLS = (
+    "万达广场",
+    "银泰城",
+    "万象城",
+    "大悦城",
+    "龙湖天街",
+    "吾悦广场",
+    "来福士",
+    "印象城",
+    "步行街",
+    "凯德广场",
+    "太古里",
+    "百货",
+)
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程"
 GIVEN_M = "伟强磊军勇杰涛明超刚平辉鹏华飞鑫波斌宇浩凯健俊帆帅旭宁龙林"
 GIVEN_F = "芳娜敏静丽艳娟霞燕玲桂丹萍红婷雪琳晶颖慧佳倩瑶琪怡欣梦蕾"
-NICK_WORDS = ("小鱼儿", "橘子汽水", "爱吃草莓", "风中的猫", "晴天", "大白兔", "咸鱼翻身",
-              "南风知我意",
-              "阿狸", "奶茶续命", "一只柠檬", "夏天的风", "不吃香菜", "星河", "蓝莓酱", "慢慢来")
+NICK_WORDS = (
+    "小鱼儿",
+    "橘子汽水",
+    "爱吃草莓",
+    "风中的猫",
+    "晴天",
+    "大白兔",
+    "咸鱼翻身",
+    "南风知我意",
+    "阿狸",
+    "奶茶续命",
+    "一只柠檬",
+    "夏天的风",
+    "不吃香菜",
+    "星河",
+    "蓝莓酱",
+    "慢慢来",
+)
 NICK_DECOR = ("🌸", "🐟", "✨", "🍓", "☀", "♥", "ツ", "の", "Ω", "ｼ")
-LATIN = ("lily", "tom", "amy", "jack", "coco", "vivian", "kevin", "sunny", "echo", "leo",
-         "mia", "zoe", "ray", "ivy", "max", "luna")
-EMAIL_DOMAINS = (("qq.com", 5), ("163.com", 3), ("126.com", 1), ("gmail.com", 1),
-                 ("outlook.com", 1), ("sina.com", 1), ("foxmail.com", 1))
-MOBILE_PREFIXES = ("130", "131", "132", "133", "135", "136", "137", "138", "139", "150", "151",
-                   "152", "155", "156", "157", "158", "159", "166", "173", "176", "177", "180",
-                   "181", "182", "185", "186", "187", "188", "189", "191", "198", "199")
+LATIN = (
+    "lily",
+    "tom",
+    "amy",
+    "jack",
+    "coco",
+    "vivian",
+    "kevin",
+    "sunny",
+    "echo",
+    "leo",
+    "mia",
+    "zoe",
+    "ray",
+    "ivy",
+    "max",
+    "luna",
+)
+EMAIL_DOMAINS = (
+    ("qq.com", 5),
+    ("163.com", 3),
+    ("126.com", 1),
+    ("gmail.com", 1),
+    ("outlook.com", 1),
+    ("sina.com", 1),
+    ("foxmail.com", 1),
+)
+MOBILE_PREFIXES = (
+    "130",
+    "131",
+    "132",
+    "133",
+    "135",
+    "136",
+    "137",
+    "138",
+    "139",
+    "150",
+    "151",
+    "152",
+    "155",
+    "156",
+    "157",
+    "158",
+    "159",
+    "166",
+    "173",
+    "176",
+    "177",
+    "180",
+    "181",
+    "182",
+    "185",
+    "186",
+    "187",
+    "188",
+    "189",
+    "191",
+    "198",
+    "199",
+)
 
 # category_l1 -> [(category_l2, [category_l3...], price range yuan, brands)]
 CATALOG: dict[str, list[tuple[str, tuple[str, ...], tuple[int, int], tuple[str, ...]]]] = {
-    "服装": [("女装", ("连衣裙", "T恤", "衬衫", "针织衫", "半身裙"), (99, 699), ("拾光", "木野")),
-           ("男装", ("T恤", "衬衫", "夹克", "休闲裤"), (99, 799), ("拾光", "木野")),
-           ("童装", ("上衣", "裤装", "套装"), (69, 299), ("拾光童趣",))],
-    "鞋靴": [("女鞋", ("单鞋", "运动鞋", "凉鞋"), (199, 899), ("拾光", "木野")),
-           ("男鞋", ("休闲鞋", "运动鞋", "皮鞋"), (199, 999), ("木野",))],
-    "箱包配饰": [("箱包", ("双肩包", "手提包", "钱包"), (99, 1299), ("木野", "拾光")),
-             ("配饰", ("帽子", "围巾", "袜子"), (29, 199), ("拾光",))],
-    "家居生活": [("家纺", ("床品套件", "毛巾", "抱枕"), (49, 999), ("栖居",)),
-             ("厨具餐具", ("马克杯", "碗盘", "保温杯"), (19, 299), ("栖居",)),
-             ("收纳", ("收纳盒", "衣架", "置物架"), (19, 199), ("栖居",))],
-    "个护美妆": [("护肤", ("面霜", "精华", "洁面"), (79, 599), ("青禾",)),
-             ("个人护理", ("洗发水", "沐浴露", "护手霜"), (29, 129), ("青禾",))],
+    "服装": [
+        ("女装", ("连衣裙", "T恤", "衬衫", "针织衫", "半身裙"), (99, 699), ("拾光", "木野")),
+        ("男装", ("T恤", "衬衫", "夹克", "休闲裤"), (99, 799), ("拾光", "木野")),
+        ("童装", ("上衣", "裤装", "套装"), (69, 299), ("拾光童趣",)),
+    ],
+    "鞋靴": [
+        ("女鞋", ("单鞋", "运动鞋", "凉鞋"), (199, 899), ("拾光", "木野")),
+        ("男鞋", ("休闲鞋", "运动鞋", "皮鞋"), (199, 999), ("木野",)),
+    ],
+    "箱包配饰": [
+        ("箱包", ("双肩包", "手提包", "钱包"), (99, 1299), ("木野", "拾光")),
+        ("配饰", ("帽子", "围巾", "袜子"), (29, 199), ("拾光",)),
+    ],
+    "家居生活": [
+        ("家纺", ("床品套件", "毛巾", "抱枕"), (49, 999), ("栖居",)),
+        ("厨具餐具", ("马克杯", "碗盘", "保温杯"), (19, 299), ("栖居",)),
+        ("收纳", ("收纳盒", "衣架", "置物架"), (19, 199), ("栖居",)),
+    ],
+    "个护美妆": [
+        ("护肤", ("面霜", "精华", "洁面"), (79, 599), ("青禾",)),
+        ("个人护理", ("洗发水", "沐浴露", "护手霜"), (29, 129), ("青禾",)),
+    ],
 }
-ADJECTIVES = ("纯棉", "经典", "轻盈", "简约", "复古", "基础款", "宽松", "修身", "柔软", "新款",
-              "舒适")
+ADJECTIVES = (
+    "纯棉",
+    "经典",
+    "轻盈",
+    "简约",
+    "复古",
+    "基础款",
+    "宽松",
+    "修身",
+    "柔软",
+    "新款",
+    "舒适",
+)
 COLORS = ("白色", "黑色", "米色", "灰色", "藏青", "酒红", "浅蓝", "卡其", "燕麦色", "雾霾蓝")
 CLOTH_SIZES = ("S", "M", "L", "XL")
 SHOE_SIZES = ("36", "37", "38", "39", "40", "41", "42", "43")
 
 CAMPAIGN_THEMES = ("会员日", "周末闪购", "新品尝鲜", "老友回馈", "门店焕新", "会员积分加倍")
-MONTH_THEMES = {1: ("新年焕新", "年货节"), 2: ("情人节限定", "开春上新"),
-                3: ("女王节专享", "春季上新"), 4: ("清明踏青", "春日出游"),
-                5: ("五一出游季", "520心动礼"), 6: ("618预热", "夏日焕新"),
-                7: ("盛夏清凉", "暑期特惠"), 8: ("七夕限定", "开学季"), 9: ("中秋礼遇", "秋季上新"),
-                10: ("国庆出游季", "金秋焕新"), 11: ("双11预售", "冬季上新"),
-                12: ("双12返场", "圣诞礼遇")}
+MONTH_THEMES = {
+    1: ("新年焕新", "年货节"),
+    2: ("情人节限定", "开春上新"),
+    3: ("女王节专享", "春季上新"),
+    4: ("清明踏青", "春日出游"),
+    5: ("五一出游季", "520心动礼"),
+    6: ("618预热", "夏日焕新"),
+    7: ("盛夏清凉", "暑期特惠"),
+    8: ("七夕限定", "开学季"),
+    9: ("中秋礼遇", "秋季上新"),
+    10: ("国庆出游季", "金秋焕新"),
+    11: ("双11预售", "冬季上新"),
+    12: ("双12返场", "圣诞礼遇"),
+}
 TOUCH_CHANNELS = ("SMS", "WECHAT", "APP_PUSH", "STORE")
 
 
@@ -112,10 +238,16 @@ class Sizes:
         n_skus = max(50, round(3000 * scale))
         lo, hi = 100, 200
         cap = max(10, int(n_skus * 0.6))
-        return cls(scale=scale, days=days, n_people=max(200, round(20000 * scale)),
-                   n_stores=max(5, round(240 * scale)), n_skus=n_skus,
-                   n_warehouses=max(2, min(5, round(3 * math.sqrt(scale)))),
-                   lines_per_day=100000 * scale / 90, assortment=(min(lo, cap), min(hi, cap)))
+        return cls(
+            scale=scale,
+            days=days,
+            n_people=max(200, round(20000 * scale)),
+            n_stores=max(5, round(240 * scale)),
+            n_skus=n_skus,
+            n_warehouses=max(2, min(5, round(3 * math.sqrt(scale)))),
+            lines_per_day=100000 * scale / 90,
+            assortment=(min(lo, cap), min(hi, cap)),
+        )
 
 
 @dataclass(slots=True, eq=False)
@@ -311,9 +443,22 @@ class _Unique:
 def build_world(sz: Sizes, clock: Clock, rng: random.Random) -> World:
     """Create the whole static world; per-day behaviour lives in the engine."""
     phones = _Unique()
-    w = World(sizes=sz, clock=clock, stores=[], warehouses=[], skus=[], people=[], members=[],
-              campaigns=[], families=[], unknown_store_codes=[], unknown_sku_ids=[],
-              unknown_barcodes=[], unknown_tmall_codes=[], unknown_jd_skus=[])
+    w = World(
+        sizes=sz,
+        clock=clock,
+        stores=[],
+        warehouses=[],
+        skus=[],
+        people=[],
+        members=[],
+        campaigns=[],
+        families=[],
+        unknown_store_codes=[],
+        unknown_sku_ids=[],
+        unknown_barcodes=[],
+        unknown_tmall_codes=[],
+        unknown_jd_skus=[],
+    )
     w.warehouses = [f"WH-{i + 1:02d}" for i in range(sz.n_warehouses)]
     _catalog(w, rng)
     _stores(w, rng, phones)
@@ -334,8 +479,12 @@ def _region_warehouse(region: str, n_wh: int) -> int:
 
 def _catalog(w: World, rng: random.Random) -> None:
     sz = w.sizes
-    leaves = [(l1, l2, l3, pr, brands) for l1, subs in CATALOG.items()
-              for l2, l3s, pr, brands in subs for l3 in l3s]
+    leaves = [
+        (l1, l2, l3, pr, brands)
+        for l1, subs in CATALOG.items()
+        for l2, l3s, pr, brands in subs
+        for l3 in l3s
+    ]
     barcodes = _Unique()
     jd_ids = _Unique()
     specs = []
@@ -357,13 +506,19 @@ def _catalog(w: World, rng: random.Random) -> None:
     specs.sort(key=lambda s: (s[0] > 0, s[0] if s[0] > 0 else 0))
     for idx, (launch, l1, l2, l3, lo, hi, brands, disc) in enumerate(specs):
         brand = rng.choice(brands)
-        size = (rng.choice(CLOTH_SIZES) if l1 == "服装" else
-                rng.choice(SHOE_SIZES) if l1 == "鞋靴" else "")
-        name = f"{brand} {rng.choice(ADJECTIVES)}{l3} {rng.choice(COLORS)}" + (f" {size}" if size
-                                                                               else "")
+        size = (
+            rng.choice(CLOTH_SIZES)
+            if l1 == "服装"
+            else rng.choice(SHOE_SIZES)
+            if l1 == "鞋靴"
+            else ""
+        )
+        name = f"{brand} {rng.choice(ADJECTIVES)}{l3} {rng.choice(COLORS)}" + (
+            f" {size}" if size else ""
+        )
         price = max(9, int(rng.uniform(lo, hi)) // 10 * 10 + 9) * 100
         cost = int(price * rng.uniform(0.32, 0.55))
-        prices = [(-10**6, price, cost)]
+        prices = [(-(10**6), price, cost)]
         n_changes = pick_weighted(rng, ((0, 0.7), (1, 0.24), (2, 0.06))) if sz.days >= 3 else 0
         for day in sorted(rng.sample(range(1, sz.days), min(n_changes, sz.days - 1))):
             f = rng.choice((0.8, 0.85, 0.9, 1.1, 1.15))
@@ -372,12 +527,24 @@ def _catalog(w: World, rng: random.Random) -> None:
                 cost = int(cost * rng.uniform(0.95, 1.08))
             prices.append((day, price, cost))
         barcode = barcodes.take(lambda: ean13("69" + f"{rng.randrange(10**10):010d}"))
-        sku = Sku(idx=idx, sku_id=f"SKU-{idx + 1:05d}", barcode=barcode, name=name, brand=brand,
-                  l1=l1, l2=l2, l3=l3, launch_day=launch,
-                  list_day=max(launch - 7, 0) if launch > 0 else -10**6, disc_day=disc,
-                  prices=prices, tmall_code=f"NR{idx + 1:05d}",
-                  jd_sku=jd_ids.take(lambda: str(rng.randrange(100000000, 199999999))),
-                  on_jd=chance(rng, 0.88), popularity=1.0 / (rng.random() * 60 + 1) ** 1.1)
+        sku = Sku(
+            idx=idx,
+            sku_id=f"SKU-{idx + 1:05d}",
+            barcode=barcode,
+            name=name,
+            brand=brand,
+            l1=l1,
+            l2=l2,
+            l3=l3,
+            launch_day=launch,
+            list_day=max(launch - 7, 0) if launch > 0 else -(10**6),
+            disc_day=disc,
+            prices=prices,
+            tmall_code=f"NR{idx + 1:05d}",
+            jd_sku=jd_ids.take(lambda: str(rng.randrange(100000000, 199999999))),
+            on_jd=chance(rng, 0.88),
+            popularity=1.0 / (rng.random() * 60 + 1) ** 1.1,
+        )
         w.skus.append(sku)
         w.barcode_sku[barcode] = sku
     # supplier cost updates on a couple of dates: margin history matters
@@ -386,7 +553,8 @@ def _catalog(w: World, rng: random.Random) -> None:
             if chance(rng, 0.15):
                 lst, cost = sku.price_on(day)
                 sku.prices = [p for p in sku.prices if p[0] != day] + [
-                    (day, lst, int(cost * rng.uniform(1.02, 1.08)))]
+                    (day, lst, int(cost * rng.uniform(1.02, 1.08)))
+                ]
                 sku.prices.sort()
 
 
@@ -422,19 +590,31 @@ def _stores(w: World, rng: random.Random, phones: _Unique) -> None:
             s = rng.randint(1, sz.days - 4)
             reno = tuple(range(s, s + rng.randint(2, 3)))
         store = Store(
-            idx=idx, code=code, name=f"拾光生活{city.rstrip('市')}{rng.choice(MALLS)}店",
-            store_type="DIRECT" if chance(rng, 0.6) else "FRANCHISE", province=prov, city=city,
-            region=region, area=area, staff=staff, open_day=open_day, close_day=close_day,
-            list_day=open_day - 7 if kind == "new" else -10**6,
-            close_announce_day=(close_day - 10) if kind == "close" and close_day else (
-                -10**6 if kind == "hist" else None),
+            idx=idx,
+            code=code,
+            name=f"拾光生活{city.rstrip('市')}{rng.choice(MALLS)}店",
+            store_type="DIRECT" if chance(rng, 0.6) else "FRANCHISE",
+            province=prov,
+            city=city,
+            region=region,
+            area=area,
+            staff=staff,
+            open_day=open_day,
+            close_day=close_day,
+            list_day=open_day - 7 if kind == "new" else -(10**6),
+            close_announce_day=(close_day - 10)
+            if kind == "close" and close_day
+            else (-(10**6) if kind == "hist" else None),
             phone=phones.take(lambda: mobile(rng)),
-            warehouse=_region_warehouse(region, sz.n_warehouses), cashiers=cashiers,
+            warehouse=_region_warehouse(region, sz.n_warehouses),
+            cashiers=cashiers,
             lazy_cashier=rng.choice(cashiers) if idx in lazy else None,
             pos_count=1 + (area > 250) + (area > 500),
             staff_change=(rng.randint(1, sz.days - 1), max(2, staff + rng.choice((-2, -1, 1, 2))))
-            if sz.days >= 3 and chance(rng, 0.05) else None,
-            renovation=reno)
+            if sz.days >= 3 and chance(rng, 0.05)
+            else None,
+            renovation=reno,
+        )
         w.stores.append(store)
     # assortments: each trading store carries a popularity-weighted subset
     base = [s for s in w.skus if s.launch_day <= 0 and (s.disc_day is None or s.disc_day > 0)]
@@ -465,8 +645,14 @@ def _nick(rng: random.Random) -> str:
     if r < 0.97:
         return rng.choice(NICK_DECOR) + rng.choice(NICK_WORDS) + rng.choice(NICK_DECOR)
     # any Unicode, including the characters a CSV writer must quote
-    return rng.choice(('"' + rng.choice(NICK_WORDS) + '"', rng.choice(LATIN) + ",小店",
-                       "ｆｕｌｌ" + rng.choice(NICK_WORDS), "Ünïcødé_" + rng.choice(LATIN)))
+    return rng.choice(
+        (
+            '"' + rng.choice(NICK_WORDS) + '"',
+            rng.choice(LATIN) + ",小店",
+            "ｆｕｌｌ" + rng.choice(NICK_WORDS),
+            "Ünïcødé_" + rng.choice(LATIN),
+        )
+    )
 
 
 def _people(w: World, rng: random.Random, phones: _Unique) -> None:
@@ -481,16 +667,25 @@ def _people(w: World, rng: random.Random, phones: _Unique) -> None:
 
     def wxid() -> str:
         # 27 url-safe base64 characters after an "o", like WeChat's 28-character ids
-        return wx.take(lambda: "o" + base64.urlsafe_b64encode(
-            rng.getrandbits(168).to_bytes(21, "big")).decode()[:27])
+        return wx.take(
+            lambda: (
+                "o"
+                + base64.urlsafe_b64encode(rng.getrandbits(168).to_bytes(21, "big")).decode()[:27]
+            )
+        )
 
     for i in range(sz.n_people):
         gender = "M" if chance(rng, 0.42) else "F"
         name = rng.choice(SURNAMES) + "".join(
-            rng.choice(GIVEN_M if gender == "M" else GIVEN_F) for _ in range(rng.choice((1, 2))))
+            rng.choice(GIVEN_M if gender == "M" else GIVEN_F) for _ in range(rng.choice((1, 2)))
+        )
         ci = city_pick.pick(rng)
-        tmall, jd, mall, store = (chance(rng, 0.40), chance(rng, 0.25), chance(rng, 0.33),
-                                  chance(rng, 0.55))
+        tmall, jd, mall, store = (
+            chance(rng, 0.40),
+            chance(rng, 0.25),
+            chance(rng, 0.33),
+            chance(rng, 0.55),
+        )
         if not (tmall or jd or mall or store):
             store = True
         home = None
@@ -501,27 +696,53 @@ def _people(w: World, rng: random.Random, phones: _Unique) -> None:
         email = None
         if chance(rng, 0.35):
             dom = pick_weighted(rng, EMAIL_DOMAINS)
-            local_part = (str(rng.randrange(10**5, 10**10)) if dom == "qq.com" and chance(rng, .6)
-                          else f"{rng.choice(LATIN)}{rng.choice(('', '.', '_'))}"
-                               f"{rng.randrange(1, 9999)}")
-            email = emails.take(lambda lp=local_part, d=dom: f"{lp}@{d}" if
-                                f"{lp}@{d}" not in emails.seen else
-                                f"{lp}{rng.randrange(10, 99)}@{d}")
+            local_part = (
+                str(rng.randrange(10**5, 10**10))
+                if dom == "qq.com" and chance(rng, 0.6)
+                else f"{rng.choice(LATIN)}{rng.choice(('', '.', '_'))}{rng.randrange(1, 9999)}"
+            )
+            email = emails.take(
+                lambda lp=local_part, d=dom: (
+                    f"{lp}@{d}"
+                    if f"{lp}@{d}" not in emails.seen
+                    else f"{lp}{rng.randrange(10, 99)}@{d}"
+                )
+            )
         p = Person(
-            idx=i, pid=f"P{i + 1:07d}", name=name, gender=gender,
-            birthday=None if chance(rng, 0.1) else dt.date(1960, 1, 1) + dt.timedelta(
-                days=rng.randrange(0, 46 * 365)),
-            phone=phones.take(lambda: mobile(rng)), email=email, city=ci,
+            idx=i,
+            pid=f"P{i + 1:07d}",
+            name=name,
+            gender=gender,
+            birthday=None
+            if chance(rng, 0.1)
+            else dt.date(1960, 1, 1) + dt.timedelta(days=rng.randrange(0, 46 * 365)),
+            phone=phones.take(lambda: mobile(rng)),
+            email=email,
+            city=ci,
             district=rng.choice(CITIES[ci][4]),
             addr_detail=f"{rng.choice(STREETS)}{rng.randint(1, 999)}号{rng.randint(1, 30)}栋"
-                        f"{rng.randint(1, 28)}{rng.randint(1, 4):02d}室",
+            f"{rng.randint(1, 28)}{rng.randint(1, 4):02d}室",
             nick=nicks.take(lambda: _nick(rng)) if tmall else None,
-            pin=pins.take(lambda: "jd_" + (f"{rng.getrandbits(48):012x}" if chance(rng, 0.7)
-                                           else f"{rng.choice(LATIN)}{rng.randrange(10**6)}"))
-            if jd else None,
-            unionid=wxid() if has_wx else None, openid=wxid() if has_wx else None,
-            tmall=tmall, jd=jd, mall=mall, home_store=home,
-            weight=min(25.0, rng.paretovariate(1.6)))
+            pin=pins.take(
+                lambda: (
+                    "jd_"
+                    + (
+                        f"{rng.getrandbits(48):012x}"
+                        if chance(rng, 0.7)
+                        else f"{rng.choice(LATIN)}{rng.randrange(10**6)}"
+                    )
+                )
+            )
+            if jd
+            else None,
+            unionid=wxid() if has_wx else None,
+            openid=wxid() if has_wx else None,
+            tmall=tmall,
+            jd=jd,
+            mall=mall,
+            home_store=home,
+            weight=min(25.0, rng.paretovariate(1.6)),
+        )
         w.people.append(p)
     # families sharing one tablet: one openid, several people, no unionid on those orders
     mall_people = [p for p in w.people if p.mall]
@@ -597,7 +818,7 @@ def _members(w: World, rng: random.Random, phones: _Unique) -> None:
             if st.close_day is not None:
                 reg_day = min(reg_day, st.close_day - 1)
         else:
-            channel = ("MALL" if p.mall else "TMALL" if p.tmall else "JD" if p.jd else "MALL")
+            channel = "MALL" if p.mall else "TMALL" if p.tmall else "JD" if p.jd else "MALL"
             store_code = ""
         reg_ts = reg_day * DAY + rng.randint(10 * 3600, 21 * 3600)
         members.append(_member(rng, sz, p, reg_ts, channel, store_code, p.phone))
@@ -629,15 +850,24 @@ def _members(w: World, rng: random.Random, phones: _Unique) -> None:
     w.members = members
 
 
-def _member(rng: random.Random, sz: Sizes, p: Person, reg_ts: int, channel: str,
-            store_code: str, phone: str) -> Member:
+def _member(
+    rng: random.Random, sz: Sizes, p: Person, reg_ts: int, channel: str, store_code: str, phone: str
+) -> Member:
     pts = 0 if reg_ts >= 0 else int(rng.lognormvariate(6.5, 1.3))
-    return Member(person=p, reg_ts=reg_ts, channel=channel, store_code=store_code, phone=phone,
-                  unionid=p.unionid if p.unionid and chance(rng, 0.75) else "",
-                  email=_spell_email(rng, p.email), gender=_spell_gender(rng, p.gender),
-                  birthday=_spell_birthday(rng, p.birthday), points=pts,
-                  opt_out=chance(rng, 0.1),
-                  opt_flip_day=rng.randint(1, max(1, sz.days - 1)) if chance(rng, 0.01) else None)
+    return Member(
+        person=p,
+        reg_ts=reg_ts,
+        channel=channel,
+        store_code=store_code,
+        phone=phone,
+        unionid=p.unionid if p.unionid and chance(rng, 0.75) else "",
+        email=_spell_email(rng, p.email),
+        gender=_spell_gender(rng, p.gender),
+        birthday=_spell_birthday(rng, p.birthday),
+        points=pts,
+        opt_out=chance(rng, 0.1),
+        opt_flip_day=rng.randint(1, max(1, sz.days - 1)) if chance(rng, 0.01) else None,
+    )
 
 
 def _campaigns(w: World, rng: random.Random) -> None:
@@ -646,8 +876,9 @@ def _campaigns(w: World, rng: random.Random) -> None:
     chans = ["SMS", "WECHAT", "APP_PUSH", "STORE", "TMALL", "JD", "SMS", "WECHAT"]
     specs = []
     for i in range(n):
-        channel = "SMS" if i == 0 else chans[i % len(chans)] if i < len(chans) else rng.choice(
-            chans)
+        channel = (
+            "SMS" if i == 0 else chans[i % len(chans)] if i < len(chans) else rng.choice(chans)
+        )
         start = -2 if i == 0 else rng.randrange(0, sz.days)
         specs.append((start, channel))
     specs.sort()
@@ -660,18 +891,28 @@ def _campaigns(w: World, rng: random.Random) -> None:
             key = d0.strftime("%y%m")
             k = coupons_per_month[key] = coupons_per_month.get(key, 0) + 1
             coupon = f"C-{key}-{'ABCDEFGHIJKLMNOPQRSTUVWXYZ'[(k - 1) % 26]}" + (
-                str((k - 1) // 26) if k > 26 else "")
+                str((k - 1) // 26) if k > 26 else ""
+            )
         cost = rng.randint(50, 800) * 10000
         end = start + dur - 1
-        w.campaigns.append(Campaign(
-            cid=f"CMP-{i + 1:04d}",
-            name=f"{d0.month}月{rng.choice(CAMPAIGN_THEMES + MONTH_THEMES[d0.month] * 2)}",
-            channel=channel, start_day=start, end_day=end, list_day=start - 5, cost_cents=cost,
-            coupon=coupon, discount_cents=rng.choice((1000, 2000, 3000, 5000)),
-            audience=rng.uniform(0.04, 0.1),
-            extend=(end - 1, end + rng.randint(3, 7)) if chance(rng, 0.25) else None,
-            final_cost=(end + 3, int(cost * rng.uniform(0.85, 1.15))) if chance(rng, 0.6)
-            else None))
+        w.campaigns.append(
+            Campaign(
+                cid=f"CMP-{i + 1:04d}",
+                name=f"{d0.month}月{rng.choice(CAMPAIGN_THEMES + MONTH_THEMES[d0.month] * 2)}",
+                channel=channel,
+                start_day=start,
+                end_day=end,
+                list_day=start - 5,
+                cost_cents=cost,
+                coupon=coupon,
+                discount_cents=rng.choice((1000, 2000, 3000, 5000)),
+                audience=rng.uniform(0.04, 0.1),
+                extend=(end - 1, end + rng.randint(3, 7)) if chance(rng, 0.25) else None,
+                final_cost=(end + 3, int(cost * rng.uniform(0.85, 1.15)))
+                if chance(rng, 0.6)
+                else None,
+            )
+        )
 
 
 def _unknown_codes(w: World, rng: random.Random) -> None:

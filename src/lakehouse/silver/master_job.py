@@ -107,13 +107,12 @@ def build_master(ctx: JobContext) -> JobResult:
                 ["platform", "platform_sku_code"],
                 SKU_MAP_NEWER,
             )
-            problems = master.sku_map_conflicts(unique["sku_mapping"], current)
             quarantine = [
                 *(duplicate_records(df, TABLE_OF[d], ctx) for d, df in bronze.items()),
                 gates[0].quarantined,
                 gates[1].quarantined,
                 sku_gate.quarantined,
-                _mapping_problems(problems, ctx),
+                _mapping_problems(sku_gate.good, ctx),
             ]
             tables_written = list(TABLE_OF.values())
             result.versions[f"silver.{SILVER_QUARANTINE}"] = write_quarantine(
@@ -136,17 +135,22 @@ def _quarantined_keys(gate, key: str) -> DataFrame:
     )
 
 
-def _mapping_problems(problems: DataFrame, ctx: JobContext) -> DataFrame:
-    """SKU map codes that map to nothing usable: recorded, the code stays unmapped."""
-    return problems.select(
+def _mapping_problems(sku_map: DataFrame, ctx: JobContext) -> DataFrame:
+    """SKU map codes that map to nothing usable: the code stays unmapped, a record says why."""
+    reason = F.when(F.col("sku_conflict"), F.lit("conflicting_sku_ids")).otherwise(
+        F.lit("unknown_sku")
+    )
+    return sku_map.where(~F.col("sku_known") | F.col("sku_conflict")).select(
         F.lit("silver.sku_map").alias("table"),
         F.concat_ws(":", "platform", "platform_sku_code").alias("record_key"),
-        F.col("reason").alias("expectation"),
+        reason.alias("expectation"),
         F.lit("a platform code maps to exactly one known product").alias("rule"),
         F.lit("sku_id").alias("column"),
-        F.array_join("sku_ids", ",").alias("value"),
-        F.col("reason"),
-        F.to_json(F.struct("platform", "platform_sku_code", "snapshot_date")).alias("record"),
+        F.col("sku_id").alias("value"),
+        reason.alias("reason"),
+        F.to_json(F.struct("_source_file", "_line_no", "platform", "platform_sku_code")).alias(
+            "record"
+        ),
         F.lit(ctx.run_id).alias("run_id"),
         F.lit(ctx.run_date).alias("run_date"),
     )

@@ -160,6 +160,7 @@ def _publish(ctx: JobContext, bronze: dict[str, DataFrame], cfg, limits) -> JobR
         "max_order_amount": limits.max_order_amount,
         "max_unit_price": limits.max_unit_price,
         "max_line_quantity": limits.max_line_quantity,
+        "max_order_units": limits.max_order_units,
         "min_return_quantity": -limits.max_line_quantity,
     }
     common = {"run_id": ctx.run_id, "run_date": ctx.run_date, "parameters": parameters}
@@ -286,7 +287,25 @@ def _finish(ctx, cfg, order_gate, line_gate, bad_lines, duplicates, bronze) -> J
         _unmapped(
             mapped, "silver.order_lines", "sku_mapped", "platform_sku_code", "unknown_sku", ctx
         ),
-        _unmapped(orders_good, "silver.orders", "store_known", "store_code", "unknown_store", ctx),
+        # Every line of a ticket from an unknown store says so, not only the first.
+        _unmapped(
+            orders_good.select("order_key", "store_known", "store_code")
+            .join(lines_good.drop("store_code"), "order_key")
+            .where(F.col("platform") == "POS"),
+            "silver.orders",
+            "store_known",
+            "store_code",
+            "unknown_store",
+            ctx,
+        ),
+        _unmapped(
+            orders_good.where(F.col("platform") != "POS"),
+            "silver.orders",
+            "store_known",
+            "store_code",
+            "unknown_store",
+            ctx,
+        ),
     ]
     result.versions[f"silver.{SILVER_QUARANTINE}"] = write_quarantine(
         ctx, quarantine, ["silver.orders", "silver.order_lines"]
