@@ -148,7 +148,61 @@ def _print_summary(settings: Settings, spark) -> None:
     ]
     print("\nBronze quarantine by reason")
     print(format_table(reasons, ["dataset", "reason", "lines"]) if reasons else "(none)")
+    if tables.exists("silver", "reconciliation"):
+        _print_silver(tables)
     print(f"\nTables under {settings.warehouse}")
+
+
+def _print_silver(tables) -> None:
+    from pyspark.sql import functions as F
+
+    from lakehouse.bronze.summary import format_table
+
+    names = [
+        "orders",
+        "order_lines",
+        "members",
+        "identities",
+        "inventory_daily",
+        "products",
+        "stores",
+        "sku_map",
+        "campaigns",
+        "campaign_touches",
+    ]
+    sizes = [
+        {"table": f"silver.{n}", "rows": tables.read("silver", n).count()}
+        for n in names
+        if tables.exists("silver", n)
+    ]
+    print("\nSilver tables")
+    print(format_table(sizes, ["table", "rows"]))
+    rec = (
+        tables.read("silver", "reconciliation")
+        .groupBy("dataset")
+        .agg(
+            *[
+                F.sum(c).alias(c)
+                for c in ("bronze_rows", "accepted_rows", "duplicate_rows", "quarantined_rows")
+            ]
+        )
+        .orderBy("dataset")
+    )
+    print("\nSilver sales reconciliation (bronze = accepted + duplicates + quarantined)")
+    print(
+        format_table(
+            [r.asDict() for r in rec.collect()],
+            ["dataset", "bronze_rows", "accepted_rows", "duplicate_rows", "quarantined_rows"],
+        )
+    )
+    reasons = (
+        tables.read("silver", "quarantine")
+        .groupBy("table", "expectation")
+        .agg(F.count(F.lit(1)).alias("rows"))
+        .orderBy("table", "expectation")
+    )
+    print("\nSilver quarantine by rule")
+    print(format_table([r.asDict() for r in reasons.collect()], ["table", "expectation", "rows"]))
 
 
 def _demo(args: argparse.Namespace) -> int:
