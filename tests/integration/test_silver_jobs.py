@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.quality.gate import GateFailed
 from lakehouse.registry import build_registry, in_order
-from lakehouse.runtime import run_job
+from lakehouse.runtime import JobError, run_job
 from lakehouse.tables import Tables
 
 pytestmark = pytest.mark.integration
@@ -55,7 +55,9 @@ def _tmall(order_status: str, paid: str, modified: str, refund: str = "0.00") ->
     )
 
 
-def _deliver(root: Path, day: date, tmall_rows: list[str], crm_rows: list[str]) -> None:
+def _deliver(
+    root: Path, day: date, tmall_rows: list[str], crm_rows: list[str], item_rows=()
+) -> None:
     stamp = day.strftime("%Y%m%d")
 
     def put(source: str, name: str, lines: list[str], encoding: str = "utf-8") -> None:
@@ -70,7 +72,7 @@ def _deliver(root: Path, day: date, tmall_rows: list[str], crm_rows: list[str]) 
     put("jd_orders", "jd_orders", [])
     put("mall_orders", "mall_orders", [])
     for (source, name), header in HEADERS.items():
-        rows = crm_rows if source == "crm_members" else []
+        rows = {"crm_members": crm_rows, "tmall_order_items": list(item_rows)}.get(source, [])
         if name == "products":
             rows = ["SKU-1,6901234567892,T恤,B,服装,女装,T恤,100.00,40.00,2025-01-01,ACTIVE"]
         put(source, name, [header, *rows], "gb18030" if source.startswith("tmall") else "utf-8")
@@ -161,3 +163,23 @@ def test_a_gate_set_to_fail_commits_nothing(spark, settings_for, tmp_path, monke
         (F.col("table") == "silver.members") & (F.col("run_date") == F.lit(D2))
     )
     assert results.where("expectation = 'register_channel_known' AND NOT success").count() == 1
+
+
+def test_too_many_unknown_skus_fail_the_run_before_anything_is_published(
+    spark, settings_for, tmp_path
+):
+    root = tmp_path / "landing"
+    item = '"=""2937000000000000001""","9001","T恤","100.00","1","nope-404","无退款","0.00"'
+    _deliver(
+        root,
+        D1,
+        [_tmall("买家已付款，等待卖家发货", "2026-03-01 23:10:00", "2026-03-01 23:10:00")],
+        [],
+        [item],
+    )
+    settings = settings_for(root)
+    tables = Tables(spark, settings.warehouse)
+    with pytest.raises(JobError, match=r"1 of 1 order lines \(100.0%\) have an unknown SKU"):
+        _run(settings, spark, D1, SALES_JOBS)
+    assert not tables.exists("silver", "orders")
+    assert not tables.exists("silver", "order_lines")
