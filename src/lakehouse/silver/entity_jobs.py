@@ -19,22 +19,18 @@ from lakehouse.runtime import JobContext, JobError, JobResult
 from lakehouse.silver import campaigns as campaign_model
 from lakehouse.silver import identities as identity_model
 from lakehouse.silver import members as member_model
-from lakehouse.silver.dedup import mark_exact_duplicates
 from lakehouse.silver.inventory import INVENTORY_KEY, inventory_daily
-from lakehouse.silver.sales_job import duplicate_records, future_limit, write_quarantine
+from lakehouse.silver.sales_job import (
+    delivered,
+    duplicate_records,
+    future_limit,
+    write_quarantine,
+)
 from lakehouse.silver.scd2 import current_versions
 from lakehouse.tables import newer_when
 
 SNAPSHOT_NEWER = newer_when(["snapshot_date", "_source_file", "_line_no"])
 DELIVERY_NEWER = newer_when(["_delivery_date", "_source_file", "_line_no"])
-
-
-def _slice(ctx: JobContext, dataset: str) -> DataFrame:
-    if not ctx.tables.exists("bronze", dataset):
-        raise JobError(f"bronze.{dataset} does not exist: run the bronze jobs for {ctx.run_date}")
-    return mark_exact_duplicates(
-        ctx.tables.read("bronze", dataset).where(F.col("_delivery_date") == F.lit(ctx.run_date))
-    )
 
 
 def _silver(ctx: JobContext, table: str, job: str) -> DataFrame:
@@ -97,7 +93,7 @@ def _gate(ctx: JobContext, df: DataFrame, suite: str, key: list[str]):
 
 def build_members(ctx: JobContext) -> JobResult:
     """The CRM snapshot of the day, one row per member; the newest snapshot wins."""
-    bronze = _slice(ctx, "crm_members")
+    bronze = delivered(ctx, "crm_members")
     members = member_model.members(bronze.where(F.col("_duplicate_of").isNull()))
     with _gate(ctx, members, "silver.members", ["member_id"]) as gate:
         result = JobResult(rows_read=bronze.count())
@@ -113,8 +109,8 @@ def build_members(ctx: JobContext) -> JobResult:
 
 def build_campaigns(ctx: JobContext) -> JobResult:
     """Campaigns (latest snapshot per campaign) and the day's touches."""
-    bronze_campaigns = _slice(ctx, "campaigns")
-    bronze_touches = _slice(ctx, "campaign_touches")
+    bronze_campaigns = delivered(ctx, "campaigns")
+    bronze_touches = delivered(ctx, "campaign_touches")
     campaigns = campaign_model.campaigns(bronze_campaigns.where(F.col("_duplicate_of").isNull()))
     touches = campaign_model.campaign_touches(bronze_touches.where(F.col("_duplicate_of").isNull()))
     result = JobResult(rows_read=bronze_campaigns.count() + bronze_touches.count())
@@ -144,7 +140,7 @@ def build_campaigns(ctx: JobContext) -> JobResult:
 
 def build_inventory(ctx: JobContext) -> JobResult:
     """The day's stock snapshot; negative on-hand and unknown codes are kept and flagged."""
-    bronze = _slice(ctx, "inventory")
+    bronze = delivered(ctx, "inventory")
     products = current_versions(_silver(ctx, "products", "silver.master"))
     stores = current_versions(_silver(ctx, "stores", "silver.master"))
     stock = inventory_daily(bronze.where(F.col("_duplicate_of").isNull()), products, stores)
@@ -208,5 +204,6 @@ def build_identities(ctx: JobContext) -> JobResult:
     result.versions["silver.identities"] = ctx.tables.upsert(
         found, "silver", "identities", key, newer_when(["last_seen", "delivery_date"])
     )
+    result.rows_read = members.count() + orders.count() + touches.count()
     result.rows_written = found.count()
     return result

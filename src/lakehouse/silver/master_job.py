@@ -13,10 +13,14 @@ from pyspark.sql import functions as F
 
 from lakehouse.quality.gate import raise_if_failed, run_gate
 from lakehouse.quality.results import record_results
-from lakehouse.runtime import JobContext, JobError, JobResult
+from lakehouse.runtime import JobContext, JobResult
 from lakehouse.silver import master
-from lakehouse.silver.dedup import mark_exact_duplicates
-from lakehouse.silver.sales_job import SILVER_QUARANTINE, duplicate_records, write_quarantine
+from lakehouse.silver.sales_job import (
+    SILVER_QUARANTINE,
+    delivered,
+    duplicate_records,
+    write_quarantine,
+)
 from lakehouse.silver.scd2 import apply_scd2, current_versions
 from lakehouse.tables import newer_when
 
@@ -27,14 +31,6 @@ TABLE_OF = {
     "stores": "silver.stores",
     "sku_mapping": "silver.sku_map",
 }
-
-
-def _slice(ctx: JobContext, dataset: str) -> DataFrame:
-    if not ctx.tables.exists("bronze", dataset):
-        raise JobError(f"bronze.{dataset} does not exist: run bronze.master for {ctx.run_date}")
-    return mark_exact_duplicates(
-        ctx.tables.read("bronze", dataset).where(F.col("_delivery_date") == F.lit(ctx.run_date))
-    )
 
 
 def _tmall_shops(ctx: JobContext) -> DataFrame:
@@ -53,7 +49,7 @@ def _tmall_shops(ctx: JobContext) -> DataFrame:
 def build_master(ctx: JobContext) -> JobResult:
     tables, spark = ctx.tables, ctx.spark
     common = {"run_id": ctx.run_id, "run_date": ctx.run_date}
-    bronze = {d: _slice(ctx, d) for d in ("products", "stores", "sku_mapping")}
+    bronze = {d: delivered(ctx, d) for d in ("products", "stores", "sku_mapping")}
     unique = {d: df.where(F.col("_duplicate_of").isNull()) for d, df in bronze.items()}
 
     products = master.products_snapshot(unique["products"])
@@ -118,6 +114,7 @@ def build_master(ctx: JobContext) -> JobResult:
             result.versions[f"silver.{SILVER_QUARANTINE}"] = write_quarantine(
                 ctx, quarantine, tables_written
             )
+            result.rows_quarantined = sum(part.count() for part in quarantine)
         finally:
             sku_gate.release()
         result.details["scd2"] = counts

@@ -78,10 +78,13 @@ def future_limit(run_date, tolerance_hours: int) -> str:
     return limit.replace(tzinfo=None).isoformat(sep=" ")
 
 
-def _bronze_slice(ctx: JobContext, dataset: str) -> DataFrame:
+def delivered(ctx: JobContext, dataset: str) -> DataFrame:
+    """The bronze rows of `dataset` delivered on the run date, exact duplicates marked."""
     if not ctx.tables.exists("bronze", dataset):
         raise JobError(f"bronze.{dataset} does not exist: run the bronze jobs for {ctx.run_date}")
-    return ctx.tables.read("bronze", dataset).where(F.col("_delivery_date") == F.lit(ctx.run_date))
+    return mark_exact_duplicates(
+        ctx.tables.read("bronze", dataset).where(F.col("_delivery_date") == F.lit(ctx.run_date))
+    )
 
 
 def _master(ctx: JobContext, table: str) -> DataFrame:
@@ -130,7 +133,7 @@ def build_sales(ctx: JobContext) -> JobResult:
     """Conform, gate and publish one day's orders and order lines."""
     cfg = ctx.settings.silver
     limits = cfg.limits
-    bronze = {p.dataset: mark_exact_duplicates(_bronze_slice(ctx, p.dataset)) for p in PLATFORMS}
+    bronze = {p.dataset: delivered(ctx, p.dataset) for p in PLATFORMS}
     cached = [df.persist(StorageLevel.MEMORY_AND_DISK) for df in bronze.values()]
     try:
         return _publish(ctx, bronze, cfg, limits)
