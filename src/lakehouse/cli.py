@@ -67,10 +67,19 @@ def _parser() -> argparse.ArgumentParser:
     _add_run_args(run)
 
     layer = sub.add_parser("run-layer", help="run every job of a layer, day by day")
-    layer.add_argument("layer", choices=["bronze", "silver", "all"])
+    layer.add_argument("layer", choices=["bronze", "silver", "oneid", "all"])
     layer.add_argument("--from", dest="start", type=_date, required=True)
     layer.add_argument("--to", dest="end", type=_date, required=True)
     layer.add_argument("--env", default=None)
+
+    oneid = sub.add_parser("oneid", help="One ID tools")
+    oneid_sub = oneid.add_subparsers(dest="oneid_command", required=True)
+    explain = oneid_sub.add_parser(
+        "explain", help="show the chain of records that links two identifiers, or why not"
+    )
+    explain.add_argument("first", help="identifier as type:value, e.g. phone:13800138000")
+    explain.add_argument("second", help="identifier as type:value, e.g. email:a@b.cn")
+    explain.add_argument("--env", default=None)
 
     jobs = sub.add_parser("jobs", help="list the job registry")
     jobs.add_argument("--env", default=None)
@@ -83,7 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     summary = sub.add_parser("summary", help="print what landed in bronze and what was quarantined")
     summary.add_argument("--env", default=None)
 
-    demo = sub.add_parser("demo", help="generate a small landing zone, run bronze and silver")
+    demo = sub.add_parser(
+        "demo", help="generate a small landing zone, run bronze, silver and One ID"
+    )
     demo.add_argument("--dir", default="data/demo", help="demo folder (replaced)")
     demo.add_argument("--scale", type=_positive_float, default=0.05)
     demo.add_argument("--days", type=_positive_int, default=3)
@@ -150,7 +161,54 @@ def _print_summary(settings: Settings, spark) -> None:
     print(format_table(reasons, ["dataset", "reason", "lines"]) if reasons else "(none)")
     if tables.exists("silver", "reconciliation"):
         _print_silver(tables)
+    if tables.exists("oneid", "identity_map"):
+        _print_oneid(tables)
     print(f"\nTables under {settings.warehouse}")
+
+
+def _print_oneid(tables) -> None:
+    from pyspark.sql import functions as F
+
+    from lakehouse.bronze.summary import format_table
+
+    identity_map = tables.read("oneid", "identity_map")
+    people = identity_map.select("one_id").distinct().count()
+    print(f"\nOne ID: {identity_map.count()} identifiers of {people} people")
+    sizes = tables.read("oneid", "component_sizes")
+    last = sizes.agg(F.max("run_date")).first()[0]
+    rows = [
+        r.asDict()
+        for r in sizes.where(F.col("run_date") == F.lit(last))
+        .orderBy("smallest")
+        .select("size_bucket", "components", "identifiers", "largest")
+        .collect()
+    ]
+    print(f"Component sizes after {last}")
+    print(format_table(rows, ["size_bucket", "components", "identifiers", "largest"]))
+    if tables.exists("oneid", "suppressed_identifiers"):
+        reasons = [
+            r.asDict()
+            for r in tables.read("oneid", "suppressed_identifiers")
+            .groupBy("identifier_type", "reason")
+            .agg(F.count(F.lit(1)).alias("values"))
+            .orderBy("identifier_type", "reason")
+            .collect()
+        ]
+        print("Values that link nothing (shared, store phones, placeholders)")
+        print(
+            format_table(reasons, ["identifier_type", "reason", "values"]) if reasons else "(none)"
+        )
+    if tables.exists("oneid", "one_id_history"):
+        events = [
+            r.asDict()
+            for r in tables.read("oneid", "one_id_history")
+            .groupBy("event")
+            .agg(F.count(F.lit(1)).alias("changes"))
+            .orderBy("event")
+            .collect()
+        ]
+        print("one_id history (merges, splits)")
+        print(format_table(events, ["event", "changes"]) if events else "(none)")
 
 
 def _print_silver(tables) -> None:
@@ -227,13 +285,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _run_layer(
-    settings: Settings, spark, days: list[date], layers: tuple[str, ...] = ("bronze", "silver")
+    settings: Settings, spark, days: list[date], layers: tuple[str, ...] | None = None
 ) -> bool:
     """Run the layers' jobs day by day in dependency order; a failed job skips its dependants
     for that day (their input would be missing or stale), not the unrelated jobs."""
-    from lakehouse.registry import build_registry, in_order
+    from lakehouse.registry import LAYER_ORDER, build_registry, in_order
 
-    jobs = in_order(build_registry(settings), layers)
+    jobs = in_order(build_registry(settings), layers or LAYER_ORDER)
     ok = True
     for day in days:
         failed: set[str] = set()
@@ -308,10 +366,22 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "summary":
         _print_summary(settings, spark)
         return 0
+    if args.command == "oneid":
+        from lakehouse.oneid.explain import explain
+        from lakehouse.tables import Tables
+
+        try:
+            text = explain(
+                spark, Tables(spark, settings.warehouse), settings.oneid, args.first, args.second
+            )
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        print(text)
+        return 0
     if args.command == "run":
         return 0 if _run_one(settings, spark, args.job, args.run_date) else 1
     if args.command == "run-layer":
-        layers = ("bronze", "silver") if args.layer == "all" else (args.layer,)
+        layers = None if args.layer == "all" else (args.layer,)
         return 0 if _run_layer(settings, spark, _days(args.start, args.end), layers) else 1
     raise UsageError(f"unknown command {args.command}")
 

@@ -22,7 +22,7 @@ WAREHOUSE_VAR = "LAKEHOUSE_WAREHOUSE"
 DEFAULT_ENV = "local"
 # Files every environment shares, merged in this order before the environment's overlay.
 # (conf/quality.yml is read by lakehouse.quality itself.)
-SHARED_FILES = ("base", "sources", "silver")
+SHARED_FILES = ("base", "sources", "silver", "oneid")
 NOT_ENVIRONMENTS = (*SHARED_FILES, "quality")
 
 
@@ -157,6 +157,107 @@ class SilverSettings(_Strict):
         return value
 
 
+IDENTIFIER_TYPES = (
+    "member_id",
+    "card_no",
+    "tmall_nick",
+    "jd_pin",
+    "unionid",
+    "phone",
+    "email",
+    "openid",
+)
+IDENTITY_SOURCES = (
+    "crm_members",
+    "tmall_orders",
+    "jd_orders",
+    "mall_orders",
+    "pos_sales",
+    "campaign_touches",
+)
+GOLDEN_RULES = ("priority_then_newest", "newest", "earliest", "any_true")
+
+
+class IdentifierType(_Strict):
+    priority: int = Field(ge=1)
+    max_links: int = Field(ge=1)
+    max_links_by_type: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("max_links_by_type")
+    @classmethod
+    def _known_neighbours(cls, value: dict[str, int]) -> dict[str, int]:
+        for name, limit in value.items():
+            if name not in IDENTIFIER_TYPES:
+                raise ValueError(f"unknown identifier type {name!r}")
+            if limit < 1:
+                raise ValueError(f"max_links_by_type.{name} must be at least 1")
+        return value
+
+    def limit_for(self, neighbour_type: str) -> int:
+        return self.max_links_by_type.get(neighbour_type, self.max_links)
+
+
+class GoldenAttribute(_Strict):
+    rule: Literal["priority_then_newest", "newest", "earliest", "any_true"]
+    sources: list[str] = Field(min_length=1)
+
+    @field_validator("sources")
+    @classmethod
+    def _known_sources(cls, value: list[str]) -> list[str]:
+        wrong = [s for s in value if s not in IDENTITY_SOURCES]
+        if wrong:
+            raise ValueError(
+                f"unknown source {', '.join(wrong)}; known: {', '.join(IDENTITY_SOURCES)}"
+            )
+        return value
+
+
+class OneIdSettings(_Strict):
+    identifier_types: dict[str, IdentifierType]
+    placeholders: dict[str, list[str]] = Field(default_factory=dict)
+    placeholder_patterns: dict[str, list[str]] = Field(default_factory=dict)
+    max_component_size: int = Field(ge=2)
+    max_rounds: int = Field(ge=1, le=1000)
+    golden_record: dict[str, GoldenAttribute] = Field(default_factory=dict)
+
+    @field_validator("identifier_types")
+    @classmethod
+    def _types_known(cls, value: dict[str, IdentifierType]) -> dict[str, IdentifierType]:
+        wrong = sorted(set(value) - set(IDENTIFIER_TYPES))
+        if wrong:
+            raise ValueError(
+                f"unknown identifier type {', '.join(wrong)}; known: {', '.join(IDENTIFIER_TYPES)}"
+            )
+        priorities = [t.priority for t in value.values()]
+        if len(set(priorities)) != len(priorities):
+            raise ValueError("identifier type priorities must be distinct")
+        return value
+
+    @field_validator("placeholders", "placeholder_patterns")
+    @classmethod
+    def _placeholder_types(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        wrong = sorted(set(value) - {*IDENTIFIER_TYPES, "any"})
+        if wrong:
+            raise ValueError(f"unknown identifier type {', '.join(wrong)} (or 'any')")
+        return value
+
+    @field_validator("placeholder_patterns")
+    @classmethod
+    def _patterns_compile(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, patterns in value.items():
+            for pattern in patterns:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ValueError(
+                        f"{name}: {pattern!r} is not a regular expression: {exc}"
+                    ) from None
+        return value
+
+    def by_priority(self) -> list[str]:
+        return sorted(self.identifier_types, key=lambda t: self.identifier_types[t].priority)
+
+
 class Settings(_Strict):
     env: str
     root: Path
@@ -165,6 +266,7 @@ class Settings(_Strict):
     bronze: BronzeSettings = Field(default_factory=BronzeSettings)
     sources: dict[str, Source]
     silver: SilverSettings
+    oneid: OneIdSettings
 
     @property
     def landing(self) -> str:
@@ -261,7 +363,7 @@ def load_settings(env: str | None = None, conf_dir: str | Path | None = None) ->
         raise ConfigError(f"configuration folder {conf} does not exist (set {CONF_DIR_VAR})")
     overlay_path = conf / f"{env}.yml"
     if not overlay_path.is_file():
-        known = sorted(p.stem for p in conf.glob("*.yml") if p.stem not in {"base", "sources"})
+        known = sorted(p.stem for p in conf.glob("*.yml") if p.stem not in NOT_ENVIRONMENTS)
         raise ConfigError(
             f"unknown environment {env!r}: there is no {overlay_path}; known: {', '.join(known)}"
         )

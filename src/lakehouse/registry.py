@@ -78,7 +78,33 @@ def build_registry(settings: Settings) -> dict[str, Job]:
             run=partial(_entity_job, builder),
             depends_on=depends_on,
         )
+    jobs["oneid.link"] = Job(
+        name="oneid.link",
+        layer="oneid",
+        description="link every identifier of a person into one stable one_id, guarded",
+        run=_oneid_link,
+        depends_on=("silver.identities", "silver.master"),
+    )
+    jobs["oneid.golden"] = Job(
+        name="oneid.golden",
+        layer="oneid",
+        description="one golden member record per one_id, by the survivorship rules",
+        run=_oneid_golden,
+        depends_on=("oneid.link", "silver.members", "silver.sales", "silver.campaigns"),
+    )
     return jobs
+
+
+def _oneid_link(ctx):
+    from lakehouse.oneid.job import build_one_id
+
+    return build_one_id(ctx)
+
+
+def _oneid_golden(ctx):
+    from lakehouse.oneid.job import build_golden
+
+    return build_golden(ctx)
 
 
 def _entity_job(builder: str, ctx):
@@ -99,7 +125,7 @@ def _silver_sales(ctx):
     return build_sales(ctx)
 
 
-LAYER_ORDER = ("bronze", "silver")
+LAYER_ORDER = ("bronze", "silver", "oneid")
 
 
 def in_order(jobs: dict[str, Job], layers: tuple[str, ...] = LAYER_ORDER) -> list[Job]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
-LAYERS = ("bronze", "silver", "gold", "ops")
+LAYERS = ("bronze", "silver", "oneid", "gold", "ops")
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,21 @@ class Tables:
                 .execute()
             )
         self.register(layer, name)
+        return self.version(layer, name)  # type: ignore[return-value]
+
+    def delete_matching(self, keys_df: DataFrame, layer: str, name: str, keys: list[str]) -> int:
+        """Delete the rows whose `keys` appear in `keys_df` (one MERGE; duplicates in `keys_df`
+        are dropped first). A missing table has nothing to delete: returns its version or -1."""
+        if not self.exists(layer, name):
+            return -1
+        on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+        (
+            DeltaTable.forPath(self.spark, self.path(layer, name))
+            .alias("t")
+            .merge(keys_df.select(*keys).distinct().alias("s"), on)
+            .whenMatchedDelete()
+            .execute()
+        )
         return self.version(layer, name)  # type: ignore[return-value]
 
     def register(self, layer: str, name: str) -> None:

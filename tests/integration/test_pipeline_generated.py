@@ -1,6 +1,7 @@
-"""Bronze and silver jobs over several generated days, checked against the generator's truth.
+"""Bronze, silver and One ID jobs over several generated days, checked against the generator's
+truth.
 
-One module-scoped run of every bronze and silver job, day by day, shared by all tests here.
+One module-scoped run of every bronze, silver and One ID job, day by day, shared by all tests here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from lakehouse.datagen import generate
+from lakehouse.oneid.accuracy import pair_scores
 from lakehouse.registry import build_registry, in_order
 from lakehouse.runtime import run_job
 from lakehouse.tables import Tables
@@ -39,7 +41,7 @@ def landed(spark, tmp_path_factory):
     from lakehouse.config import load_settings
 
     settings = load_settings("local")
-    jobs = in_order(build_registry(settings), ("bronze", "silver"))
+    jobs = in_order(build_registry(settings), ("bronze", "silver", "oneid"))
     results = {}
     for offset in range(DAYS):
         day = START + timedelta(days=offset)
@@ -239,3 +241,72 @@ def test_rerunning_silver_for_a_day_changes_nothing(landed, spark):
     assert {n: tables.read("silver", n).count() for n in names} == counts
     after = {n: _rows(tables, n) for n in ("orders", "order_lines")}
     assert after == before
+
+
+def test_one_id_links_people_as_the_truth_says(landed, spark):
+    _, landing, tables, _, _ = landed
+    truth = spark.createDataFrame(
+        [
+            (t["person_id"], t["identifier_type"], t["value"])
+            for t in _truth(landing, "identifiers.csv")
+        ],
+        "person_id string, identifier_type string, value string",
+    )
+    scores = pair_scores(tables.read("oneid", "identity_map"), truth)
+    print(f"One ID against the truth: {scores}")
+    assert scores.true_pairs > 50, scores
+    assert scores.precision >= 0.995, str(scores)
+    assert scores.recall >= 0.98, str(scores)
+
+
+def test_store_phones_of_the_truth_link_nothing(landed):
+    _, landing, tables, _, _ = landed
+    store_phones = {
+        t["value"]
+        for t in _truth(landing, "shared_identifiers.csv")
+        if t["reason"] == "store_phone"
+    }
+    seen = {
+        r.identifier_value
+        for r in tables.read("silver", "identities")
+        .where(F.col("identifier_type") == "phone")
+        .select("identifier_value")
+        .distinct()
+        .collect()
+    }
+    assert store_phones & seen, "no store phone was keyed in: the check would prove nothing"
+    suppressed = {
+        r.identifier_value: r.reason
+        for r in tables.read("oneid", "suppressed_identifiers").collect()
+    }
+    for phone in store_phones & seen:
+        assert suppressed.get(phone) == "store_phone", phone
+    mapped = {r.identifier_value for r in tables.read("oneid", "identity_map").collect()}
+    assert not store_phones & mapped
+
+
+def test_every_one_id_has_one_golden_record(landed):
+    _, _, tables, _, _ = landed
+    ids = tables.read("oneid", "identity_map").select("one_id").distinct()
+    golden = tables.read("oneid", "golden_members")
+    assert golden.count() == golden.select("one_id").distinct().count()
+    assert ids.join(golden, "one_id", "left_anti").count() == 0
+    assert golden.join(ids, "one_id", "left_anti").count() == 0
+    suppressed = tables.read("oneid", "suppressed_identifiers").select(
+        F.col("identifier_value").alias("phone")
+    )
+    assert golden.join(suppressed, "phone", "left_semi").count() == 0
+
+
+def test_rerunning_one_id_for_the_last_day_changes_nothing(landed, spark):
+    settings, _, tables, _, jobs = landed
+    names = ["identity_map", "links", "one_id_history", "suppressed_identifiers", "golden_members"]
+
+    def rows(name):
+        return sorted(repr(tuple(r)) for r in tables.read("oneid", name).collect())
+
+    before = {n: rows(n) for n in names}
+    for job in jobs:
+        if job.layer == "oneid":
+            run_job(job, settings, spark, START + timedelta(days=DAYS - 1))
+    assert {n: rows(n) for n in names} == before

@@ -1,0 +1,298 @@
+"""The One ID job: link the day's identifiers into the person graph, incrementally.
+
+A run touches only what the day's identities reach: the components that hold one of the day's
+identifiers (or a value suppressed today) are rebuilt from their records, everything else keeps
+its one_id untouched. Writes are ordered so that a crashed run is healed by its rerun: each table
+is recomputed from silver.identities and the previous identity map, never patched from itself.
+
+Tables (layer `oneid`): identity_map, links, suppressed_identifiers, one_id_history,
+component_sizes, golden_members.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from lakehouse.oneid.components import connected_components
+from lakehouse.oneid.graph import (
+    IDENTIFIER,
+    LINK_COLUMNS,
+    RECORD,
+    SUPPRESSED_COLUMNS,
+    assign_one_ids,
+    first_reason,
+    fixed_suppressions,
+    neighbour_degrees,
+    shared_identifiers,
+    size_histogram,
+    star_links,
+    with_node_id,
+)
+from lakehouse.runtime import JobContext, JobError, JobResult
+
+LAYER = "oneid"
+MAP_COLUMNS = [
+    "identifier_type",
+    "identifier_value",
+    "node_id",
+    "one_id",
+    "first_seen",
+    "last_seen",
+    "updated_on",
+]
+HISTORY_KEY = ["run_date", "old_one_id", "new_one_id", "event"]
+
+
+class ComponentTooLarge(JobError):
+    """The largest component passed oneid.max_component_size: shared values glued people."""
+
+
+def _previous(ctx: JobContext, table: str, columns: list[str], schema: str) -> DataFrame:
+    if ctx.tables.exists(LAYER, table):
+        return ctx.tables.read(LAYER, table).select(*columns)
+    return ctx.spark.createDataFrame([], schema)
+
+
+def frozen(df: DataFrame) -> DataFrame:
+    """Materialise `df` now and cut its lineage.
+
+    Why: the job reads the tables it is about to write. A lazily cached frame that Spark evicts
+    and recomputes after a write would silently see the new version (wrong ids, lost history); a
+    local checkpoint cannot be recomputed, so at worst the run fails and its rerun heals it.
+    """
+    return df.localCheckpoint(eager=True)
+
+
+def build_one_id(ctx: JobContext) -> JobResult:
+    settings = ctx.settings.oneid
+    tables = ctx.tables
+    if not tables.exists("silver", "identities"):
+        raise JobError(
+            f"silver.identities does not exist: run silver.identities for {ctx.run_date}"
+        )
+    run_day = F.lit(ctx.run_date).cast("date")
+    identities = frozen(with_node_id(tables.read("silver", "identities")))
+    touched = frozen(
+        identities.where(F.col("delivery_date") == run_day).select("node_id").distinct()
+    )
+    store_phones = (
+        tables.read("silver", "stores").select("store_phone")
+        if tables.exists("silver", "stores")
+        else None
+    )
+    previous_map = frozen(
+        _previous(
+            ctx,
+            "identity_map",
+            MAP_COLUMNS,
+            "identifier_type string, identifier_value string, node_id long, one_id string, "
+            "first_seen timestamp, last_seen timestamp, updated_on date",
+        )
+    )
+    previous_suppressed = frozen(
+        _previous(
+            ctx,
+            "suppressed_identifiers",
+            SUPPRESSED_COLUMNS,
+            "identifier_type string, identifier_value string, node_id long, reason string, "
+            "degree int, neighbour_type string, first_suppressed date",
+        )
+    )
+
+    # Guards. Placeholders and store phones are judged over every node (a store's phone may
+    # arrive in the master after the number was seen); degrees only change for nodes on the
+    # day's records, so only those are measured, over all records that carry them.
+    fixed = fixed_suppressions(identities, store_phones, settings)
+    reach = identities.join(
+        identities.join(touched, "node_id", "left_semi").select(*RECORD).distinct(),
+        RECORD,
+        "left_semi",
+    )
+    shared = shared_identifiers(
+        neighbour_degrees(reach, fixed).join(touched, "node_id", "left_semi"), settings
+    )
+    new_suppressed = frozen(
+        first_reason(fixed.unionByName(shared))
+        .withColumn("first_suppressed", run_day)
+        .select(*SUPPRESSED_COLUMNS)
+        .join(previous_suppressed.select("node_id"), "node_id", "left_anti")
+    )
+    suppressed = frozen(
+        previous_suppressed.select("node_id").unionByName(new_suppressed.select("node_id"))
+    )
+
+    # What the day reaches: components holding a node of the day or a node to be removed.
+    removed = frozen(previous_map.join(suppressed, "node_id", "left_semi").select("node_id"))
+    reached_ids = (
+        previous_map.join(touched.unionByName(removed), "node_id", "left_semi")
+        .select("one_id")
+        .distinct()
+    )
+    previous = frozen(
+        previous_map.join(reached_ids, "one_id", "left_semi").select("node_id", "one_id")
+    )
+    nodes = frozen(
+        previous.select("node_id")
+        .unionByName(touched)
+        .distinct()
+        .join(suppressed, "node_id", "left_anti")
+    )
+    records = frozen(
+        identities.join(nodes.unionByName(removed), "node_id", "left_semi")
+        .select(*RECORD)
+        .distinct()
+    )
+    links = frozen(star_links(identities.join(records, RECORD, "left_semi"), suppressed, settings))
+
+    found = connected_components(
+        links.select(F.col("hub_node").alias("src"), F.col("other_node").alias("dst")),
+        nodes.select(F.col("node_id").alias("id")),
+        max_rounds=settings.max_rounds,
+    )
+    components = frozen(found.assignments.select(F.col("id").alias("node_id"), "component"))
+    assignments, history = assign_one_ids(components, previous)
+    assignments = frozen(assignments)
+
+    sizes = assignments.groupBy("one_id").agg(F.count(F.lit(1)).alias("size"))
+    top = sizes.orderBy(F.col("size").desc(), "one_id").first()
+    largest = int(top["size"]) if top else 0
+    if largest > settings.max_component_size:
+        raise ComponentTooLarge(
+            f"one_id {top['one_id']} would hold {largest} identifiers, above "
+            f"oneid.max_component_size {settings.max_component_size}: a shared value is probably "
+            "gluing people together; `lakehouse oneid explain` shows the chain, and "
+            "conf/oneid.yml's max_links decides what counts as shared. Nothing was published."
+        )
+
+    seen = identities.groupBy("node_id", *IDENTIFIER).agg(
+        F.min("first_seen").alias("first_seen"), F.max("last_seen").alias("last_seen")
+    )
+    new_map = frozen(
+        assignments.join(seen, "node_id")
+        .join(
+            previous_map.select(
+                "node_id",
+                F.col("one_id").alias("_old_id"),
+                F.col("updated_on").alias("_old_updated"),
+            ),
+            "node_id",
+            "left",
+        )
+        .withColumn(
+            "updated_on",
+            F.when(F.col("_old_id") == F.col("one_id"), F.col("_old_updated")).otherwise(run_day),
+        )
+        .select(*MAP_COLUMNS)
+    )
+    history_rows = frozen(
+        history.select(
+            run_day.alias("run_date"),
+            F.lit(ctx.run_id).alias("run_id"),
+            "old_one_id",
+            "new_one_id",
+            "event",
+            "nodes",
+        )
+    )
+
+    result = JobResult()
+    result.versions["oneid.suppressed_identifiers"] = tables.upsert(
+        new_suppressed, LAYER, "suppressed_identifiers", ["node_id"], "false"
+    )
+    tables.delete_matching(records, LAYER, "links", RECORD)
+    result.versions["oneid.links"] = tables.append(links.select(*LINK_COLUMNS), LAYER, "links")
+    result.versions["oneid.one_id_history"] = tables.upsert(
+        history_rows, LAYER, "one_id_history", HISTORY_KEY, "false"
+    )
+    tables.delete_matching(removed, LAYER, "identity_map", ["node_id"])
+    result.versions["oneid.identity_map"] = tables.upsert(
+        new_map,
+        LAYER,
+        "identity_map",
+        ["node_id"],
+        "t.one_id <> s.one_id OR t.first_seen <> s.first_seen OR t.last_seen <> s.last_seen",
+    )
+    histogram = frozen(
+        size_histogram(tables.read(LAYER, "identity_map")).select(run_day.alias("run_date"), "*")
+    )
+    result.versions["oneid.component_sizes"] = tables.replace_where(
+        histogram, LAYER, "component_sizes", f"run_date = DATE'{ctx.run_date}'"
+    )
+
+    events = {r["event"]: r["count"] for r in history_rows.groupBy("event").count().collect()}
+    result.rows_read = touched.count()
+    result.rows_written = new_map.count()
+    result.rows_quarantined = new_suppressed.count()
+    result.details = {
+        "touched_identifiers": result.rows_read,
+        "recomputed_identifiers": result.rows_written,
+        "rounds": found.rounds,
+        "largest_recomputed_component": largest,
+        "newly_suppressed": result.rows_quarantined,
+        "history_events": events,
+        "component_sizes": {r["size_bucket"]: r["components"] for r in histogram.collect()},
+    }
+    return result
+
+
+def build_golden(ctx: JobContext) -> JobResult:
+    """Golden member records for the one_ids the day touched; records of one_ids merged away or
+    dissolved today are removed."""
+    from lakehouse.oneid.golden import golden_members
+
+    tables = ctx.tables
+    for layer, table, job in (
+        (LAYER, "identity_map", "oneid.link"),
+        ("silver", "identities", "silver.identities"),
+        ("silver", "members", "silver.members"),
+        ("silver", "orders", "silver.sales"),
+    ):
+        if not tables.exists(layer, table):
+            raise JobError(f"{layer}.{table} does not exist: run {job} for {ctx.run_date} first")
+    day = F.lit(ctx.run_date).cast("date")
+    identity_map = tables.read(LAYER, "identity_map")
+    identities = tables.read("silver", "identities")
+    touched_nodes = with_node_id(identities.where(F.col("delivery_date") == day)).select("node_id")
+    touched = (
+        identity_map.join(touched_nodes, "node_id", "left_semi")
+        .select("one_id")
+        .unionByName(identity_map.where(F.col("updated_on") == day).select("one_id"))
+        .distinct()
+    )
+    scope = identity_map.join(touched, "one_id", "left_semi")
+    touches = (
+        tables.read("silver", "campaign_touches")
+        if tables.exists("silver", "campaign_touches")
+        else None
+    )
+    suppressed = (
+        tables.read(LAYER, "suppressed_identifiers")
+        if tables.exists(LAYER, "suppressed_identifiers")
+        else None
+    )
+    golden = golden_members(
+        scope,
+        identities,
+        tables.read("silver", "members"),
+        tables.read("silver", "orders"),
+        touches,
+        dict(ctx.settings.oneid.golden_record),
+        suppressed,
+    ).persist()
+    result = JobResult()
+    if tables.exists(LAYER, "one_id_history") and tables.exists(LAYER, "golden_members"):
+        gone = (
+            tables.read(LAYER, "one_id_history")
+            .where(F.col("run_date") == day)
+            .select(F.col("old_one_id").alias("one_id"))
+            .join(identity_map.select("one_id"), "one_id", "left_anti")
+        )
+        tables.delete_matching(gone, LAYER, "golden_members", ["one_id"])
+    result.versions["oneid.golden_members"] = tables.upsert(
+        golden, LAYER, "golden_members", ["one_id"], "true"
+    )
+    result.rows_read = scope.count()
+    result.rows_written = golden.count()
+    golden.unpersist()
+    return result

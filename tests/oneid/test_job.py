@@ -1,0 +1,172 @@
+"""The One ID job over three hand-made days: grow, merge, split by a guard, rerun, and the gate."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+from pyspark.sql import functions as F
+
+from lakehouse.oneid.job import ComponentTooLarge, build_one_id
+from lakehouse.runtime import JobContext
+from lakehouse.tables import Tables
+
+DAY1, DAY2, DAY3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
+
+RECORDS = {
+    DAY1: [
+        ("crm_members", "M1", [("member_id", "M1"), ("phone", "13911110001")]),
+        ("crm_members", "M2", [("member_id", "M2"), ("phone", "13911110002")]),
+        ("pos_sales", "T1", [("card_no", "886001"), ("phone", "13911110003")]),
+        ("tmall_orders", "X1", [("tmall_nick", "lonely")]),
+    ],
+    DAY2: [
+        # grows M1's person by an e-mail; then a record ties M2 to M1's phone: a merge
+        ("mall_orders", "O1", [("member_id", "M1"), ("email", "m1@example.cn")]),
+        ("mall_orders", "O2", [("member_id", "M2"), ("phone", "13911110001")]),
+    ],
+    DAY3: [
+        # M1's phone is keyed in with three more cards: a shared number, which splits them again
+        *[
+            ("pos_sales", f"T{i}", [("card_no", f"88600{i}"), ("phone", "13911110001")])
+            for i in (7, 8, 9)
+        ],
+    ],
+}
+
+
+def _write_day(spark, tables: Tables, day: date) -> None:
+    rows = [
+        (source, key, typ, value, datetime(day.year, day.month, day.day, 9), day)
+        for source, key, ids in RECORDS[day]
+        for typ, value in ids
+    ]
+    df = spark.createDataFrame(
+        rows,
+        "source string, record_key string, identifier_type string, identifier_value string, "
+        "seen timestamp, delivery_date date",
+    ).select(
+        "source",
+        "record_key",
+        "identifier_type",
+        "identifier_value",
+        F.col("seen").alias("first_seen"),
+        F.col("seen").alias("last_seen"),
+        "delivery_date",
+    )
+    tables.append(df, "silver", "identities")
+
+
+def _run(settings, spark, tables, day):
+    ctx = JobContext(settings, spark, tables, day, f"test-{day}")
+    return build_one_id(ctx)
+
+
+def _map(tables: Tables) -> dict[str, str]:
+    return {
+        f"{r.identifier_type}:{r.identifier_value}": r.one_id
+        for r in tables.read("oneid", "identity_map").collect()
+    }
+
+
+def _history(tables: Tables) -> list[tuple]:
+    return sorted(
+        (r.run_date, r.old_one_id, r.new_one_id, r.event, r.nodes)
+        for r in tables.read("oneid", "one_id_history").collect()
+    )
+
+
+@pytest.fixture(scope="module")
+def three_days(spark, tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("oneid_job")
+    mp.setenv("LAKEHOUSE_LANDING", str(root / "landing"))
+    mp.setenv("LAKEHOUSE_WAREHOUSE", str(root / "warehouse"))
+    from lakehouse.config import load_settings
+
+    settings = load_settings("local")
+    tables = Tables(spark, settings.warehouse)
+    maps, histories = {}, {}
+    for day in (DAY1, DAY2, DAY3):
+        _write_day(spark, tables, day)
+        _run(settings, spark, tables, day)
+        maps[day], histories[day] = _map(tables), _history(tables)
+    yield settings, tables, maps, histories
+    mp.undo()
+
+
+def test_day_one_links_each_record(three_days):
+    _, _, maps, histories = three_days
+    day1 = maps[DAY1]
+    assert day1["member_id:M1"] == day1["phone:13911110001"]
+    assert day1["member_id:M2"] == day1["phone:13911110002"]
+    assert day1["card_no:886001"] == day1["phone:13911110003"]
+    assert len(set(day1.values())) == 4  # incl. the lone tmall nick
+    assert histories[DAY1] == []
+
+
+def test_a_growing_person_keeps_the_id_and_a_merge_keeps_the_larger(three_days):
+    _, _, maps, histories = three_days
+    day1, day2 = maps[DAY1], maps[DAY2]
+    m1, m2 = day1["member_id:M1"], day1["member_id:M2"]
+    # M1's component (M1, phone, e-mail) is larger than M2's (M2, phone): it survives
+    for key in ("member_id:M1", "email:m1@example.cn", "member_id:M2", "phone:13911110002"):
+        assert day2[key] == m1, key
+    assert histories[DAY2] == [(DAY2, m2, m1, "MERGE", 2)]
+    # untouched people keep their ids
+    assert day2["card_no:886001"] == day1["card_no:886001"]
+    assert day2["tmall_nick:lonely"] == day1["tmall_nick:lonely"]
+
+
+def test_a_value_found_shared_links_nothing_and_splits_its_component(three_days):
+    _, tables, maps, histories = three_days
+    day2, day3 = maps[DAY2], maps[DAY3]
+    assert "phone:13911110001" not in day3
+    suppressed = tables.read("oneid", "suppressed_identifiers").collect()
+    assert [(r.identifier_value, r.reason, r.degree, r.neighbour_type) for r in suppressed] == [
+        ("13911110001", "shared", 3, "card_no")
+    ]
+    pieces = {day3["member_id:M1"], day3["member_id:M2"]}
+    assert len(pieces) == 2 and day2["member_id:M1"] in pieces
+    assert day3["email:m1@example.cn"] == day3["member_id:M1"]
+    assert day3["phone:13911110002"] == day3["member_id:M2"]
+    new_piece = (pieces - {day2["member_id:M1"]}).pop()
+    assert (DAY3, day2["member_id:M1"], new_piece, "SPLIT", 2) in histories[DAY3]
+    # the cards keyed in with the shared phone stand alone
+    cards = {day3[f"card_no:88600{i}"] for i in (7, 8, 9)}
+    assert len(cards) == 3
+    # nothing links through the shared value
+    links = tables.read("oneid", "links")
+    assert (
+        links.where(
+            (F.col("hub_value") == "13911110001") | (F.col("other_value") == "13911110001")
+        ).count()
+        == 0
+    )
+
+
+def test_rerunning_a_day_changes_nothing(three_days, spark):
+    settings, tables, maps, histories = three_days
+    links_before = sorted(map(tuple, tables.read("oneid", "links").collect()))
+    _run(settings, spark, tables, DAY3)
+    assert _map(tables) == maps[DAY3]
+    assert _history(tables) == histories[DAY3]
+    assert sorted(map(tuple, tables.read("oneid", "links").collect())) == links_before
+
+
+def test_a_giant_component_fails_the_run_and_publishes_nothing(spark, tmp_path, monkeypatch):
+    monkeypatch.setenv("LAKEHOUSE_LANDING", str(tmp_path / "landing"))
+    monkeypatch.setenv("LAKEHOUSE_WAREHOUSE", str(tmp_path / "warehouse"))
+    from lakehouse.config import load_settings
+
+    settings = load_settings("local")
+    settings = settings.model_copy(
+        update={"oneid": settings.oneid.model_copy(update={"max_component_size": 2})}
+    )
+    tables = Tables(spark, settings.warehouse)
+    _write_day(spark, tables, DAY1)
+    _write_day(spark, tables, DAY2)
+    with pytest.raises(ComponentTooLarge, match="max_component_size 2"):
+        _run(settings, spark, tables, DAY2)
+    assert not tables.exists("oneid", "identity_map")
+    assert not tables.exists("oneid", "links")
