@@ -1,7 +1,10 @@
-"""Silver jobs on hand-made deliveries: late state changes, and a failing gate commits nothing."""
+"""Silver jobs on hand-made deliveries (late state changes, a failing gate commits nothing) and
+on one small generated day (reconciliation of every dataset, referential integrity of lines, a
+row lost before the MERGE)."""
 
 from __future__ import annotations
 
+import csv
 import shutil
 from datetime import date
 from pathlib import Path
@@ -12,6 +15,7 @@ from pyspark.sql import functions as F
 from lakehouse.quality.gate import GateFailed
 from lakehouse.registry import build_registry, in_order
 from lakehouse.runtime import JobError, run_job
+from lakehouse.silver import sales_job
 from lakehouse.tables import Tables
 
 pytestmark = pytest.mark.integration
@@ -183,3 +187,141 @@ def test_too_many_unknown_skus_fail_the_run_before_anything_is_published(
         _run(settings, spark, D1, SALES_JOBS)
     assert not tables.exists("silver", "orders")
     assert not tables.exists("silver", "order_lines")
+
+
+# --- one small generated day, every bronze and silver job once ----------------------------------
+
+SALES = {"tmall_orders", "tmall_order_items", "jd_orders", "mall_orders", "pos_sales"}
+SILVER_DATASETS = {
+    *SALES,
+    "crm_members",
+    "inventory",
+    "products",
+    "stores",
+    "sku_mapping",
+    "campaigns",
+    "campaign_touches",
+}
+# A Tmall line whose order was never delivered (added to the generated items file).
+UNKNOWN_ORDER = "2999999999999999999"
+
+
+@pytest.fixture(scope="module")
+def generated_day(spark, tmp_path_factory):
+    """scale 0.01, one day (exact duplicates, a CRM member twice in the snapshot, unknown SKUs
+    and stores included), plus a Tmall line of an order nobody delivered. The unmapped-rate
+    threshold is raised: at this size one unknown SKU is several percent of the lines."""
+    from lakehouse.config import load_settings
+    from lakehouse.datagen import generate
+
+    root = tmp_path_factory.mktemp("generated_day")
+    landing = root / "landing"
+    generate(landing, scale=0.01, days=1, start=D1, seed=11)
+    [items] = (landing / "tmall_order_items" / f"dt={D1.isoformat()}").glob("*.csv")
+    line = f'"{UNKNOWN_ORDER}","1999999999999999999","T恤","100.00","1","NR00001","无退款","0.00"\n'
+    with items.open("ab") as fh:
+        fh.write(line.encode("gb18030"))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LAKEHOUSE_LANDING", str(landing))
+    mp.setenv("LAKEHOUSE_WAREHOUSE", str(root / "warehouse"))
+    settings = load_settings("local")
+    settings = settings.model_copy(
+        update={"silver": settings.silver.model_copy(update={"unmapped_rate_threshold": 0.5})}
+    )
+    jobs = [
+        j
+        for j in in_order(build_registry(settings), ("bronze", "silver"))
+        if j.name != "silver.identities"
+    ]
+    for job in jobs:
+        run_job(job, settings, spark, D1)
+    yield settings, landing, Tables(spark, settings.warehouse), {j.name: j for j in jobs}
+    mp.undo()
+
+
+def test_every_silver_dataset_of_the_day_reconciles_with_bronze(generated_day):
+    _, _, tables, _ = generated_day
+    rec = {r.dataset: r for r in tables.read("silver", "reconciliation").collect()}
+    assert set(rec) == SILVER_DATASETS
+    for name, r in rec.items():
+        assert r.delivery_date == D1
+        bronze = tables.read("bronze", name).where(F.col("_delivery_date") == F.lit(D1)).count()
+        assert r.bronze_rows == bronze, r
+        assert r.bronze_rows == r.accepted_rows + r.duplicate_rows + r.quarantined_rows, r
+        if name in SALES:
+            assert r.bronze_amount == r.accepted_amount + r.quarantined_amount, r
+        else:
+            assert (r.bronze_amount, r.accepted_amount, r.quarantined_amount) == (None,) * 3
+    # The generator repeats a CRM member in the snapshot (one line with a future time):
+    # one of the two lines is superseded, and counted as a duplicate with its own record.
+    members = tables.read("silver", "quarantine").where("table = 'silver.members'")
+    superseded = members.where("expectation = 'superseded_in_delivery'").count()
+    exact = members.where("expectation = 'exact_duplicate'").count()
+    assert superseded >= 1
+    assert rec["crm_members"].duplicate_rows == exact + superseded
+    verdicts = tables.read("ops", "dq_results").where("table = 'silver.reconciliation'")
+    assert {r.expectation for r in verdicts.collect()} == {"rows_reconcile", "amount_reconciles"}
+    assert verdicts.where("NOT success").count() == 0
+
+
+def test_an_unknown_order_quarantines_its_line_an_unknown_sku_is_kept_once(generated_day):
+    _, landing, tables, _ = generated_day
+    quarantine = tables.read("silver", "quarantine")
+    lines = tables.read("silver", "order_lines")
+    orphan = quarantine.where(F.col("value") == f"TMALL:{UNKNOWN_ORDER}").collect()
+    assert [(r.table, r.expectation) for r in orphan] == [("silver.order_lines", "order_known")]
+    assert lines.where(F.col("order_key") == f"TMALL:{UNKNOWN_ORDER}").count() == 0
+
+    with (landing / "_truth" / "bad_records.csv").open(encoding="utf-8", newline="") as fh:
+        unknown = [
+            (b["file_name"], int(b["line_no"]))
+            for b in csv.DictReader(fh)
+            if b["dataset"] == "tmall_order_items" and b["kind"] == "unknown_sku"
+        ]
+    assert unknown, "the generator injected no unknown Tmall SKU"
+    for file_name, line_no in unknown:
+        at = (F.col("_source_file").endswith(file_name)) & (F.col("_line_no") == line_no)
+        [kept] = lines.where(at).collect()
+        assert (kept.sku_id, kept.sku_mapped) == (None, False)
+        records = quarantine.where(
+            F.col("source_file").endswith(file_name) & (F.col("line_no") == line_no)
+        )
+        assert [r.expectation for r in records.collect()] == ["unknown_sku"]
+    checks = {
+        r.expectation: r
+        for r in tables.read("ops", "dq_results").where("table = 'silver.order_lines'").collect()
+    }
+    assert (checks["order_known"].policy, checks["order_known"].failing_rows) == ("quarantine", 1)
+    assert (checks["sku_is_product"].policy, checks["sku_is_product"].success) == ("fail", True)
+
+
+def test_a_row_lost_between_gate_and_merge_fails_the_run_and_publishes_nothing(
+    generated_day, spark, monkeypatch
+):
+    settings, _, tables, jobs = generated_day
+    names = ["orders", "order_lines", "quarantine", "reconciliation"]
+    versions = {n: tables.version("silver", n) for n in names}
+    victim = (
+        tables.read("silver", "order_lines")
+        .where("platform = 'TMALL'")
+        .orderBy("order_key", "line_id")
+        .first()
+    )
+    real_valid_at = sales_job.valid_at
+
+    def lossy_valid_at(*args, **kwargs):  # a join that silently loses one line
+        costed = real_valid_at(*args, **kwargs)
+        return costed.where(
+            (F.col("order_key") != victim.order_key) | (F.col("line_id") != victim.line_id)
+        )
+
+    monkeypatch.setattr(sales_job, "valid_at", lossy_valid_at)
+    with pytest.raises(GateFailed, match=r"(?s)does not reconcile.*tmall_order_items: bronze"):
+        run_job(jobs["silver.sales"], settings, spark, D1)
+    assert {n: tables.version("silver", n) for n in names} == versions
+    failed = tables.read("ops", "dq_results").where(
+        "table = 'silver.reconciliation' AND expectation = 'rows_reconcile' AND NOT success"
+    )
+    assert failed.count() == 1
+    [row] = failed.collect()
+    assert row.policy == "fail" and row.unexpected_count == 1

@@ -107,3 +107,25 @@ def test_configuration_file_errors_name_the_file(tmp_path):
         load_quality_settings(tmp_path)
     with pytest.raises(ConfigError, match="does not exist"):
         load_quality_settings(tmp_path / "nowhere")
+
+
+def test_every_repository_suite_loads_and_its_policies_resolve():
+    from lakehouse.quality import load_suite
+    from lakehouse.quality.suite import default_expectations_dir
+
+    settings = load_quality_settings()
+    policies = {
+        path.stem: resolve_policies(settings, load_suite(path.stem))
+        for path in sorted(default_expectations_dir().glob("*.json"))
+    }
+    # Referential integrity and reconciliation: each rule's policy is a decision
+    # (conf/quality.yml says why).
+    assert policies["silver.order_lines"]["order_known"] == "quarantine"
+    assert policies["silver.order_lines"]["sku_is_product"] == "fail"
+    assert policies["silver.campaign_touches"]["campaign_known"] == "warn"
+    assert policies["silver.inventory_daily"]["sku_is_product"] == "warn"
+    assert policies["silver.inventory_daily"]["store_location_is_store"] == "warn"
+    assert policies["silver.reconciliation"] == {
+        "rows_reconcile": "fail",
+        "amount_reconciles": "fail",
+    }

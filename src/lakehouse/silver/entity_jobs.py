@@ -1,15 +1,20 @@
 """Silver jobs for members, campaigns, inventory and identities.
 
 Each follows the sales job's pattern: the run date's bronze slice, exact duplicates split off,
-conformed, gated (bad rows to silver.quarantine with their rule), the latest state MERGEd.
-A kept-but-suspect row (negative on-hand, an unknown location or SKU) stays in its table with
-its flag and leaves a quarantine record, so totals never shrink and nothing goes unreported.
+conformed, gated (bad rows to silver.quarantine with their rule), reconciled (bronze rows =
+rows handed to the MERGE + duplicates + quarantined, judged by the silver.reconciliation suite
+before anything is written), the latest state MERGEd. A line a snapshot model collapsed (a
+later line of the same delivery has its key) is recorded as `superseded_in_delivery` and
+counts as a duplicate. A kept-but-suspect row (negative on-hand, an unknown location or SKU)
+stays in its table with its flag and leaves a quarantine record, so totals never shrink and
+nothing goes unreported.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -24,7 +29,11 @@ from lakehouse.silver.sales_job import (
     delivered,
     duplicate_records,
     future_limit,
+    reconcile_snapshots,
+    superseded_lines,
+    superseded_records,
     write_quarantine,
+    write_reconciliation,
 )
 from lakehouse.silver.scd2 import current_versions
 from lakehouse.tables import newer_when
@@ -73,7 +82,13 @@ def parameters(ctx: JobContext) -> dict:
     }
 
 
-def _gate(ctx: JobContext, df: DataFrame, suite: str, key: list[str]):
+def _gate(
+    ctx: JobContext,
+    df: DataFrame,
+    suite: str,
+    key: list[str],
+    references: Mapping[str, DataFrame] | None = None,
+):
     outcome = run_gate(
         df,
         suite,
@@ -81,6 +96,7 @@ def _gate(ctx: JobContext, df: DataFrame, suite: str, key: list[str]):
         run_id=ctx.run_id,
         run_date=ctx.run_date,
         parameters=parameters(ctx),
+        references=references,
     )
     record_results(ctx.tables, outcome)
     try:
@@ -91,61 +107,136 @@ def _gate(ctx: JobContext, df: DataFrame, suite: str, key: list[str]):
     return outcome
 
 
+def _delivered(ctx: JobContext, dataset: str) -> DataFrame:
+    """The run date's bronze rows, cached: conforming, accounting and quarantine all read them."""
+    return delivered(ctx, dataset).persist(StorageLevel.MEMORY_AND_DISK)
+
+
+def _unique(bronze: DataFrame) -> DataFrame:
+    return bronze.where(F.col("_duplicate_of").isNull())
+
+
 def build_members(ctx: JobContext) -> JobResult:
     """The CRM snapshot of the day, one row per member; the newest snapshot wins."""
-    bronze = delivered(ctx, "crm_members")
-    members = member_model.members(bronze.where(F.col("_duplicate_of").isNull()))
-    with _gate(ctx, members, "silver.members", ["member_id"]) as gate:
-        result = JobResult(rows_read=bronze.count())
-        result.versions["silver.members"] = ctx.tables.upsert(
-            gate.good, "silver", "members", ["member_id"], SNAPSHOT_NEWER
-        )
-        parts = [duplicate_records(bronze, "silver.members", ctx), gate.quarantined]
-        result.versions["silver.quarantine"] = write_quarantine(ctx, parts, ["silver.members"])
-        result.rows_written = gate.good.count()
-        result.rows_quarantined = result.rows_read - result.rows_written
-    return result
+    bronze = _delivered(ctx, "crm_members")
+    try:
+        members = member_model.members(_unique(bronze))
+        superseded = superseded_lines(_unique(bronze), members)
+        with _gate(ctx, members, "silver.members", ["member_id"]) as gate:
+            reconciled = reconcile_snapshots(
+                ctx, [("crm_members", bronze, superseded, gate.good, gate.quarantined)]
+            )
+            result = JobResult(rows_read=bronze.count())
+            result.versions["silver.members"] = ctx.tables.upsert(
+                gate.good, "silver", "members", ["member_id"], SNAPSHOT_NEWER
+            )
+            parts = [
+                duplicate_records(bronze, "silver.members", ctx),
+                superseded_records(superseded, "silver.members", ctx),
+                gate.quarantined,
+            ]
+            result.versions["silver.quarantine"] = write_quarantine(ctx, parts, ["silver.members"])
+            result.versions["silver.reconciliation"] = write_reconciliation(ctx, reconciled)
+            result.rows_written = gate.good.count()
+            result.rows_quarantined = result.rows_read - result.rows_written
+        return result
+    finally:
+        bronze.unpersist()
+
+
+def _known_campaigns(ctx: JobContext, campaigns: DataFrame) -> DataFrame:
+    """The campaign ids a touch may name: today's snapshot (before its gate) and every campaign
+    silver.campaigns holds."""
+    ids = campaigns.select("campaign_id")
+    if ctx.tables.exists("silver", "campaigns"):
+        ids = ids.unionByName(ctx.tables.read("silver", "campaigns").select("campaign_id"))
+    return ids
 
 
 def build_campaigns(ctx: JobContext) -> JobResult:
     """Campaigns (latest snapshot per campaign) and the day's touches."""
-    bronze_campaigns = delivered(ctx, "campaigns")
-    bronze_touches = delivered(ctx, "campaign_touches")
-    campaigns = campaign_model.campaigns(bronze_campaigns.where(F.col("_duplicate_of").isNull()))
-    touches = campaign_model.campaign_touches(bronze_touches.where(F.col("_duplicate_of").isNull()))
+    bronze_campaigns = _delivered(ctx, "campaigns")
+    bronze_touches = _delivered(ctx, "campaign_touches")
+    try:
+        return _campaigns(ctx, bronze_campaigns, bronze_touches)
+    finally:
+        bronze_campaigns.unpersist()
+        bronze_touches.unpersist()
+
+
+def _campaigns(ctx: JobContext, bronze_campaigns: DataFrame, bronze_touches: DataFrame):
+    campaigns = campaign_model.campaigns(_unique(bronze_campaigns))
+    touches = campaign_model.campaign_touches(_unique(bronze_touches))
+    superseded_campaigns = superseded_lines(_unique(bronze_campaigns), campaigns)
+    superseded_touches = superseded_lines(_unique(bronze_touches), touches)
     result = JobResult(rows_read=bronze_campaigns.count() + bronze_touches.count())
+    references = {"silver.campaigns": _known_campaigns(ctx, campaigns)}
     with (
         _gate(ctx, campaigns, "silver.campaigns", ["campaign_id"]) as campaign_gate,
-        _gate(ctx, touches, "silver.campaign_touches", ["touch_key"]) as touch_gate,
+        _gate(ctx, touches, "silver.campaign_touches", ["touch_key"], references) as touch_gate,
     ):
+        one_per_touch = touch_gate.good.dropDuplicates(["touch_key"])
+        reconciled = reconcile_snapshots(
+            ctx,
+            [
+                (
+                    "campaigns",
+                    bronze_campaigns,
+                    superseded_campaigns,
+                    campaign_gate.good,
+                    campaign_gate.quarantined,
+                ),
+                (
+                    "campaign_touches",
+                    bronze_touches,
+                    superseded_touches,
+                    one_per_touch,
+                    touch_gate.quarantined,
+                ),
+            ],
+        )
         result.versions["silver.campaigns"] = ctx.tables.upsert(
             campaign_gate.good, "silver", "campaigns", ["campaign_id"], SNAPSHOT_NEWER
         )
-        one_per_touch = touch_gate.good.dropDuplicates(["touch_key"])
         result.versions["silver.campaign_touches"] = ctx.tables.upsert(
             one_per_touch, "silver", "campaign_touches", ["touch_key"], DELIVERY_NEWER
         )
         parts = [
             duplicate_records(bronze_campaigns, "silver.campaigns", ctx),
             duplicate_records(bronze_touches, "silver.campaign_touches", ctx),
+            superseded_records(superseded_campaigns, "silver.campaigns", ctx),
+            superseded_records(superseded_touches, "silver.campaign_touches", ctx),
             campaign_gate.quarantined,
             touch_gate.quarantined,
         ]
         result.versions["silver.quarantine"] = write_quarantine(
             ctx, parts, ["silver.campaigns", "silver.campaign_touches"]
         )
+        result.versions["silver.reconciliation"] = write_reconciliation(ctx, reconciled)
         result.rows_written = campaign_gate.good.count() + one_per_touch.count()
     return result
 
 
 def build_inventory(ctx: JobContext) -> JobResult:
     """The day's stock snapshot; negative on-hand and unknown codes are kept and flagged."""
-    bronze = delivered(ctx, "inventory")
+    bronze = _delivered(ctx, "inventory")
+    try:
+        return _inventory(ctx, bronze)
+    finally:
+        bronze.unpersist()
+
+
+def _inventory(ctx: JobContext, bronze: DataFrame) -> JobResult:
     products = current_versions(_silver(ctx, "products", "silver.master"))
     stores = current_versions(_silver(ctx, "stores", "silver.master"))
-    stock = inventory_daily(bronze.where(F.col("_duplicate_of").isNull()), products, stores)
-    with _gate(ctx, stock, "silver.inventory_daily", INVENTORY_KEY) as gate:
+    stock = inventory_daily(_unique(bronze), products, stores)
+    superseded = superseded_lines(_unique(bronze), stock)
+    references = {"silver.products": products, "silver.stores": stores}
+    with _gate(ctx, stock, "silver.inventory_daily", INVENTORY_KEY, references) as gate:
         good = gate.good
+        reconciled = reconcile_snapshots(
+            ctx, [("inventory", bronze, superseded, good, gate.quarantined)]
+        )
         result = JobResult(rows_read=bronze.count())
         result.versions["silver.inventory_daily"] = ctx.tables.upsert(
             good,
@@ -161,6 +252,7 @@ def build_inventory(ctx: JobContext) -> JobResult:
         table = "silver.inventory_daily"
         parts = [
             duplicate_records(bronze, table, ctx),
+            superseded_records(superseded, table, ctx),
             gate.quarantined,
             flag_records(
                 flagged,
@@ -185,6 +277,7 @@ def build_inventory(ctx: JobContext) -> JobResult:
             ),
         ]
         result.versions["silver.quarantine"] = write_quarantine(ctx, parts, [table])
+        result.versions["silver.reconciliation"] = write_reconciliation(ctx, reconciled)
         result.rows_written = good.count()
         result.rows_quarantined = result.rows_read - result.rows_written
     return result

@@ -4,10 +4,17 @@ products and stores are SCD type 2 (valid_from / valid_to): prices, costs and st
 change, and margins need the cost valid at the time of sale. The SKU map keeps one row per
 platform code, latest snapshot. Each snapshot is gated first (keys present and unique, enums
 valid); bad rows go to silver.quarantine with their rule.
+
+Each dataset reconciles (bronze rows = rows handed to the SCD2 MERGE / upsert + duplicates +
+quarantined, the `silver.reconciliation` suite) before its table is written: products and
+stores before their SCD2 MERGEs, the SKU map (resolved against the products just written)
+before its upsert. A line a snapshot superseded within the delivery (same key, later line
+wins) is recorded as `superseded_in_delivery` and counts as a duplicate.
 """
 
 from __future__ import annotations
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -19,7 +26,11 @@ from lakehouse.silver.sales_job import (
     SILVER_QUARANTINE,
     delivered,
     duplicate_records,
+    reconcile_snapshots,
+    superseded_lines,
+    superseded_records,
     write_quarantine,
+    write_reconciliation,
 )
 from lakehouse.silver.scd2 import apply_scd2, current_versions
 from lakehouse.tables import newer_when
@@ -47,17 +58,33 @@ def _tmall_shops(ctx: JobContext) -> DataFrame:
 
 
 def build_master(ctx: JobContext) -> JobResult:
+    bronze = {
+        d: delivered(ctx, d).persist(StorageLevel.MEMORY_AND_DISK)
+        for d in ("products", "stores", "sku_mapping")
+    }
+    try:
+        return _master(ctx, bronze)
+    finally:
+        for df in bronze.values():
+            df.unpersist()
+
+
+def _master(ctx: JobContext, bronze: dict[str, DataFrame]) -> JobResult:
     tables, spark = ctx.tables, ctx.spark
     common = {"run_id": ctx.run_id, "run_date": ctx.run_date}
-    bronze = {d: delivered(ctx, d) for d in ("products", "stores", "sku_mapping")}
     unique = {d: df.where(F.col("_duplicate_of").isNull()) for d, df in bronze.items()}
 
     products = master.products_snapshot(unique["products"])
     stores = master.stores_snapshot(unique["stores"])
+    superseded = {
+        "products": superseded_lines(unique["products"], products),
+        "stores": superseded_lines(unique["stores"], stores),
+    }
     gates = [
         run_gate(products, "silver.products", key_columns=["sku_id"], **common),
         run_gate(stores, "silver.stores", key_columns=["store_code"], **common),
     ]
+    all_stores = None
     try:
         for gate in gates:
             record_results(tables, gate)
@@ -66,7 +93,34 @@ def build_master(ctx: JobContext) -> JobResult:
         result = JobResult()
         good_products, good_stores = gates[0].good, gates[1].good
         online = master.online_stores(ctx.settings.silver, _tmall_shops(ctx), ctx.run_date)
-        all_stores = good_stores.unionByName(online, allowMissingColumns=True)
+        all_stores = (
+            good_stores.unionByName(online, allowMissingColumns=True)
+            .select(*good_stores.columns)
+            .persist(StorageLevel.MEMORY_AND_DISK)
+        )
+        # The delivered stores are the rows with a bronze line; online stores are derived.
+        delivered_stores = all_stores.where(F.col("_line_no").isNotNull())
+        reconciled = [
+            reconcile_snapshots(
+                ctx,
+                [
+                    (
+                        "products",
+                        bronze["products"],
+                        superseded["products"],
+                        good_products,
+                        gates[0].quarantined,
+                    ),
+                    (
+                        "stores",
+                        bronze["stores"],
+                        superseded["stores"],
+                        delivered_stores,
+                        gates[1].quarantined,
+                    ),
+                ],
+            )
+        ]
         counts = {
             "products": apply_scd2(
                 spark,
@@ -79,7 +133,7 @@ def build_master(ctx: JobContext) -> JobResult:
             "stores": apply_scd2(
                 spark,
                 tables.path("silver", "stores"),
-                all_stores.select(*good_stores.columns),
+                all_stores,
                 master.STORE_KEY,
                 master.STORE_TRACKED,
                 "snapshot_date",
@@ -90,12 +144,27 @@ def build_master(ctx: JobContext) -> JobResult:
             result.versions[f"silver.{name}"] = tables.version("silver", name)
         current = current_versions(tables.read("silver", "products"))
         sku_map = master.sku_map(unique["sku_mapping"], current)
+        superseded["sku_mapping"] = superseded_lines(unique["sku_mapping"], sku_map)
         sku_gate = run_gate(
             sku_map, "silver.sku_map", key_columns=["platform", "platform_sku_code"], **common
         )
         try:
             record_results(tables, sku_gate)
             raise_if_failed(sku_gate)
+            reconciled.append(
+                reconcile_snapshots(
+                    ctx,
+                    [
+                        (
+                            "sku_mapping",
+                            bronze["sku_mapping"],
+                            superseded["sku_mapping"],
+                            sku_gate.good,
+                            sku_gate.quarantined,
+                        )
+                    ],
+                )
+            )
             result.versions["silver.sku_map"] = tables.upsert(
                 sku_gate.good,
                 "silver",
@@ -105,6 +174,7 @@ def build_master(ctx: JobContext) -> JobResult:
             )
             quarantine = [
                 *(duplicate_records(df, TABLE_OF[d], ctx) for d, df in bronze.items()),
+                *(superseded_records(df, TABLE_OF[d], ctx) for d, df in superseded.items()),
                 gates[0].quarantined,
                 gates[1].quarantined,
                 sku_gate.quarantined,
@@ -113,6 +183,9 @@ def build_master(ctx: JobContext) -> JobResult:
             tables_written = list(TABLE_OF.values())
             result.versions[f"silver.{SILVER_QUARANTINE}"] = write_quarantine(
                 ctx, quarantine, tables_written
+            )
+            result.versions["silver.reconciliation"] = write_reconciliation(
+                ctx, reconciled[0].unionByName(reconciled[1])
             )
             result.rows_quarantined = sum(part.count() for part in quarantine)
         finally:
@@ -124,6 +197,8 @@ def build_master(ctx: JobContext) -> JobResult:
     finally:
         for gate in gates:
             gate.release()
+        if all_stores is not None:
+            all_stores.unpersist()
 
 
 def _quarantined_keys(gate, key: str) -> DataFrame:

@@ -1,34 +1,49 @@
 """The silver sales job: one day's bronze orders of every platform into silver.orders and
 silver.order_lines, gated, deduplicated, latest state wins.
 
-Steps, all before the first write so that a failed gate commits nothing:
+Steps, all before the first write so that a failed gate or reconciliation commits nothing:
 1. read the bronze rows delivered on the run date (Tmall orders and items, JD, mall, POS);
 2. split off exact duplicate lines (quarantined as `exact_duplicate`);
-3. conform every platform into the one order / line shape;
-4. gate orders and lines with their Great Expectations suites (bad rows → quarantine);
-   lines of a quarantined order follow it (`order_quarantined`);
-5. map SKUs and stores; an unknown code keeps its row (totals must not shrink), is marked
-   unmapped and leaves a quarantine record; too many unknown codes fail the run;
-6. keep the latest state per key and MERGE it (a late, older state never overwrites a newer).
-Then record quarantine, reconciliation (bronze = accepted + duplicates + quarantined, per
-platform) and the gate results.
+3. conform every platform into the one order / line shape and map the lines' SKUs (an unknown
+   code keeps its row, marked unmapped: sales totals must not shrink);
+4. gate lines, then orders, with their Great Expectations suites (bad rows → quarantine); a
+   line is checked against its order (this delivery's or silver.orders) and a mapped SKU
+   against silver.products; lines of a quarantined order follow it (`order_quarantined`);
+5. map stores; unknown SKUs and stores leave a quarantine record; too many unknown SKUs fail
+   the run;
+6. reconcile per bronze dataset: bronze rows = rows handed to the MERGE + duplicates +
+   quarantined, and bronze amount = accepted + quarantined amount to the cent, judged by the
+   `silver.reconciliation` suite (policy fail);
+7. keep the latest state per key and MERGE it (a late, older state never overwrites a newer),
+   then write quarantine and reconciliation.
+
+The reconciliation helpers at the end of this module serve every silver job.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from functools import reduce
 from zoneinfo import ZoneInfo
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import DecimalType
 
-from lakehouse.quality.gate import QUARANTINE_SCHEMA, raise_if_failed, run_gate
+from lakehouse.quality.gate import (
+    QUARANTINE_SCHEMA,
+    GateFailed,
+    failure_message,
+    raise_if_failed,
+    run_gate,
+)
 from lakehouse.quality.results import record_results
 from lakehouse.runtime import JobContext, JobError, JobResult
 from lakehouse.silver import master
+from lakehouse.silver import normalise as n
 from lakehouse.silver.dedup import mark_exact_duplicates
 from lakehouse.silver.order_lines import (
     jd_lines,
@@ -51,23 +66,45 @@ ORDER_NEWER = newer_when(["updated_at", "_delivery_date", "_source_file", "_line
 LINE_NEWER = newer_when(["_delivery_date", "_source_file", "_line_no"])
 SILVER_QUARANTINE = "quarantine"
 RECONCILIATION = "reconciliation"
+COORDS = ["_source_file", "_line_no"]
 
 
 @dataclass(frozen=True)
 class Platform:
-    """Where one platform's bronze rows come from and how they conform."""
+    """Where one platform's bronze rows come from and how they reconcile.
+
+    `reconciled_by`: the silver frame one bronze row of the dataset becomes (`orders`: one
+    order version per row; `lines`: one order line per row), `platform` its platform value
+    there, and `amount` the silver column that must add up to `bronze_amount`, the same money
+    read straight off the bronze row.
+    """
 
     name: str
     dataset: str
+    reconciled_by: str
+    amount: str
+    bronze_amount: str  # a Spark SQL expression over the bronze row's columns; see _BRONZE_AMOUNT
 
 
 PLATFORMS = [
-    Platform("TMALL", "tmall_orders"),
-    Platform("TMALL", "tmall_order_items"),
-    Platform("JD", "jd_orders"),
-    Platform("MALL", "mall_orders"),
-    Platform("POS", "pos_sales"),
+    Platform("TMALL", "tmall_orders", "orders", "paid_amount", "tmall_paid"),
+    Platform("TMALL", "tmall_order_items", "lines", "line_amount", "tmall_line"),
+    Platform("JD", "jd_orders", "orders", "paid_amount", "jd_paid"),
+    Platform("MALL", "mall_orders", "orders", "paid_amount", "mall_paid"),
+    Platform("POS", "pos_sales", "lines", "line_amount", "pos_line"),
 ]
+
+
+def _bronze_amounts() -> dict[str, Column]:
+    """The revenue of one bronze row, parsed from bronze as delivered: orders their paid amount
+    in yuan, lines their line amount. A function: Columns need a live session."""
+    return {
+        "tmall_paid": n.yuan(F.col("paid_amount")),
+        "tmall_line": (n.quantity(F.col("quantity")) * n.yuan(F.col("unit_price"))).cast(n.MONEY),
+        "jd_paid": n.yuan(F.col("orderPayment")),
+        "mall_paid": n.fen_to_yuan(F.col("paid_fen")),
+        "pos_line": n.yuan(F.col("amount")),
+    }
 
 
 def future_limit(run_date, tolerance_hours: int) -> str:
@@ -130,7 +167,7 @@ def _unmapped(df: DataFrame, table: str, flag: str, column: str, reason: str, ct
 
 
 def build_sales(ctx: JobContext) -> JobResult:
-    """Conform, gate and publish one day's orders and order lines."""
+    """Conform, gate, reconcile and publish one day's orders and order lines."""
     cfg = ctx.settings.silver
     limits = cfg.limits
     bronze = {p.dataset: delivered(ctx, p.dataset) for p in PLATFORMS}
@@ -142,7 +179,7 @@ def build_sales(ctx: JobContext) -> JobResult:
             df.unpersist()
 
 
-def _coords(quarantined: DataFrame) -> DataFrame:
+def quarantine_coords(quarantined: DataFrame) -> DataFrame:
     """The bronze lines (file, line number) behind gate quarantine rows."""
     return quarantined.select(
         F.get_json_object("record", "$._source_file").alias("_source_file"),
@@ -167,10 +204,22 @@ def _publish(ctx: JobContext, bronze: dict[str, DataFrame], cfg, limits) -> JobR
         "min_return_quantity": -limits.max_line_quantity,
     }
     common = {"run_id": ctx.run_id, "run_date": ctx.run_date, "parameters": parameters}
+    products = _master(ctx, "products")
+    masters = {
+        "sku_map": _master(ctx, "sku_map"),
+        "products": products,
+        "stores": _master(ctx, "stores"),
+    }
 
     # Lines first: a bad line takes its whole bronze record (a JD / mall order, a POS line)
-    # with it, and a POS ticket is summed from its good lines only.
+    # with it, and a POS ticket is summed from its good lines only. SKUs are mapped before the
+    # gate, so the gate can check that a mapped sku_id is a product.
     pos = pos_lines(unique["pos_sales"])
+    conformed = {
+        "TMALL": tmall_orders(unique["tmall_orders"], cfg),
+        "JD": jd_orders(unique["jd_orders"], cfg),
+        "MALL": mall_orders(unique["mall_orders"], cfg),
+    }
     lines = reduce(
         DataFrame.unionByName,
         [
@@ -180,34 +229,48 @@ def _publish(ctx: JobContext, bronze: dict[str, DataFrame], cfg, limits) -> JobR
             pos_order_lines(pos),
         ],
     )
+    mapped = _map_skus(lines, masters["sku_map"], products.where("is_current"), products)
     line_gate = run_gate(
-        lines, "silver.order_lines", key_columns=["order_key", "line_id"], **common
+        mapped,
+        "silver.order_lines",
+        key_columns=["order_key", "line_id"],
+        references={
+            "silver.orders": known_orders(ctx, [*conformed.values(), pos]),
+            "silver.products": products,
+        },
+        **common,
     )
     try:
-        bad_lines = _coords(line_gate.quarantined)
+        bad_lines = quarantine_coords(line_gate.quarantined).localCheckpoint()
         orders = reduce(
             DataFrame.unionByName,
             [
-                tmall_orders(unique["tmall_orders"], cfg),
-                jd_orders(unique["jd_orders"], cfg).join(
-                    bad_lines, ["_source_file", "_line_no"], "left_anti"
-                ),
-                mall_orders(unique["mall_orders"], cfg).join(
-                    bad_lines, ["_source_file", "_line_no"], "left_anti"
-                ),
-                pos_tickets(pos.join(bad_lines, ["_source_file", "_line_no"], "left_anti")),
+                conformed["TMALL"],
+                conformed["JD"].join(bad_lines, COORDS, "left_anti"),
+                conformed["MALL"].join(bad_lines, COORDS, "left_anti"),
+                pos_tickets(pos.join(bad_lines, COORDS, "left_anti")),
             ],
         )
         order_gate = run_gate(orders, "silver.orders", key_columns=["order_key"], **common)
         try:
-            return _finish(ctx, cfg, order_gate, line_gate, bad_lines, duplicates, bronze)
+            return _finish(ctx, cfg, order_gate, line_gate, bad_lines, duplicates, bronze, masters)
         finally:
             order_gate.release()
     finally:
         line_gate.release()
 
 
-def _finish(ctx, cfg, order_gate, line_gate, bad_lines, duplicates, bronze) -> JobResult:
+def known_orders(ctx: JobContext, conformed: Sequence[DataFrame]) -> DataFrame:
+    """The order keys a line may name: this delivery's orders, before their gate (a line of an
+    order quarantined today follows it as `order_quarantined`, it is not unknown), and every
+    order silver.orders already holds."""
+    keys = reduce(DataFrame.unionByName, [df.select("order_key") for df in conformed])
+    if ctx.tables.exists("silver", "orders"):
+        keys = keys.unionByName(ctx.tables.read("silver", "orders").select("order_key"))
+    return keys
+
+
+def _finish(ctx, cfg, order_gate, line_gate, bad_lines, duplicates, bronze, masters):
     tables = ctx.tables
     for outcome in (line_gate, order_gate):
         record_results(tables, outcome)
@@ -215,38 +278,56 @@ def _finish(ctx, cfg, order_gate, line_gate, bad_lines, duplicates, bronze) -> J
     raise_if_failed(order_gate)
 
     # Lines of an order quarantined today follow it; lines whose record lost another line
-    # (JD / mall) follow their record.
-    bad_orders = order_gate.quarantined.select(
-        F.get_json_object("record", "$.order_key").alias("order_key")
-    ).distinct()
-    good_lines = line_gate.good.join(bad_lines, ["_source_file", "_line_no"], "left_anti")
-    orphaned = good_lines.join(bad_orders, "order_key", "left_semi")
+    # (JD / mall) follow their record. The small frames the later steps join on are
+    # checkpointed: each gate's plan already holds the other's, and without the cut the plans
+    # of the steps below (and the reconciliation over all of them) grow too big to optimise.
+    bad_orders = (
+        order_gate.quarantined.select(F.get_json_object("record", "$.order_key").alias("order_key"))
+        .distinct()
+        .localCheckpoint()
+    )
+    good_lines = line_gate.good.join(bad_lines, COORDS, "left_anti")
     lines_good = good_lines.join(bad_orders, "order_key", "left_anti")
-    orphaned = orphaned.unionByName(
-        line_gate.good.join(bad_lines, ["_source_file", "_line_no"], "left_semi")
+    orphaned = (
+        good_lines.join(bad_orders, "order_key", "left_semi")
+        .unionByName(line_gate.good.join(bad_lines, COORDS, "left_semi"))
+        .localCheckpoint()
     )
 
-    sku_map = _master(ctx, "sku_map")
-    products = _master(ctx, "products")
-    stores = _master(ctx, "stores")
-    current_products = products.where("is_current")
-    mapped = _map_skus(lines_good, sku_map, current_products)
-    orders_good = order_gate.good.join(
-        stores.where("is_current").select("store_code").withColumn("store_known", F.lit(True)),
-        "store_code",
-        "left",
-    ).withColumn("store_known", F.coalesce("store_known", F.lit(False)))
+    products, stores = masters["products"], masters["stores"]
+    known_stores = (
+        stores.where("is_current")
+        .select("store_code")
+        .distinct()
+        .withColumn("store_known", F.lit(True))
+    )
+    orders_good = order_gate.good.join(known_stores, "store_code", "left").withColumn(
+        "store_known", F.coalesce("store_known", F.lit(False))
+    )
 
-    total = mapped.count()
-    unmapped = mapped.where(~F.col("sku_mapped")).count()
-    if total and unmapped / total > cfg.unmapped_rate_threshold:
-        raise JobError(
-            f"{unmapped} of {total} order lines ({unmapped / total:.1%}) have an unknown SKU, "
-            f"above silver.unmapped_rate_threshold {cfg.unmapped_rate_threshold:.1%}: "
-            "check silver.sku_map / the sku_mapping delivery before publishing"
-        )
+    # What the MERGEs get, before latest-state selection: every row here is "accepted" in the
+    # reconciliation, so a row lost (or doubled) by any step after the gates is caught.
+    # Checkpointed (materialised once), so the upserts write exactly the rows that were counted.
+    order_rows = orders_good.localCheckpoint()
+    order_latest = latest_state(order_rows, "order_key")
+    line_rows = _costed(tables, lines_good, order_latest, products).localCheckpoint()
+    removed = (
+        quarantine_coords(order_gate.quarantined)
+        .unionByName(bad_lines)
+        .unionByName(orphaned.select(*COORDS))
+        .localCheckpoint()
+    )
+    return _commit(
+        ctx,
+        cfg,
+        (order_rows, order_latest, line_rows, lines_good),
+        (order_gate, line_gate, orphaned, removed, duplicates),
+        bronze,
+    )
 
-    order_latest = latest_state(orders_good, "order_key")
+
+def _costed(tables, lines: DataFrame, order_latest: DataFrame, products: DataFrame) -> DataFrame:
+    """Lines with the unit cost of their product valid when the order was sold."""
     sale_time = order_latest.select(
         "order_key", F.coalesce("paid_at", "created_at").alias("_sold_at")
     )
@@ -262,25 +343,71 @@ def _finish(ctx, cfg, order_gate, line_gate, bad_lines, duplicates, bronze) -> J
         .groupBy("order_key")
         .agg(F.max("_sold_at").alias("_sold_at"))
     )
-    line_latest = latest_state(
-        mapped.withColumn("_line_key", F.concat_ws("#", "order_key", "line_id")),
-        "_line_key",
-        change_time="_delivery_date",
-    ).drop("_line_key")
-    with_cost = valid_at(
-        line_latest.join(times, "order_key", "left"),
+    return valid_at(
+        lines.join(times, "order_key", "left"),
         products,
         ["sku_id"],
         "_sold_at",
         columns=["unit_cost"],
     ).drop("_sold_at")
 
+
+def _commit(ctx, cfg, frames, quarantined, bronze) -> JobResult:
+    """Check the unmapped rate and the reconciliation, then write: the MERGEs, quarantine,
+    reconciliation. Nothing is written when a check fails."""
+    tables = ctx.tables
+    order_rows, order_latest, line_rows, lines_good = frames
+    order_gate, line_gate, orphaned, removed, duplicates = quarantined
+    stats = line_rows.agg(
+        F.count(F.lit(1)).alias("total"), F.count_if(~F.col("sku_mapped")).alias("unmapped")
+    ).first()
+    total, unmapped = int(stats["total"]), int(stats["unmapped"])
+    if total and unmapped / total > cfg.unmapped_rate_threshold:
+        raise JobError(
+            f"{unmapped} of {total} order lines ({unmapped / total:.1%}) have an unknown SKU, "
+            f"above silver.unmapped_rate_threshold {cfg.unmapped_rate_threshold:.1%}: "
+            "check silver.sku_map / the sku_mapping delivery before publishing"
+        )
+
+    rows = {"orders": order_rows, "lines": line_rows}
+    accepted = reduce(
+        DataFrame.unionByName,
+        [
+            rows[p.reconciled_by]
+            .where(F.col("platform") == p.name)
+            .select(
+                F.lit(p.dataset).alias("dataset"),
+                F.col(p.amount).cast(n.MONEY).alias("_amount"),
+            )
+            for p in PLATFORMS
+        ],
+    )
+    amounts = _bronze_amounts()
+    delivered_rows = reduce(
+        DataFrame.unionByName,
+        [
+            bronze_side(bronze[p.dataset], p.dataset, amount=amounts[p.bronze_amount])
+            for p in PLATFORMS
+        ],
+    )
+    reconciled = reconcile(
+        ctx,
+        reconciliation_counts(
+            delivered_rows, accepted, removed, {p.dataset: True for p in PLATFORMS}
+        ),
+    )
+
     result = JobResult()
     result.versions["silver.orders"] = tables.upsert(
         order_latest, "silver", "orders", ["order_key"], ORDER_NEWER
     )
+    line_latest = latest_state(
+        line_rows.withColumn("_line_key", F.concat_ws("#", "order_key", "line_id")),
+        "_line_key",
+        change_time="_delivery_date",
+    ).drop("_line_key")
     result.versions["silver.order_lines"] = tables.upsert(
-        with_cost, "silver", "order_lines", ["order_key", "line_id"], LINE_NEWER
+        line_latest, "silver", "order_lines", ["order_key", "line_id"], LINE_NEWER
     )
     quarantine = [
         *duplicates,
@@ -288,11 +415,11 @@ def _finish(ctx, cfg, order_gate, line_gate, bad_lines, duplicates, bronze) -> J
         line_gate.quarantined,
         _orphans(orphaned, ctx),
         _unmapped(
-            mapped, "silver.order_lines", "sku_mapped", "platform_sku_code", "unknown_sku", ctx
+            line_rows, "silver.order_lines", "sku_mapped", "platform_sku_code", "unknown_sku", ctx
         ),
         # Every line of a ticket from an unknown store says so, not only the first.
         _unmapped(
-            orders_good.select("order_key", "store_known", "store_code")
+            order_rows.select("order_key", "store_known", "store_code")
             .join(lines_good.drop("store_code"), "order_key")
             .where(F.col("platform") == "POS"),
             "silver.orders",
@@ -302,7 +429,7 @@ def _finish(ctx, cfg, order_gate, line_gate, bad_lines, duplicates, bronze) -> J
             ctx,
         ),
         _unmapped(
-            orders_good.where(F.col("platform") != "POS"),
+            order_rows.where(F.col("platform") != "POS"),
             "silver.orders",
             "store_known",
             "store_code",
@@ -313,19 +440,23 @@ def _finish(ctx, cfg, order_gate, line_gate, bad_lines, duplicates, bronze) -> J
     result.versions[f"silver.{SILVER_QUARANTINE}"] = write_quarantine(
         ctx, quarantine, ["silver.orders", "silver.order_lines"]
     )
-    result.details["reconciliation"] = _reconcile(ctx, bronze, order_gate, line_gate, orphaned)
-    result.rows_read = sum(v["bronze_rows"] for v in result.details["reconciliation"].values())
+    result.versions[f"silver.{RECONCILIATION}"] = write_reconciliation(ctx, reconciled)
+    report = reconciliation_report(reconciled)
+    result.details["reconciliation"] = report
+    result.rows_read = sum(v["bronze_rows"] for v in report.values())
     result.rows_written = order_latest.count() + line_latest.count()
     result.rows_quarantined = sum(
-        v["quarantined_rows"] + v["duplicate_rows"]
-        for v in result.details["reconciliation"].values()
+        v["quarantined_rows"] + v["duplicate_rows"] for v in report.values()
     )
     return result
 
 
-def _map_skus(lines: DataFrame, sku_map: DataFrame, products: DataFrame) -> DataFrame:
+def _map_skus(
+    lines: DataFrame, sku_map: DataFrame, current: DataFrame, products: DataFrame
+) -> DataFrame:
     """Internal sku_id per line: platform codes through the SKU map, POS barcodes through
-    products, JD's outerSkuId and mall ids accepted when they are product ids."""
+    the current products, JD's outerSkuId and mall ids accepted when they are product ids.
+    Row count preserved."""
     parts = []
     for platform, barcode, internal in (
         ("TMALL", False, False),
@@ -340,14 +471,15 @@ def _map_skus(lines: DataFrame, sku_map: DataFrame, products: DataFrame) -> Data
                 sku_map,
                 platform,
                 "platform_sku_code",
-                products,
+                current,
                 barcode=barcode,
                 accept_internal_ids=internal,
             )
         )
     mapped = reduce(DataFrame.unionByName, parts)
     # JD: the merchant's own code (outerSkuId) is a product id when the platform code is not.
-    known = products.select(F.col("sku_id").alias("_outer"))
+    # Distinct ids: products holds one row per version, and a line must stay one line.
+    known = products.select(F.col("sku_id").alias("_outer")).distinct()
     return (
         mapped.join(known, mapped["outer_sku_id"] == known["_outer"], "left")
         .withColumn("sku_id", F.coalesce("sku_id", "_outer"))
@@ -385,54 +517,232 @@ def write_quarantine(ctx: JobContext, parts: list[DataFrame], tables: list[str])
     return ctx.tables.replace_where(rows, "silver", SILVER_QUARANTINE, slice_, ["delivery_date"])
 
 
-def _reconcile(ctx, bronze, order_gate, line_gate, orphaned) -> dict[str, dict[str, int]]:
-    """Per bronze dataset: rows = accepted + exact duplicates + quarantined, or fail."""
-    quarantined_lines = (
-        _coords(order_gate.quarantined)
-        .unionByName(_coords(line_gate.quarantined))
-        .unionByName(orphaned.select("_source_file", "_line_no"))
-        .distinct()
+# --- reconciliation: bronze = accepted + duplicates + quarantined, for every silver job -------
+
+AMOUNT = DecimalType(28, 2)  # sums of MONEY
+COUNT_COLUMNS = ["bronze_rows", "duplicate_rows", "quarantined_rows", "accepted_rows"]
+AMOUNT_COLUMNS = ["bronze_amount", "accepted_amount", "quarantined_amount"]
+RECONCILIATION_DDL = (
+    "dataset string, delivery_date date, run_id string, bronze_rows long, duplicate_rows long, "
+    "quarantined_rows long, accepted_rows long, bronze_amount decimal(28,2), "
+    "accepted_amount decimal(28,2), quarantined_amount decimal(28,2)"
+)
+
+
+def bronze_side(
+    bronze: DataFrame,
+    dataset: str,
+    *,
+    superseded: DataFrame | None = None,
+    amount: Column | None = None,
+) -> DataFrame:
+    """One dataset's delivered bronze rows in `reconciliation_counts`' shape: `dataset`,
+    `_source_file`, `_line_no`, `_duplicate` and `_amount` (null without an amount).
+
+    `_duplicate`: an exact duplicate line (`_duplicate_of`), or a line `superseded` (a frame of
+    coordinates) by a later line of the same delivery with the same key.
+    """
+    duplicate = F.col("_duplicate_of").isNotNull()
+    rows = bronze
+    if superseded is not None:
+        marks = superseded.select(*COORDS).distinct().withColumn("_superseded", F.lit(True))
+        rows = rows.join(marks, COORDS, "left")
+        duplicate = duplicate | F.col("_superseded").isNotNull()
+    return rows.select(
+        F.lit(dataset).alias("dataset"),
+        *COORDS,
+        duplicate.alias("_duplicate"),
+        (amount if amount is not None else F.lit(None)).cast(n.MONEY).alias("_amount"),
     )
-    report: dict[str, dict[str, int]] = {}
-    rows = []
-    for dataset, df in bronze.items():
-        counts = (
-            df.join(
-                quarantined_lines.withColumn("_q", F.lit(True)),
-                ["_source_file", "_line_no"],
-                "left",
-            )
-            .agg(
-                F.count(F.lit(1)).alias("bronze_rows"),
-                F.count_if(F.col("_duplicate_of").isNotNull()).alias("duplicate_rows"),
-                F.count_if(F.col("_duplicate_of").isNull() & F.col("_q").isNotNull()).alias(
-                    "quarantined_rows"
-                ),
-                F.count_if(F.col("_duplicate_of").isNull() & F.col("_q").isNull()).alias(
-                    "accepted_rows"
-                ),
-            )
-            .first()
-            .asDict()
+
+
+def accepted_side(df: DataFrame, dataset: str, amount: str | None = None) -> DataFrame:
+    """The rows handed to a MERGE for `dataset`, in `reconciliation_counts`' shape."""
+    value = F.col(amount) if amount else F.lit(None)
+    return df.select(F.lit(dataset).alias("dataset"), value.cast(n.MONEY).alias("_amount"))
+
+
+def reconciliation_counts(
+    bronze: DataFrame,
+    accepted: DataFrame,
+    removed: DataFrame,
+    datasets: Mapping[str, bool],
+) -> DataFrame:
+    """Per dataset of `datasets` (name → whether it carries an amount), one row:
+
+    - `bronze_rows`, `bronze_amount`: every delivered bronze row (`bronze`: dataset,
+      _source_file, _line_no, _duplicate, _amount), duplicates included;
+    - `duplicate_rows`: bronze rows marked `_duplicate`;
+    - `quarantined_rows`: the other bronze rows whose coordinates are in `removed`
+      (_source_file, _line_no: rows moved to quarantine; repeats are fine);
+    - `quarantined_amount`: the bronze amount of duplicate and quarantined rows;
+    - `accepted_rows`, `accepted_amount`: the rows of `accepted` (dataset, _amount), the frames
+      handed to the MERGE, counted independently of bronze.
+
+    So bronze = accepted + duplicates + quarantined holds only when every bronze row reached
+    the MERGE or quarantine exactly once. Amounts are null for a dataset without one, 0.00
+    for an empty delivery of one that has.
+    """
+    spark = bronze.sparkSession
+    gone = removed.select(*COORDS).distinct().withColumn("_removed", F.lit(True))
+    rows = bronze.join(gone, COORDS, "left")
+    duplicate = F.col("_duplicate")
+    quarantined = ~duplicate & F.col("_removed").isNotNull()
+    from_bronze = rows.groupBy("dataset").agg(
+        F.count(F.lit(1)).alias("bronze_rows"),
+        F.count_if(duplicate).alias("duplicate_rows"),
+        F.count_if(quarantined).alias("quarantined_rows"),
+        F.sum("_amount").alias("bronze_amount"),
+        F.sum(F.when(duplicate | quarantined, F.col("_amount"))).alias("quarantined_amount"),
+    )
+    from_merge = accepted.groupBy("dataset").agg(
+        F.count(F.lit(1)).alias("accepted_rows"), F.sum("_amount").alias("accepted_amount")
+    )
+    names = spark.createDataFrame(list(datasets.items()), "dataset string, _has_amount boolean")
+    joined = names.join(from_bronze, "dataset", "left").join(from_merge, "dataset", "left")
+
+    def money(column: str) -> Column:
+        return F.when(F.col("_has_amount"), F.coalesce(F.col(column), F.lit(0))).cast(AMOUNT)
+
+    return joined.select(
+        "dataset",
+        *[F.coalesce(F.col(c), F.lit(0)).cast("long").alias(c) for c in COUNT_COLUMNS],
+        *[money(c).alias(c) for c in AMOUNT_COLUMNS],
+    )
+
+
+def with_totals(counts: DataFrame) -> DataFrame:
+    """Add what the `silver.reconciliation` suite compares with bronze: `accounted_rows`
+    (accepted + duplicates + quarantined) and `accounted_amount` (accepted + quarantined)."""
+    return counts.withColumns(
+        {
+            "accounted_rows": F.col("accepted_rows")
+            + F.col("duplicate_rows")
+            + F.col("quarantined_rows"),
+            "accounted_amount": (F.col("accepted_amount") + F.col("quarantined_amount")).cast(
+                AMOUNT
+            ),
+        }
+    )
+
+
+def _mismatch(row) -> str | None:
+    accounted = row.accepted_rows + row.duplicate_rows + row.quarantined_rows
+    parts = []
+    if row.bronze_rows != accounted:
+        parts.append(
+            f"bronze {row.bronze_rows} rows != accepted {row.accepted_rows} + duplicates "
+            f"{row.duplicate_rows} + quarantined {row.quarantined_rows} ({accounted})"
         )
-        counts = {k: int(v) for k, v in counts.items()}
-        if counts["bronze_rows"] != (
-            counts["accepted_rows"] + counts["duplicate_rows"] + counts["quarantined_rows"]
-        ):
-            raise JobError(f"silver sales for {dataset} do not reconcile with bronze: {counts}")
-        report[dataset] = counts
-        rows.append((dataset, ctx.run_date, ctx.run_id, *counts.values()))
+    if row.bronze_amount is not None and (
+        row.accepted_amount is None
+        or row.quarantined_amount is None
+        or row.bronze_amount != row.accepted_amount + row.quarantined_amount
+    ):
+        parts.append(
+            f"bronze amount {row.bronze_amount} != accepted {row.accepted_amount} + "
+            f"quarantined {row.quarantined_amount}"
+        )
+    return f"{row.dataset}: " + "; ".join(parts) if parts else None
+
+
+def reconcile(ctx: JobContext, counts: DataFrame) -> DataFrame:
+    """Judge `reconciliation_counts` with the `silver.reconciliation` suite; record the verdict
+    in ops.dq_results and raise GateFailed (naming each dataset off) before anything is
+    published. Returns the rows for `write_reconciliation` (computed once, held locally)."""
+    collected = counts.collect()
     frame = ctx.spark.createDataFrame(
-        rows,
-        "dataset string, delivery_date date, run_id string, bronze_rows long, "
-        "duplicate_rows long, quarantined_rows long, accepted_rows long",
+        [
+            (r.dataset, ctx.run_date, ctx.run_id, *(r[c] for c in COUNT_COLUMNS + AMOUNT_COLUMNS))
+            for r in collected
+        ],
+        RECONCILIATION_DDL,
     )
-    ctx.tables.replace_where(
+    outcome = run_gate(
+        with_totals(frame),
+        "silver.reconciliation",
+        key_columns=["dataset", "delivery_date"],
+        run_id=ctx.run_id,
+        run_date=ctx.run_date,
+    )
+    with outcome:
+        record_results(ctx.tables, outcome)
+        if not outcome.passed:
+            off = [m for m in map(_mismatch, collected) if m]
+            raise GateFailed(
+                "silver does not reconcile with bronze for "
+                f"{ctx.run_date}; nothing was published\n"
+                + "\n".join(f"  {m}" for m in off)
+                + "\n"
+                + failure_message(outcome)
+            )
+    return frame
+
+
+def write_reconciliation(ctx: JobContext, frame: DataFrame) -> int:
+    """Replace this delivery date's rows of the reconciled datasets in silver.reconciliation."""
+    datasets = sorted({r.dataset for r in frame.select("dataset").collect()})
+    return ctx.tables.replace_where(
         frame,
         "silver",
         RECONCILIATION,
         f"delivery_date = '{ctx.run_date.isoformat()}' AND dataset IN "
-        f"({', '.join(repr(d) for d in bronze)})",
+        f"({', '.join(repr(d) for d in datasets)})",
         ["delivery_date"],
     )
+
+
+def reconciliation_report(frame: DataFrame) -> dict[str, dict[str, int | str | None]]:
+    """The reconciliation as a plain dict per dataset, for the job result."""
+    report: dict[str, dict[str, int | str | None]] = {}
+    for r in frame.collect():
+        entry: dict[str, int | str | None] = {c: int(r[c]) for c in COUNT_COLUMNS}
+        for c in AMOUNT_COLUMNS:
+            entry[c] = None if r[c] is None else str(r[c])
+        report[r.dataset] = entry
     return report
+
+
+def reconcile_snapshots(
+    ctx: JobContext,
+    parts: Sequence[tuple[str, DataFrame, DataFrame | None, DataFrame, DataFrame]],
+) -> DataFrame:
+    """`reconcile` for datasets without an amount. Each part: (dataset, its delivered bronze
+    rows, the coordinates of lines superseded within the delivery or None, the rows handed to
+    the MERGE, the gate's quarantine rows)."""
+    return reconcile(
+        ctx,
+        reconciliation_counts(
+            reduce(
+                DataFrame.unionByName,
+                [bronze_side(b, d, superseded=s) for d, b, s, _, _ in parts],
+            ),
+            reduce(DataFrame.unionByName, [accepted_side(a, d) for d, _, _, a, _ in parts]),
+            reduce(DataFrame.unionByName, [quarantine_coords(q) for *_, q in parts]),
+            {d: False for d, *_ in parts},
+        ),
+    )
+
+
+def superseded_lines(unique: DataFrame, conformed: DataFrame) -> DataFrame:
+    """Coordinates of the delivered lines a snapshot model collapsed: same key as a later line
+    of the same delivery (`master.latest_line` and the like keep one row per key)."""
+    return unique.select(*COORDS).join(conformed.select(*COORDS), COORDS, "left_anti")
+
+
+def superseded_records(lines: DataFrame, table: str, ctx: JobContext) -> DataFrame:
+    """Quarantine rows for superseded lines (see `superseded_lines`): not published, not lost."""
+    return lines.select(
+        F.lit(table).alias("table"),
+        F.concat_ws(":", "_source_file", F.col("_line_no").cast("string")).alias("record_key"),
+        F.lit("superseded_in_delivery").alias("expectation"),
+        F.lit("one row per key and snapshot: the delivery's later line of the key wins").alias(
+            "rule"
+        ),
+        F.lit(None).cast("string").alias("column"),
+        F.lit(None).cast("string").alias("value"),
+        F.lit("a later line of the same delivery has the same key").alias("reason"),
+        F.to_json(F.struct(*COORDS)).alias("record"),
+        F.lit(ctx.run_id).alias("run_id"),
+        F.lit(ctx.run_date).alias("run_date"),
+    )
