@@ -11,7 +11,7 @@ from lakehouse.oneid.job import ComponentTooLarge, build_one_id
 from lakehouse.runtime import JobContext
 from lakehouse.tables import Tables
 
-DAY1, DAY2, DAY3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
+DAY1, DAY2, DAY3, DAY4 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3), date(2026, 3, 4)
 
 RECORDS = {
     DAY1: [
@@ -35,16 +35,18 @@ RECORDS = {
 }
 
 
-def _write_day(spark, tables: Tables, day: date) -> None:
+def _write_day(spark, tables: Tables, day: date, records=None, first: date | None = None) -> None:
+    """Append the day's identity rows as silver.identities would hold them; `first`: the
+    delivery that first brought them (a record delivered again unchanged)."""
     rows = [
-        (source, key, typ, value, datetime(day.year, day.month, day.day, 9), day)
-        for source, key, ids in RECORDS[day]
+        (source, key, typ, value, datetime(day.year, day.month, day.day, 9), day, first or day)
+        for source, key, ids in (records or RECORDS[day])
         for typ, value in ids
     ]
     df = spark.createDataFrame(
         rows,
         "source string, record_key string, identifier_type string, identifier_value string, "
-        "seen timestamp, delivery_date date",
+        "seen timestamp, delivery_date date, first_delivery_date date",
     ).select(
         "source",
         "record_key",
@@ -53,6 +55,7 @@ def _write_day(spark, tables: Tables, day: date) -> None:
         F.col("seen").alias("first_seen"),
         F.col("seen").alias("last_seen"),
         "delivery_date",
+        "first_delivery_date",
     )
     tables.append(df, "silver", "identities")
 
@@ -91,12 +94,16 @@ def three_days(spark, tmp_path_factory):
         _write_day(spark, tables, day)
         _run(settings, spark, tables, day)
         maps[day], histories[day] = _map(tables), _history(tables)
-    yield settings, tables, maps, histories
+    # The CRM snapshot delivers M2 again, unchanged: nothing to link, only last_seen moves.
+    _write_day(spark, tables, DAY4, [RECORDS[DAY1][1]], first=DAY1)
+    redelivered = _run(settings, spark, tables, DAY4)
+    maps[DAY4], histories[DAY4] = _map(tables), _history(tables)
+    yield settings, tables, maps, histories, redelivered
     mp.undo()
 
 
 def test_day_one_links_each_record(three_days):
-    _, _, maps, histories = three_days
+    _, _, maps, histories, _ = three_days
     day1 = maps[DAY1]
     assert day1["member_id:M1"] == day1["phone:13911110001"]
     assert day1["member_id:M2"] == day1["phone:13911110002"]
@@ -106,7 +113,7 @@ def test_day_one_links_each_record(three_days):
 
 
 def test_a_growing_person_keeps_the_id_and_a_merge_keeps_the_larger(three_days):
-    _, _, maps, histories = three_days
+    _, _, maps, histories, _ = three_days
     day1, day2 = maps[DAY1], maps[DAY2]
     m1, m2 = day1["member_id:M1"], day1["member_id:M2"]
     # M1's component (M1, phone, e-mail) is larger than M2's (M2, phone): it survives
@@ -119,7 +126,7 @@ def test_a_growing_person_keeps_the_id_and_a_merge_keeps_the_larger(three_days):
 
 
 def test_a_value_found_shared_links_nothing_and_splits_its_component(three_days):
-    _, tables, maps, histories = three_days
+    _, tables, maps, histories, _ = three_days
     day2, day3 = maps[DAY2], maps[DAY3]
     assert "phone:13911110001" not in day3
     suppressed = tables.read("oneid", "suppressed_identifiers").collect()
@@ -146,7 +153,7 @@ def test_a_value_found_shared_links_nothing_and_splits_its_component(three_days)
 
 
 def test_rerunning_a_day_changes_nothing(three_days, spark):
-    settings, tables, maps, histories = three_days
+    settings, tables, maps, histories, _ = three_days
     links_before = sorted(map(tuple, tables.read("oneid", "links").collect()))
     _run(settings, spark, tables, DAY3)
     assert _map(tables) == maps[DAY3]
@@ -170,3 +177,19 @@ def test_a_giant_component_fails_the_run_and_publishes_nothing(spark, tmp_path, 
         _run(settings, spark, tables, DAY2)
     assert not tables.exists("oneid", "identity_map")
     assert not tables.exists("oneid", "links")
+
+
+def test_an_unchanged_record_delivered_again_recomputes_nothing(three_days):
+    _, tables, maps, histories, redelivered = three_days
+    assert redelivered.details["touched_identifiers"] == 0
+    assert redelivered.details["recomputed_identifiers"] == 0
+    assert redelivered.details["seen_again_identifiers"] == 2
+    assert maps[DAY4] == maps[DAY3]
+    assert histories[DAY4] == histories[DAY3]
+    last_seen = {
+        r.identifier_value: r.last_seen
+        for r in tables.read("oneid", "identity_map").collect()
+        if r.identifier_value in ("M2", "13911110002", "M1")
+    }
+    assert last_seen["M2"] == last_seen["13911110002"] == datetime(2026, 3, 4, 9)
+    assert last_seen["M1"] < datetime(2026, 3, 4)

@@ -173,3 +173,31 @@ def test_mapping_mistakes_fail_before_any_spark_job(spark):
         combine_identities()
     with pytest.raises(ValueError, match="at least one frame"):
         identities()
+
+
+def test_first_delivery_is_kept_for_a_pair_delivered_again_and_set_for_a_new_one(spark):
+    from lakehouse.silver.identities import with_first_delivery
+
+    d1, d2 = dt.date(2026, 3, 1), dt.date(2026, 3, 2)
+    cols = "source string, record_key string, identifier_type string, identifier_value string"
+    previous = spark.createDataFrame(
+        [("crm_members", "M1", "phone", "13911110001", d1)], f"{cols}, first_delivery_date date"
+    )
+    today = spark.createDataFrame(
+        [
+            ("crm_members", "M1", "phone", "13911110001", d2),  # the snapshot again
+            ("crm_members", "M1", "email", "m1@example.cn", d2),  # new on the record
+        ],
+        f"{cols}, delivery_date date",
+    )
+    expected = spark.createDataFrame(
+        [
+            ("crm_members", "M1", "email", "m1@example.cn", d2, d2),
+            ("crm_members", "M1", "phone", "13911110001", d2, d1),
+        ],
+        f"{cols}, delivery_date date, first_delivery_date date",
+    )
+    got = with_first_delivery(today, previous).orderBy("identifier_type")
+    assert_df_equality(got, expected, ignore_nullable=True)
+    first_run = with_first_delivery(today, None).orderBy("identifier_type")
+    assert [r.first_delivery_date for r in first_run.collect()] == [d2, d2]

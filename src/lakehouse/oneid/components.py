@@ -3,8 +3,9 @@
 The alternating large-star / small-star algorithm of Kiveris et al. 2014 ("Connected Components
 in MapReduce and Beyond"): O(log n) rounds whatever the graph's diameter, where label propagation
 (GraphX's Pregel) needs about as many supersteps as the diameter. A round is two shuffles, each
-into a window (no joins, no Python UDFs); its one action stores the new edges and reports, as
-observed metrics, whether anything changed, so detecting convergence costs no extra pass.
+into a window (no joins, no Python UDFs); its action stores the new edges, and one aggregation over
+the stored edges says whether anything changed. (Observed metrics would save that pass, but
+pyspark offers no timed wait for them and their listeners outlive the query.)
 
 Edges are kept oriented: large-star leaves them pointing from the larger to the smaller id,
 small-star from the smaller to the larger. The fixed point is a forest of stars centred on each
@@ -16,18 +17,13 @@ components are small and are finished stars after a round or two; they are recog
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame, Observation, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import ByteType, IntegerType, LongType, ShortType
 
 _INTEGRAL = (LongType, IntegerType, ShortType, ByteType)
-# Seconds to wait for observed metrics: for a round's, then (same listener event) for the rest.
-_METRIC_WAIT = 10.0
-_METRIC_GRACE = 0.2
 
 
 @dataclass(frozen=True)
@@ -56,7 +52,8 @@ def connected_components(
     A null endpoint raises ValueError: dropping it would silently split a person in two.
     Not converging within `max_rounds` raises RuntimeError rather than return a partial answer.
 
-    `edges` is read once, by the first round; `vertices` once, by the final labelling.
+    `edges` is read twice (null check, first round); `vertices` twice (null check, labelling):
+    pass materialised frames.
     """
     if max_rounds < 1:
         raise ValueError(f"max_rounds must be at least 1, got {max_rounds}")
@@ -73,15 +70,14 @@ def connected_components(
     reliable = spark.sparkContext.getCheckpointDir() is not None
     anchor: DataFrame | None = None  # the last checkpoint: later cached rounds recompute from it
     cached: DataFrame | None = None  # the last round kept with persist()
-    # Null endpoints are counted while the first round reads the edges, not in a pass of their own.
-    null_edges = Observation()
-    work = edge_list.observe(null_edges, _count_nulls("src", "dst"))
-    work = work.withColumn("stable", F.lit(False))
+    _reject_nulls(edge_list, ["src", "dst"], "edges")
+    if ids is not None:
+        _reject_nulls(ids, ["id"], "vertices")
+    work = edge_list.withColumn("stable", F.lit(False))
     finished: list[DataFrame] = []  # done components, each stored once, off the working set
     try:
         for round_no in range(1, max_rounds + 1):
-            observed = Observation()
-            edges_out = _small_star(_large_star(work)).observe(observed, *_round_metrics())
+            edges_out = _small_star(_large_star(work))
             if round_no % checkpoint_every == 0:
                 edges_out = _checkpoint(edges_out, reliable)
                 _release(cached)
@@ -92,9 +88,7 @@ def connected_components(
                 edges_out.write.format("noop").mode("overwrite").save()  # fills the cache
                 _release(cached)
                 cached = edges_out
-            metrics = _metrics(observed, lambda e=edges_out: e.agg(*_round_metrics()))
-            if round_no == 1:
-                _reject_nulls(null_edges, edge_list, ["src", "dst"], "edges")
+            metrics = edges_out.agg(*_round_metrics()).first().asDict()
             if not metrics["changed"]:
                 forest = edges_out.select("src", "dst")
                 for piece in finished:
@@ -132,41 +126,13 @@ def _count_nulls(*names: str) -> Column:
 def _round_metrics() -> list[Column]:
     """What a round's action also reports: did any edge move; how many edges are done."""
     return [
-        F.max(F.col("changed").cast("int")).alias("changed"),
+        F.coalesce(F.max(F.col("changed").cast("int")), F.lit(0)).alias("changed"),
         F.count_if(F.col("done")).alias("done"),
     ]
 
 
-def _metrics(
-    observation: Observation, fallback: Callable[[], DataFrame], wait: float = _METRIC_WAIT
-) -> dict[str, int]:
-    """The metrics an action observed, or, if they do not come, the same computed by `fallback`.
-
-    They come through an asynchronous listener, so wait for them (boundedly: `Observation.get`
-    would block forever). They do not come when the optimiser pruned the observed subtree (an
-    empty input, where they are cheap to compute anyway).
-    """
-    future = observation._jo.future()  # the JVM Observation: pyspark exposes no timed wait
-    deadline = time.monotonic() + wait
-    while not future.isCompleted() and time.monotonic() < deadline:
-        time.sleep(0.005)
-    try:
-        values = observation.get if future.isCompleted() else None
-    except Exception:  # an empty row: nothing was observed
-        values = None
-    if values is None:
-        row = fallback().first()
-        values = row.asDict() if row is not None else {}
-    return {k: int(v or 0) for k, v in values.items()}
-
-
-def _reject_nulls(observation: Observation, df: DataFrame, names: list[str], what: str) -> None:
-    """Called once an observation of the same action has arrived, hence the short wait."""
-
-    def fallback() -> DataFrame:
-        return df.select(_count_nulls(*names))
-
-    count = _metrics(observation, fallback, wait=_METRIC_GRACE)["nulls"]
+def _reject_nulls(df: DataFrame, names: list[str], what: str) -> None:
+    count = df.select(_count_nulls(*names)).first()["nulls"]
     if count:
         raise ValueError(
             f"{what} has {count} row(s) with a null {' or '.join(names)}: a null vertex id "
@@ -255,18 +221,9 @@ def _labels(stars: DataFrame, ids: DataFrame | None, reliable: bool) -> DataFram
     labels = leaves.unionAll(centres.select("id", F.col("id").alias("component")))
     if ids is None:
         return _checkpoint(labels, reliable)
-    null_ids, done = Observation(), Observation()
-    rows = labels.unionAll(
-        ids.observe(null_ids, _count_nulls("id")).select(
-            "id", F.lit(None).cast("long").alias("component")
-        )
-    )
+    rows = labels.unionAll(ids.select("id", F.lit(None).cast("long").alias("component")))
     component = F.coalesce(F.min("component"), F.col("id")).alias("component")
-    labels = rows.groupBy("id").agg(component).observe(done, F.count("*").alias("rows"))
-    labels = _checkpoint(labels, reliable)
-    _metrics(done, lambda: labels.select(F.count("*").alias("rows")))
-    _reject_nulls(null_ids, ids, ["id"], "vertices")
-    return labels
+    return _checkpoint(rows.groupBy("id").agg(component), reliable)
 
 
 def _checkpoint(df: DataFrame, reliable: bool) -> DataFrame:

@@ -73,8 +73,15 @@ def build_one_id(ctx: JobContext) -> JobResult:
         )
     run_day = F.lit(ctx.run_date).cast("date")
     identities = frozen(with_node_id(tables.read("silver", "identities")))
+    if "first_delivery_date" not in identities.columns:
+        raise JobError(
+            "silver.identities has no first_delivery_date: it was written by an older version; "
+            "rebuild it (rerun silver.identities from the first day) before running oneid.link"
+        )
+    # New pairs only: a full CRM snapshot re-delivers every unchanged member every day, and an
+    # unchanged record changes neither a degree nor a component.
     touched = frozen(
-        identities.where(F.col("delivery_date") == run_day).select("node_id").distinct()
+        identities.where(F.col("first_delivery_date") == run_day).select("node_id").distinct()
     )
     store_phones = (
         tables.read("silver", "stores").select("store_phone")
@@ -185,6 +192,21 @@ def build_one_id(ctx: JobContext) -> JobResult:
         )
         .select(*MAP_COLUMNS)
     )
+    # Identifiers seen again today outside the recomputed components keep their one_id; only
+    # their last_seen moves.
+    seen_again = frozen(
+        previous_map.join(new_map.select("node_id"), "node_id", "left_anti")
+        .join(suppressed, "node_id", "left_anti")
+        .join(
+            identities.where(F.col("delivery_date") == run_day)
+            .groupBy("node_id")
+            .agg(F.max("last_seen").alias("_seen")),
+            "node_id",
+        )
+        .where(F.col("_seen") > F.col("last_seen"))
+        .withColumn("last_seen", F.col("_seen"))
+        .select(*MAP_COLUMNS)
+    )
     history_rows = frozen(
         history.select(
             run_day.alias("run_date"),
@@ -207,7 +229,7 @@ def build_one_id(ctx: JobContext) -> JobResult:
     )
     tables.delete_matching(removed, LAYER, "identity_map", ["node_id"])
     result.versions["oneid.identity_map"] = tables.upsert(
-        new_map,
+        new_map.unionByName(seen_again),
         LAYER,
         "identity_map",
         ["node_id"],
@@ -227,6 +249,7 @@ def build_one_id(ctx: JobContext) -> JobResult:
     result.details = {
         "touched_identifiers": result.rows_read,
         "recomputed_identifiers": result.rows_written,
+        "seen_again_identifiers": seen_again.count(),
         "rounds": found.rounds,
         "largest_recomputed_component": largest,
         "newly_suppressed": result.rows_quarantined,

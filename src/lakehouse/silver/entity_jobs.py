@@ -292,7 +292,10 @@ def build_identities(ctx: JobContext) -> JobResult:
     orders = _silver(ctx, "orders", "silver.sales").where(day)
     touches = _silver(ctx, "campaign_touches", "silver.campaigns").where(day)
     found = identity_model.identities(members_df=members, orders_df=orders, touches_df=touches)
-    key = ["source", "record_key", "identifier_type", "identifier_value"]
+    stored = ctx.tables.exists("silver", "identities")
+    previous = ctx.tables.read("silver", "identities") if stored else None
+    found = identity_model.with_first_delivery(found, previous)
+    key = identity_model.IDENTITY_KEY
     result = JobResult()
     result.versions["silver.identities"] = ctx.tables.upsert(
         found, "silver", "identities", key, newer_when(["last_seen", "delivery_date"])

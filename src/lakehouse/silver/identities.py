@@ -201,3 +201,22 @@ def identities(
         if df is not None
     ]
     return combine_identities(*frames)
+
+
+def with_first_delivery(found: DataFrame, previous: DataFrame | None) -> DataFrame:
+    """Add `first_delivery_date`: the delivery that first brought the (record, identifier) pair.
+
+    Why: the CRM delivers a full snapshot every day, so `delivery_date` moves for every member
+    daily; One ID recomputes only what is new (a pair first delivered on its run date), and an
+    unchanged member re-delivered must not count as new. `previous` is silver.identities as
+    stored (None before the first run); an earlier first delivery is kept.
+    """
+    found = found.withColumn("first_delivery_date", F.col("delivery_date"))
+    if previous is None:
+        return found
+    earlier = previous.select(*IDENTITY_KEY, F.col("first_delivery_date").alias("_earlier"))
+    return (
+        found.join(earlier, IDENTITY_KEY, "left")
+        .withColumn("first_delivery_date", F.least("_earlier", "first_delivery_date"))
+        .drop("_earlier")
+    )
