@@ -111,14 +111,14 @@ def _midnight_utc(date_col: Column) -> Column:
     return F.timestamp_seconds(F.unix_date(date_col).cast("long") * F.lit(86400))
 
 
-def _order_source(platform: Column) -> Column:
+def order_source(platform: Column) -> Column:
     """The identity source of an order's platform, as silver.identities names it."""
     pairs = [F.lit(x) for kv in ORDER_SOURCES.items() for x in kv]
     known = F.try_element_at(F.create_map(*pairs), F.upper(platform))
     return F.coalesce(known, F.concat(F.lower(platform), F.lit("_orders")))
 
 
-def _record_one_ids(
+def record_one_ids(
     identity_map: DataFrame, identities: DataFrame, suppressed: DataFrame | None
 ) -> DataFrame:
     """source, record_key, one_id, identifiers (array of its linked (type, value) structs).
@@ -155,7 +155,7 @@ def _candidates(kind: str, frame: DataFrame, attributes: list[str]) -> DataFrame
         seen = F.coalesce(_midnight_utc(F.col("snapshot_date")), F.col("register_time"))
         tiebreak = F.col("register_time")
     elif kind == "orders":
-        source, key = _order_source(F.col("platform")), F.col("order_key")
+        source, key = order_source(F.col("platform")), F.col("order_key")
         seen = F.coalesce(F.col("updated_at"), F.col("created_at"))
         tiebreak = F.col("created_at")
     else:
@@ -237,7 +237,7 @@ def golden_members(
     if absent:
         raise ValueError(f"golden_record lists sources of {', '.join(absent)}, none was given")
 
-    records = _record_one_ids(identity_map, identities, suppressed)
+    records = record_one_ids(identity_map, identities, suppressed)
     parts = [
         _candidates(kind, frame, attributes)
         for kind, frame in frames.items()

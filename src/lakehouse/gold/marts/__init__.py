@@ -1,0 +1,1 @@
+"""Store, product, bundle, campaign and inventory marts."""

@@ -1,0 +1,308 @@
+"""What every mart shares: sold lines with allocated net sales and cost, buyers' one_ids, the
+business dates a run must recompute, and the gate-and-write step.
+
+Definitions here are the ones docs/metrics.md states; every mart reads them from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import DecimalType
+
+from lakehouse.runtime import JobContext, JobError
+from lakehouse.silver.normalise import shanghai_date
+from lakehouse.silver.scd2 import valid_at
+
+MONEY = DecimalType(18, 2)
+TOTAL = DecimalType(28, 2)  # sums of MONEY
+RATE = "double"
+GOLD = "gold"
+
+
+def money(col: Column) -> Column:
+    return col.cast(MONEY)
+
+
+def ratio(numerator: Column, denominator: Column) -> Column:
+    """numerator / denominator as a double; null when the denominator is 0 or null."""
+    return F.try_divide(numerator.cast(RATE), F.nullif(denominator.cast(RATE), F.lit(0.0)))
+
+
+def require(ctx: JobContext, *tables: tuple[str, str, str]) -> None:
+    """Fail with one sentence when an input table is missing: (layer, table, job)."""
+    for layer, table, job in tables:
+        if not ctx.tables.exists(layer, table):
+            raise JobError(f"{layer}.{table} does not exist: run {job} for {ctx.run_date} first")
+
+
+# --- sold lines ------------------------------------------------------------------------------
+
+
+def _units(order_paid: Column) -> Column:
+    """Net units of a line: POS its signed quantity (a return ticket's lines are negative);
+    other platforms 0 for an order never paid, else the quantity minus the refunded quantity
+    when the line reports it (Tmall), 0 for a fully refunded order whose lines do not (JD,
+    mall), else the quantity."""
+    qty = F.coalesce(F.col("quantity"), F.lit(0))
+    online = (
+        F.when(F.col("refunded_quantity").isNotNull(), qty - F.col("refunded_quantity"))
+        .when(F.col("status") == "REFUNDED", F.lit(0))
+        .otherwise(qty)
+    )
+    return (
+        F.when(F.col("platform") == "POS", qty)
+        .when(~order_paid, F.lit(0))
+        .otherwise(online)
+        .cast("int")
+    )
+
+
+def sold_lines(orders: DataFrame, lines: DataFrame, products: DataFrame) -> DataFrame:
+    """One row per order line (an order without lines gets one row, sku_id null), with the
+    order's net sales allocated to its lines to the cent.
+
+    Allocation: weight w = line_amount for POS (returns are negative lines), else line_amount
+    minus the line's own refund (0 when not reported). When the weights already add up to the
+    order's net sales they are the line net sales; otherwise the net sales are split pro rata
+    to w, each share rounded half-up to the cent, and the rounding remainder goes to the anchor
+    line (largest |w|, then the lowest line number). When the weights add up to 0 the anchor
+    line takes it all. So per order sum(line_net_sales) = silver net_sales exactly.
+
+    unit_cost: the product version valid when the order was sold (paid, else created;
+    `scd2.valid_at`), null for an unknown SKU. cogs = units x unit_cost; gross_profit =
+    line_net_sales - cogs, null without a cost (the line's sales stay in every total).
+
+    Columns: order_key, line_id, business_date, store_code, platform, channel, sku_id,
+    quantity, units, line_net_sales, unit_cost, cogs, gross_profit, paid, coupon_code,
+    campaign_id, paid_at.
+    """
+    o = orders.select(
+        "order_key",
+        "business_date",
+        "store_code",
+        "platform",
+        "channel",
+        "status",
+        "net_sales",
+        "paid_at",
+        "created_at",
+        "coupon_code",
+        "campaign_id",
+        (F.col("paid_at").isNotNull() & (F.coalesce("paid_amount", F.lit(0)) > 0)).alias("paid"),
+    )
+    line_cols = lines.select(
+        "order_key",
+        "line_id",
+        "line_no",
+        "sku_id",
+        "quantity",
+        "line_amount",
+        "refunded_quantity",
+        F.col("refunded_amount").alias("line_refund"),
+    )
+    joined = o.join(line_cols, "order_key", "left")
+    amount = F.coalesce(F.col("line_amount"), F.lit(0).cast(MONEY))
+    weight = F.when(F.col("platform") == "POS", amount).otherwise(
+        amount - F.coalesce(F.col("line_refund"), F.lit(0).cast(MONEY))
+    )
+    per_order = Window.partitionBy("order_key")
+    anchor_order = Window.partitionBy("order_key").orderBy(
+        F.abs(F.col("_w")).desc(), F.col("line_no").asc_nulls_last(), F.col("line_id")
+    )
+    target = F.coalesce(F.col("net_sales"), F.lit(0).cast(MONEY))
+    weighted = (
+        joined.withColumn("_w", money(weight))
+        .withColumn("_anchor", F.row_number().over(anchor_order) == 1)
+        .withColumn("_wsum", F.sum("_w").over(per_order).cast(TOTAL))
+    )
+    share = F.round(F.try_divide(target * F.col("_w"), F.col("_wsum")), 2)
+    first = (
+        F.when(F.col("_wsum") == target, F.col("_w"))
+        .when(F.col("_wsum") != 0, share)
+        .otherwise(F.lit(0))
+        .cast(TOTAL)
+    )
+    allocated = weighted.withColumn("_share", first).withColumn(
+        "_rest", target - F.sum("_share").over(per_order)
+    )
+    net = money(
+        F.when(F.col("_anchor"), F.col("_share") + F.col("_rest")).otherwise(F.col("_share"))
+    )
+    timed = allocated.withColumns(
+        {
+            "line_net_sales": net,
+            "units": _units(F.col("paid")),
+            "_sold_at": F.coalesce("paid_at", "created_at"),
+        }
+    )
+    costed = valid_at(timed, products, ["sku_id"], "_sold_at", columns=["unit_cost"])
+    cogs = money(F.col("units") * F.col("unit_cost"))
+    return costed.select(
+        "order_key",
+        "line_id",
+        "business_date",
+        "store_code",
+        "platform",
+        "channel",
+        "sku_id",
+        "quantity",
+        "units",
+        "line_net_sales",
+        "unit_cost",
+        cogs.alias("cogs"),
+        money(F.col("line_net_sales") - cogs).alias("gross_profit"),
+        "paid",
+        "coupon_code",
+        "campaign_id",
+        "paid_at",
+    )
+
+
+# --- buyers ----------------------------------------------------------------------------------
+
+
+def order_one_ids(
+    orders: DataFrame,
+    identity_map: DataFrame,
+    identities: DataFrame,
+    suppressed: DataFrame | None,
+) -> DataFrame:
+    """order_key, one_id (null: an anonymous buyer), is_member (the one_id has a CRM member
+    record). The mapping is One ID's own (`oneid.golden.record_one_ids`)."""
+    from lakehouse.oneid.golden import order_source, record_one_ids
+
+    keys = orders.select(
+        order_source(F.col("platform")).alias("source"), F.col("order_key").alias("record_key")
+    )
+    scoped = identities.join(keys, ["source", "record_key"], "left_semi")
+    buyers = record_one_ids(identity_map, scoped, suppressed).select(
+        F.col("record_key").alias("order_key"), "one_id"
+    )
+    members = member_one_ids(identity_map, identities, suppressed)
+    return (
+        orders.select("order_key")
+        .join(buyers, "order_key", "left")
+        .join(members, "one_id", "left")
+        .select("order_key", "one_id", F.coalesce("is_member", F.lit(False)).alias("is_member"))
+    )
+
+
+def member_one_ids(
+    identity_map: DataFrame, identities: DataFrame, suppressed: DataFrame | None
+) -> DataFrame:
+    """one_id, is_member: the one_ids holding a CRM member record (source crm_members)."""
+    from lakehouse.oneid.golden import record_one_ids
+
+    crm = identities.where(F.col("source") == "crm_members")
+    return (
+        record_one_ids(identity_map, crm, suppressed)
+        .select("one_id")
+        .distinct()
+        .withColumn("is_member", F.lit(True))
+    )
+
+
+def one_id_inputs(ctx: JobContext) -> tuple[DataFrame, DataFrame, DataFrame | None]:
+    """identity_map, identities, suppressed identifiers (None when the table is absent)."""
+    require(
+        ctx, ("oneid", "identity_map", "oneid.link"), ("silver", "identities", "silver.identities")
+    )
+    t = ctx.tables
+    suppressed = (
+        t.read("oneid", "suppressed_identifiers")
+        if t.exists("oneid", "suppressed_identifiers")
+        else None
+    )
+    return t.read("oneid", "identity_map"), t.read("silver", "identities"), suppressed
+
+
+# --- what to recompute -----------------------------------------------------------------------
+
+
+def touched_dates(ctx: JobContext, orders: DataFrame, lines: DataFrame, mart: str) -> list[date]:
+    """The business dates this run must recompute: every date of every order silver changed in
+    this run (an order or line delivered on the run date), both its business date and its
+    creation date (an order paid later moves from its creation date to its payment date), and
+    the run date itself; every date when the mart does not exist yet."""
+    day = F.lit(ctx.run_date).cast("date")
+    if not ctx.tables.exists(GOLD, mart):
+        dates = orders.select("business_date")
+    else:
+        changed = (
+            orders.where(F.col("_delivery_date") == day)
+            .select("order_key")
+            .unionByName(lines.where(F.col("_delivery_date") == day).select("order_key"))
+            .distinct()
+        )
+        hit = orders.join(changed, "order_key", "left_semi")
+        dates = hit.select("business_date").unionByName(
+            hit.select(shanghai_date(F.col("created_at")).alias("business_date"))
+        )
+    found = {r[0] for r in dates.where(F.col("business_date").isNotNull()).distinct().collect()}
+    return sorted(d for d in found | {ctx.run_date} if d <= ctx.run_date)
+
+
+def month_start(d: date) -> date:
+    return d.replace(day=1)
+
+
+def next_month(d: date) -> date:
+    return date(d.year + (d.month == 12), d.month % 12 + 1, 1)
+
+
+def months_of(dates: Iterable[date]) -> list[date]:
+    return sorted({month_start(d) for d in dates})
+
+
+def in_list(column: str, values: Iterable[date | str]) -> str:
+    """A SQL condition `column IN ('…', …)` for replace_where (never empty: FALSE then)."""
+    items = sorted({v.isoformat() if isinstance(v, date) else str(v) for v in values})
+    if not items:
+        return "false"
+    return f"{column} IN ({', '.join(repr(i) for i in items)})"
+
+
+# --- gate and write --------------------------------------------------------------------------
+
+
+def gate_and_replace(
+    ctx: JobContext,
+    df: DataFrame,
+    table: str,
+    keys: list[str],
+    condition: str,
+    parameters: Mapping[str, object] | None = None,
+    partition_by: list[str] | None = None,
+) -> tuple[int, int]:
+    """Gate `df` with expectations/gold.<table>.json, record the verdict, raise when it fails
+    (nothing written), else replace the slice `condition` of gold.<table> with the good rows.
+    Returns (Delta version, rows written). A gold gate's rules are `fail` (conf/quality.yml's
+    default): gold never quarantines rows silently."""
+    from lakehouse.quality.gate import raise_if_failed, run_gate
+    from lakehouse.quality.results import record_results
+
+    outcome = run_gate(
+        df,
+        f"gold.{table}",
+        key_columns=keys,
+        run_id=ctx.run_id,
+        run_date=ctx.run_date,
+        parameters={"run_date": ctx.run_date.isoformat(), **(parameters or {})},
+    )
+    with outcome:
+        record_results(ctx.tables, outcome)
+        raise_if_failed(outcome)
+        good = outcome.good
+        version = ctx.tables.replace_where(good, GOLD, table, condition, partition_by)
+        written = good.count()
+    return version, written
+
+
+def total(df: DataFrame, column: str) -> float:
+    """sum(column) as a float, 0 for an empty frame (a gate parameter)."""
+    value = df.agg(F.sum(column)).first()[0]
+    return float(value or 0)

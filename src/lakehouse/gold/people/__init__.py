@@ -1,0 +1,1 @@
+"""Member portraits, the tag catalog and audiences selected by tags."""

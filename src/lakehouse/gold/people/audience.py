@@ -1,0 +1,235 @@
+"""Audiences (人群圈选): members selected by a Spark SQL condition over portrait and tags.
+
+The selection runs over one row per member: every gold.member_portrait column plus one column
+per catalog tag (named by its code, typed by its `type`). Opted-out members
+(marketing_opt_out) are removed after the condition, whatever it says, and the
+gold.audience_members gate checks it again against the portrait before anything is written.
+
+Tables: gold.audience_members (audience, one_id, created_at), one slice per audience, replaced
+when the audience is created again; gold.audiences (audience, where_expr, members, as_of,
+created_at), one row per audience.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from pyspark.errors import AnalysisException, ParseException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse.config import Settings
+from lakehouse.gold.people import pii
+from lakehouse.gold.people.tags import pivot_tags, sql_error
+from lakehouse.quality.gate import raise_if_failed, run_gate
+from lakehouse.quality.results import record_results
+from lakehouse.tables import Tables
+
+LAYER = "gold"
+NAME = re.compile(r"^[\w\-\u4e00-\u9fff]{1,64}$")
+
+
+class AudienceError(ValueError):
+    """A bad audience name, expression or channel; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Created:
+    audience: str
+    members: int
+    opted_out_removed: int
+    as_of: date
+    version: int
+
+
+@dataclass(frozen=True)
+class Exported:
+    audience: str
+    channel: str
+    rows: int
+    without_identifier: int
+    path: str
+
+
+def check_name(name: str) -> str:
+    if not NAME.fullmatch(name or ""):
+        raise AudienceError(
+            f"audience name {name!r}: use 1-64 letters, digits, _ or - (Chinese allowed)"
+        )
+    return name
+
+
+def selection_view(tables: Tables, settings: Settings) -> DataFrame:
+    """One row per member: portrait columns and one column per catalog tag."""
+    if not tables.exists(LAYER, "member_portrait"):
+        raise AudienceError(
+            "gold.member_portrait does not exist: run gold.member_portrait (and gold.member_tags)"
+            " first"
+        )
+    portrait = tables.read(LAYER, "member_portrait")
+    catalog = settings.tags
+    if tables.exists(LAYER, "member_tags") and len(catalog):
+        tags = pivot_tags(tables.read(LAYER, "member_tags"), catalog)
+    else:
+        schema = ", ".join(["one_id string", *[f"`{t.code}` {t.type}" for t in catalog]])
+        tags = tables.spark.createDataFrame([], schema)
+    shadowed = [t.code for t in catalog if t.code.lower() in {c.lower() for c in portrait.columns}]
+    if shadowed:
+        tags = tags.drop(*shadowed)
+    return portrait.join(tags, "one_id", "left")
+
+
+def select(view: DataFrame, where: str) -> DataFrame:
+    """Rows of `view` meeting `where`; AudienceError naming the unknown column or the syntax
+    fault. The check is eager (analysis), before any data is read."""
+    if not where or not where.strip():
+        raise AudienceError("--where is empty: give a condition, e.g. \"lifecycle = '忠诚'\"")
+    try:
+        condition = F.expr(where)
+        alias = _trailing_alias(view.sparkSession, where)
+        if alias is not None:
+            raise AudienceError(
+                f"--where {where!r}: syntax error: the condition ends in `{alias}`, which Spark "
+                "would read as a column alias; finish or remove it"
+            )
+        chosen = view.where(condition)
+        chosen.schema  # noqa: B018 - forces analysis now
+    except (AnalysisException, ParseException) as exc:
+        raise AudienceError(f"--where {where!r}: {sql_error(exc)}") from None
+    return chosen
+
+
+def _trailing_alias(spark: SparkSession, where: str) -> str | None:
+    """The alias Spark's expression parser reads into `where` (`a = 1 AND` parses as
+    `(a = 1) AS AND`); None when there is none or the check is unavailable (Spark Connect)."""
+    try:
+        parsed = spark._jsparkSession.sessionState().sqlParser().parseExpression(where)
+        if parsed.getClass().getSimpleName() == "Alias":
+            return str(parsed.name())
+    except Exception:
+        return None
+    return None
+
+
+def create(
+    spark: SparkSession, tables: Tables, settings: Settings, name: str, where: str
+) -> Created:
+    """Select, remove opted-out members, gate and write the audience."""
+    check_name(name)
+    view = selection_view(tables, settings)
+    chosen = select(view, where)
+    as_of = view.agg(F.max("as_of")).first()[0]
+    created_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    members = (
+        chosen.where(~F.col("marketing_opt_out"))
+        .select(
+            F.lit(name).alias("audience"),
+            "one_id",
+            F.lit(created_at).cast("timestamp").alias("created_at"),
+        )
+        .distinct()
+        .cache()
+    )
+    selected = chosen.count()
+    count = members.count()
+    contactable = tables.read(LAYER, "member_portrait").where(~F.col("marketing_opt_out"))
+    run_id, run_date = f"audience-{uuid.uuid4().hex[:12]}", as_of or date.today()
+    try:
+        outcome = run_gate(
+            members,
+            "gold.audience_members",
+            key_columns=["audience", "one_id"],
+            run_id=run_id,
+            run_date=run_date,
+            references={"contactable": contactable.select("one_id")},
+        )
+        with outcome:
+            record_results(tables, outcome)
+            raise_if_failed(outcome)
+            version = tables.replace_where(
+                members, LAYER, "audience_members", f"audience = '{name}'"
+            )
+        summary = spark.createDataFrame(
+            [(name, where, count, as_of, created_at)],
+            "audience string, where_expr string, members long, as_of date, created_at timestamp",
+        )
+        outcome = run_gate(
+            summary, "gold.audiences", key_columns=["audience"], run_id=run_id, run_date=run_date
+        )
+        with outcome:
+            record_results(tables, outcome)
+            raise_if_failed(outcome)
+            tables.replace_where(summary, LAYER, "audiences", f"audience = '{name}'")
+    finally:
+        members.unpersist()
+    return Created(name, count, selected - count, as_of, version)
+
+
+def list_audiences(tables: Tables) -> list[dict]:
+    if not tables.exists(LAYER, "audiences"):
+        return []
+    return [r.asDict() for r in tables.read(LAYER, "audiences").orderBy("audience").collect()]
+
+
+def _export_value(value, how: str, salt_value: str | None):
+    if how == "sha256":
+        return F.sha2(value, 256)
+    if how == "md5":
+        return F.md5(value)
+    if how == "salted_sha256":
+        return pii.salted_hash(value, salt_value or "")
+    return value
+
+
+def export(
+    spark: SparkSession,
+    tables: Tables,
+    settings: Settings,
+    name: str,
+    channel: str,
+    out: str | None = None,
+) -> Exported:
+    """Write the audience's contactable identifiers for `channel` (one CSV file in a folder:
+    one_id, <identifier> or <identifier>_<hash>). Members without the channel's identifier are
+    counted, not written; members opted out since the audience was created are left out."""
+    cfg = settings.gold.people
+    check_name(name)
+    spec = cfg.export_channels.get(channel.upper())
+    if spec is None:
+        raise AudienceError(
+            f"unknown channel {channel!r}; configured in conf/gold.yml "
+            f"(gold.people.export_channels): {', '.join(sorted(cfg.export_channels))}"
+        )
+    if not tables.exists(LAYER, "audience_members"):
+        raise AudienceError(f"no audience {name!r}: create it first (lakehouse audience create)")
+    members = tables.read(LAYER, "audience_members").where(F.col("audience") == name)
+    if members.limit(1).count() == 0:
+        known = [a["audience"] for a in list_audiences(tables)]
+        raise AudienceError(
+            f"no audience {name!r}; known: {', '.join(known) if known else '(none)'}"
+        )
+    if not tables.exists("oneid", "golden_members"):
+        raise AudienceError("oneid.golden_members does not exist: run oneid.golden first")
+    salt_value = pii.salt(cfg) if spec.hash == "salted_sha256" else None
+    golden = tables.read("oneid", "golden_members").select(
+        "one_id", F.col(spec.identifier).alias("_id"), "marketing_opt_out"
+    )
+    joined = members.join(golden, "one_id", "left").where(
+        ~F.coalesce(F.col("marketing_opt_out"), F.lit(False))
+    )
+    column = spec.identifier if spec.hash == "none" else f"{spec.identifier}_{spec.hash}"
+    rows = joined.where(F.col("_id").isNotNull()).select(
+        "one_id", _export_value(F.col("_id"), spec.hash, salt_value).alias(column)
+    )
+    total = joined.count()
+    written = rows.count()
+    base = out or cfg.export_dir or f"{settings.warehouse.rstrip('/')}/_exports"
+    path = f"{base.rstrip('/')}/{name}/{channel.upper()}"
+    if "://" not in path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    rows.orderBy("one_id").coalesce(1).write.mode("overwrite").option("header", True).csv(path)
+    return Exported(name, channel.upper(), written, total - written, path)

@@ -1,0 +1,177 @@
+from datetime import datetime, timedelta
+
+import pytest
+from chispa import assert_df_equality
+from pydantic import ValidationError
+from pyspark.sql import functions as F
+
+from lakehouse.gold.marts.bundles import baskets, rules
+from lakehouse.gold.marts.campaign import attribute_orders, campaign_performance
+from lakehouse.gold.marts.inventory import ONLINE_DEMAND, inventory_position
+from lakehouse.gold.marts.settings import BundleSettings, MartSettings
+from tests.gold.marts.rows import D, yuan
+
+CAMPAIGNS = (
+    "campaign_id string, campaign_name string, channel string, start_date date, "
+    "end_date date, cost_yuan decimal(18,2), coupon_code string"
+)
+TOUCHES = (
+    "campaign_id string, touch_key string, touch_time timestamp, touch_date date, one_id string"
+)
+ORDERS = (
+    "order_key string, one_id string, paid_at timestamp, business_date date, "
+    "campaign_id string, coupon_code string, net_sales decimal(18,2), "
+    "gross_profit decimal(18,2)"
+)
+
+
+def test_campaign_attribution_last_touch_direct_coupon_and_roi(spark):
+    t0 = datetime(2026, 3, 1, 2)
+    campaigns = spark.createDataFrame(
+        [
+            ("C1", "one", "SMS", D, D, yuan(100), None),
+            ("C2", "two", "SMS", D, D, yuan(0), "CPN2"),  # cost 0 -> ROI null
+            ("C3", "three", "APP_PUSH", D, D, yuan(10), None),
+        ],
+        CAMPAIGNS,
+    )
+    touches = spark.createDataFrame(
+        [
+            ("C1", "t1", t0, D, "P"),  # P touched by C1, then by C3: the last touch wins
+            ("C3", "t2", t0 + timedelta(hours=1), D, "P"),
+            ("C1", "t3", t0, D, "Q"),  # Q buys after the window: no conversion
+            ("C1", "t4", t0, D, "R"),  # R buys with C2's coupon: direct to C2
+        ],
+        TOUCHES,
+    )
+    day = lambda d: D + timedelta(days=d)  # noqa: E731
+    orders = spark.createDataFrame(
+        [
+            ("O1", "P", t0 + timedelta(hours=5), D, None, None, yuan(200), yuan(80)),
+            ("O2", "Q", t0 + timedelta(days=8), day(8), None, None, yuan(50), yuan(20)),
+            ("O3", "R", t0 + timedelta(hours=2), D, None, "CPN2", yuan(30), yuan(10)),
+            ("O4", "M", t0 + timedelta(hours=3), D, None, None, yuan(40), yuan(5)),
+        ],
+        ORDERS,
+    )
+    attributed = attribute_orders(orders, campaigns, touches, 7).select(
+        "order_key", "campaign_id", "direct"
+    )
+    assert_df_equality(
+        attributed,
+        spark.createDataFrame(
+            [("O1", "C3", False), ("O3", "C2", True)],
+            "order_key string, campaign_id string, direct boolean",
+        ),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
+    members = spark.createDataFrame([(m,) for m in "PQRMN"], "one_id string")
+    perf = campaign_performance(campaigns, touches, orders, members, 7).select(
+        "campaign_id",
+        "people_touched",
+        "converted_people",
+        "conversion_rate",
+        "control_members",
+        "control_buyers",
+        "coupon_redemptions",
+        "attributed_gross_profit",
+        "roi",
+    )
+    expected = spark.createDataFrame(
+        [
+            # C1 touched P, Q, R; none converted to C1. Control: M, N untouched; M bought.
+            ("C1", 3, 0, 0.0, 2, 1, 0, None, None),
+            ("C2", 0, 0, None, 5, 3, 1, yuan(10), None),
+            ("C3", 1, 1, 1.0, 4, 2, 0, yuan(80), 7.0),
+        ],
+        "campaign_id string, people_touched long, converted_people long, "
+        "conversion_rate double, control_members long, control_buyers long, "
+        "coupon_redemptions long, attributed_gross_profit decimal(28,2), roi double",
+    )
+    assert_df_equality(perf, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_fp_growth_respects_thresholds_and_basket_size(spark):
+    lines = spark.createDataFrame(
+        [
+            ("o1", "A", 1, True),
+            ("o1", "B", 1, True),
+            ("o2", "A", 1, True),
+            ("o2", "B", 1, True),
+            ("o3", "A", 1, True),
+            ("o4", "C", 1, True),
+            ("o4", "D", 1, True),  # C-D once: support 1/4 below min_support 0.5
+            ("o5", "A", 1, True),
+            ("o5", "B", 1, True),
+            ("o5", "C", 1, True),
+            ("o5", "D", 1, True),  # a 4-item basket: above max_basket_size 3, left out
+            ("o6", "A", 1, False),  # never paid: no basket
+            ("o6", "B", -1, True),
+        ],
+        "order_key string, sku_id string, quantity int, paid boolean",
+    )
+    cfg = BundleSettings(min_support=0.5, min_confidence=0.6, min_lift=1.0, max_basket_size=3)
+    got = rules(baskets(lines, "sku_id"), cfg).select("antecedent", "consequent", "baskets")
+    # 4 baskets: {A,B} x2, {A}, {C,D}. A=>B conf 2/3 lift (2/3)/(1/2)=1.33; B=>A conf 1, lift 4/3.
+    expected = spark.createDataFrame(
+        [(["A"], "B", 4), (["B"], "A", 4)],
+        "antecedent array<string>, consequent string, baskets long",
+    )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+    strict = BundleSettings(min_support=0.5, min_confidence=0.9, min_lift=1.0, max_basket_size=3)
+    assert [r.consequent for r in rules(baskets(lines, "sku_id"), strict).collect()] == ["A"]
+
+
+def test_inventory_position_flags_negative_on_hand_and_stockouts(spark):
+    stock = spark.createDataFrame(
+        [
+            (D, "S1", "A", "STORE", -2, 0, 0, yuan(-20), True, True),  # negative: kept
+            (D, "S1", "B", "STORE", 14, 2, 1, yuan(140), True, True),
+            (D, "WH-1", "A", "WAREHOUSE", 0, 0, 5, yuan(0), True, True),
+            (D, "S2", "A", "STORE", 0, 0, 0, yuan(0), True, True),  # sold nothing: no stockout
+        ],
+        "snapshot_date date, location_code string, sku_id string, location_type string, "
+        "on_hand_qty int, reserved_qty int, in_transit_qty int, value_at_cost decimal(18,2), "
+        "sku_known boolean, location_known boolean",
+    ).withColumn("unit_cost", F.lit(yuan(10)))
+    demand = spark.createDataFrame(
+        [
+            (D, "S1", "A", 1),
+            (D - timedelta(days=1), "S1", "B", 28),
+            (D - timedelta(days=28), "S1", "B", 100),  # outside the 28-day window
+            (D, ONLINE_DEMAND, "A", 3),
+        ],
+        "business_date date, demand_key string, sku_id string, units long",
+    )
+    got = inventory_position(stock, demand, 28).select(
+        "location_code",
+        "sku_id",
+        "on_hand_qty",
+        "available_qty",
+        "window_units",
+        "days_of_supply",
+        "stockout",
+        "negative_on_hand",
+    )
+    expected = spark.createDataFrame(
+        [
+            ("S1", "A", -2, -2, 1, None, True, True),
+            ("S1", "B", 14, 12, 28, 14.0, False, False),
+            ("WH-1", "A", 0, 0, 3, 0.0, True, False),
+            ("S2", "A", 0, 0, 0, None, False, False),
+        ],
+        "location_code string, sku_id string, on_hand_qty int, available_qty int, "
+        "window_units long, days_of_supply double, stockout boolean, negative_on_hand boolean",
+    )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_settings_are_strict():
+    with pytest.raises(ValidationError, match="extra"):
+        MartSettings.model_validate({"bundle": {}})
+    with pytest.raises(ValidationError, match="min_support"):
+        MartSettings.model_validate({"bundles": {"min_support": 0}})
+    with pytest.raises(ValidationError, match="attribution_window_days"):
+        MartSettings.model_validate({"campaigns": {"attribution_window_days": 0}})
+    assert MartSettings().campaigns.attribution_window_days == 7

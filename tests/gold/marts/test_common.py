@@ -1,0 +1,100 @@
+from datetime import timedelta
+
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from lakehouse.gold.marts.common import sold_lines
+from tests.gold.marts.rows import D, frames, line, order, product, yuan
+
+COLS = ["order_key", "line_id", "units", "line_net_sales", "unit_cost", "gross_profit"]
+SCHEMA = (
+    "order_key string, line_id string, units int, line_net_sales decimal(18,2), "
+    "unit_cost decimal(18,2), gross_profit decimal(18,2)"
+)
+
+
+def _run(spark, orders, lines, products):
+    o, ln, p, _ = frames(spark, orders, lines, products)
+    return sold_lines(o, ln, p).select(*COLS)
+
+
+def test_order_refund_is_allocated_pro_rata_with_the_remainder_on_one_line(spark):
+    # JD: paid 100, refund 10 at order level only, three lines of 1/3 each.
+    orders = [order("JD:1", platform="JD", net=90, paid=100, refunded=10)]
+    lines = [
+        ("JD:1", "1", 1, "A", 1, yuan(33.33), None, None),
+        ("JD:1", "2", 2, "A", 1, yuan(33.33), None, None),
+        ("JD:1", "3", 3, "A", 1, yuan(33.34), None, None),
+    ]
+    got = _run(spark, orders, lines, [product(cost=10)])
+    # 90 x 33.33/100 = 29.997 -> 30.00 twice, 90 x 33.34/100 = 30.006 -> 30.01; the remainder
+    # (-0.01) goes to the anchor (largest weight: line 3).
+    expected = spark.createDataFrame(
+        [
+            ("JD:1", "1", 1, yuan(30.00), yuan(10), yuan(20.00)),
+            ("JD:1", "2", 1, yuan(30.00), yuan(10), yuan(20.00)),
+            ("JD:1", "3", 1, yuan(30.00), yuan(10), yuan(20.00)),
+        ],
+        SCHEMA,
+    )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+    assert got.agg(F.sum("line_net_sales")).first()[0] == yuan(90)
+
+
+def test_pos_return_lines_keep_their_own_negative_amounts(spark):
+    orders = [order("POS:S1:9", net=-40, paid=0, refunded=40, status="REFUNDED")]
+    lines = [("POS:S1:9", "1", 1, "A", -1, yuan(-40), 1, yuan(40))]
+    got = _run(spark, orders, lines, [product(cost=25)])
+    expected = spark.createDataFrame(
+        [("POS:S1:9", "1", -1, yuan(-40), yuan(25), yuan(-15))], SCHEMA
+    )
+    assert_df_equality(got, expected, ignore_nullable=True)
+
+
+def test_unknown_sku_keeps_its_sales_without_cost_and_orders_without_lines_are_kept(spark):
+    orders = [order("T:1", platform="TMALL", net=50), order("T:2", platform="TMALL", net=7)]
+    lines = [("T:1", "1", 1, None, 2, yuan(50), 0, None)]
+    got = _run(spark, orders, lines, [product()])
+    expected = spark.createDataFrame(
+        [("T:1", "1", 2, yuan(50), None, None), ("T:2", None, 0, yuan(7), None, None)], SCHEMA
+    )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_cost_is_the_version_valid_at_the_time_of_sale(spark):
+    change = D + timedelta(days=1)
+    products = [product(cost=60, end=change), product(cost=70, start=change)]
+    orders = [order("P:1", day=D), order("P:2", day=change)]
+    lines = [line("P:1", 1), line("P:2", 1)]
+    got = _run(spark, orders, lines, products)
+    expected = spark.createDataFrame(
+        [
+            ("P:1", "1", 1, yuan(100), yuan(60), yuan(40)),
+            ("P:2", "1", 1, yuan(100), yuan(70), yuan(30)),
+        ],
+        SCHEMA,
+    )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_tmall_line_refund_and_never_paid_orders(spark):
+    # Line 2 refunded in full (its own refund), shipping 0: net 100 stays on line 1.
+    orders = [
+        order("T:1", platform="TMALL", net=100, paid=150, refunded=50),
+        order("T:2", platform="TMALL", net=0, paid=0, status="CANCELLED", paid_at=False),
+    ]
+    lines = [
+        line("T:1", 1, qty=1, amount=100),
+        line("T:1", 2, qty=1, amount=50, refunded_qty=1, refunded=50),
+        line("T:2", 1, qty=3, amount=300),
+    ]
+    got = _run(spark, orders, lines, [product(cost=60)])
+    expected = spark.createDataFrame(
+        [
+            ("T:1", "1", 1, yuan(100), yuan(60), yuan(40)),
+            ("T:1", "2", 0, yuan(0), yuan(60), yuan(0)),
+            ("T:2", "1", 0, yuan(0), yuan(60), yuan(0)),
+        ],
+        SCHEMA,
+    )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)

@@ -1,0 +1,79 @@
+"""Audiences: a bad expression names the unknown column or the syntax fault; opted-out members
+never appear; export writes the channel's identifier, hashed where the channel wants a hash."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from lakehouse.gold.people import audience
+from lakehouse.gold.people.tags import tag_values
+from lakehouse.tables import Tables
+from tests.gold.people.conftest import AS_OF
+
+
+@pytest.fixture(scope="module")
+def view(people_world):
+    return people_world["portrait"]
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("rfm_segmnt = '重要挽留客户'", "unknown column `rfm_segmnt` (did you mean"),
+        ("rfm_segment = = '重要挽留客户'", "syntax error"),
+        ("preferred_category = '女装' AND", "syntax error"),
+        ("nope(city)", "unknown function"),
+        ("   ", "--where is empty"),
+    ],
+)
+def test_bad_expressions_say_why(view, where, message):
+    with pytest.raises(audience.AudienceError, match=message.replace("(", r"\(")):
+        audience.select(view, where)
+
+
+def test_bad_names():
+    for name in ("", "a b", "x'; DROP", "a" * 65):
+        with pytest.raises(audience.AudienceError, match="audience name"):
+            audience.check_name(name)
+    assert audience.check_name("女装_挽留-2026") == "女装_挽留-2026"
+
+
+def test_create_excludes_opted_out_and_export(spark, people_world, settings_for, monkeypatch):
+    settings = settings_for()
+    tables = Tables(spark, settings.warehouse)
+    tables.replace_where(people_world["portrait"], "gold", "member_portrait", "true")
+    tags = tag_values(list(settings.tags), people_world["portrait"], people_world["history"], AS_OF)
+    tables.replace_where(tags, "gold", "member_tags", "true")
+    golden = spark.createDataFrame(
+        [("OID_A", "13812345678", False), ("OID_E", "13698765432", True)],
+        "one_id string, phone string, marketing_opt_out boolean",
+    ).select("*", *[F.lit(None).cast("string").alias(c) for c in ("email", "unionid")])
+    tables.replace_where(golden, "oneid", "golden_members", "true")
+
+    # OID_E (opted out) is a buyer like OID_A: only the opt-out keeps it out
+    made = audience.create(spark, tables, settings, "buyers", "purchase_orders > 0")
+    assert (made.members, made.opted_out_removed, made.as_of) == (1, 1, AS_OF)
+    members = tables.read("gold", "audience_members").collect()
+    assert [(r.audience, r.one_id) for r in members] == [("buyers", "OID_A")]
+    # tags are columns too
+    again = audience.create(
+        spark, tables, settings, "tmall", "fav_channel = 'TMALL' AND bought_30d"
+    )
+    assert again.members == 1
+    assert [a["audience"] for a in audience.list_audiences(tables)] == ["buyers", "tmall"]
+
+    sms = audience.export(spark, tables, settings, "buyers", "sms", str(settings.warehouse))
+    text = "".join(p.read_text() for p in Path(sms.path).glob("*.csv"))
+    assert text.splitlines() == ["one_id,phone", "OID_A,13812345678"]
+    ads = audience.export(spark, tables, settings, "buyers", "ADS_PHONE_SHA256")
+    text = "".join(p.read_text() for p in Path(ads.path).glob("*.csv"))
+    digest = hashlib.sha256(b"13812345678").hexdigest()
+    assert text.splitlines() == ["one_id,phone_sha256", f"OID_A,{digest}"]
+    with pytest.raises(audience.AudienceError, match="unknown channel 'FAX'"):
+        audience.export(spark, tables, settings, "buyers", "FAX")
+    with pytest.raises(audience.AudienceError, match="no audience 'ghost'"):
+        audience.export(spark, tables, settings, "ghost", "SMS")

@@ -1,0 +1,136 @@
+"""Every shipped tag of conf/tags.yml on the hand-built members, the catalog checks, refresh.
+
+Adding a tag to conf/tags.yml: add its expected value for OID_A (and a member without it) to
+EXPECTED_A / EXPECTED_C below.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+import yaml
+from chispa import assert_df_equality
+
+from lakehouse.config import load_settings
+from lakehouse.gold.people.settings import TagCatalog, TagDefinition
+from lakehouse.gold.people.tags import (
+    TagError,
+    catalog_frame,
+    check_catalog,
+    due,
+    pivot_tags,
+    tag_values,
+)
+from tests.gold.people.conftest import AS_OF
+
+EXPECTED_A = {
+    "rfm_class": "重要保持客户",
+    "rfm_code": "333",
+    "lifecycle": "复购",
+    "churn_warning": "false",
+    "fav_category": "女装",
+    "fav_brand": "拾光",
+    "fav_channel": "TMALL",
+    "price_level": "低价",
+    "shopping_days": "工作日型",
+    "coupon_affinity": "中",
+    "age_group": "35-39",
+    "sex": "F",
+    "bought_30d": "true",
+    "omni_channel": "true",
+}
+# A member known only: no purchase, no order; tags with a null value give no row.
+EXPECTED_C = {"lifecycle": "无消费", "churn_warning": "false"}
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_settings("local").tags
+
+
+def test_every_shipped_tag_has_an_expected_value(catalog):
+    assert set(EXPECTED_A) == {t.code for t in catalog}
+
+
+def test_shipped_tags_on_hand_built_members(spark, people_world, catalog):
+    check_catalog(catalog, people_world["portrait"], people_world["history"])
+    rows = tag_values(list(catalog), people_world["portrait"], people_world["history"], AS_OF)
+    expected = spark.createDataFrame(
+        [("OID_A", k, v, AS_OF) for k, v in EXPECTED_A.items()]
+        + [("OID_C", k, v, AS_OF) for k, v in EXPECTED_C.items()],
+        "one_id string, tag_code string, tag_value string, as_of date",
+    )
+    assert_df_equality(
+        rows.where("one_id IN ('OID_A', 'OID_C')"),
+        expected,
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
+    # the opted-out buyer still has tags (opt-out is applied by audiences, not by tags)
+    e = {r.tag_code: r.tag_value for r in rows.where("one_id = 'OID_E'").collect()}
+    assert e["rfm_class"] == "一般发展客户" and e["lifecycle"] == "普通"
+    # the catalog's types come back in the audience view
+    wide = pivot_tags(rows, catalog).where("one_id = 'OID_A'").first()
+    assert wide["churn_warning"] is False and wide["bought_30d"] is True
+
+
+def test_a_new_tag_is_yaml_only(spark, people_world):
+    text = """
+    - code: big_spender
+      name_cn: 高消费
+      name_en: big spender
+      category: 价值 value
+      over: orders
+      expr: "sum(net_sales) >= 300"
+      type: boolean
+    """
+    catalog = TagCatalog.model_validate(yaml.safe_load(text))
+    check_catalog(catalog, people_world["portrait"], people_world["history"])
+    rows = tag_values(list(catalog), people_world["portrait"], people_world["history"], AS_OF)
+    assert {r.one_id: r.tag_value for r in rows.collect()} == {
+        "OID_A": "true",
+        "OID_D": "false",
+        "OID_E": "true",
+    }
+
+
+def _tag(**kw) -> TagCatalog:
+    base = {"code": "t1", "name_cn": "标签", "name_en": "tag", "category": "c", "expr": "gender"}
+    return TagCatalog.model_validate([{**base, **kw}])
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"expr": "gendr"}, "tag t1 (conf/tags.yml): unknown column `gendr`"),
+        ({"expr": "gender = = 'F'"}, "tag t1 (conf/tags.yml): syntax error"),
+        ({"expr": "no_such_fn(gender)"}, "unknown function"),
+        ({"over": "orders", "expr": "platform"}, "tag t1 (conf/tags.yml)"),
+        ({"expr": "gender", "type": "boolean"}, "type boolean but `gender` gives string"),
+        ({"code": "city"}, "tag city (conf/tags.yml): the code is also a portrait column"),
+    ],
+)
+def test_bad_tags_are_named_at_job_start(people_world, kw, message):
+    with pytest.raises(TagError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        check_catalog(_tag(**kw), people_world["portrait"], people_world["history"])
+
+
+def test_refresh_and_catalog_table(spark, catalog):
+    daily, weekly, monthly = (
+        TagDefinition(code="x", name_cn="x", name_en="x", category="c", expr="1", refresh=r)
+        for r in ("daily", "weekly", "monthly")
+    )
+    monday, tuesday, first = date(2026, 3, 9), date(2026, 3, 10), date(2026, 4, 1)
+    assert [due(daily, d) for d in (monday, tuesday, first)] == [True, True, True]
+    assert [due(weekly, d) for d in (monday, tuesday, first)] == [True, False, False]
+    assert [due(monthly, d) for d in (monday, tuesday, first)] == [False, False, True]
+    frame = catalog_frame(spark, catalog)
+    row = frame.where("tag_code = 'bought_30d'").first()
+    assert (row.name_cn, row.over, row.value_type, row.refresh) == (
+        "近30天购买",
+        "orders",
+        "boolean",
+        "daily",
+    )
+    assert frame.count() == len(catalog)
