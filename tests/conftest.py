@@ -1,4 +1,11 @@
-"""One local SparkSession for the whole test run: local[2], few shuffle partitions, Delta on."""
+"""One local SparkSession per test process: local[2], few shuffle partitions, Delta on.
+
+`make test` runs two pytest-xdist workers (`-n 2 --dist loadgroup`): most of a test's time is
+the driver's own work (planning, Delta commits, Great Expectations), so two sessions keep both
+cores busy. Each test module is one group, so its module-scoped fixture is built once; the
+modules that share the generated pipeline (tests/integration/conftest.py) are one group
+("pipeline"), so it is built once too.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,22 @@ import pytest
 from pyspark.sql import SparkSession
 
 from lakehouse.config import Settings, load_settings
+
+PIPELINE_MODULES = {
+    "tests.integration.test_pipeline_generated",
+    "tests.integration.test_gold_marts",
+    "tests.integration.test_gold_people",
+    "tests.integration.test_report",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        module = item.module.__name__ if item.module else item.nodeid.split("::")[0]
+        group = "pipeline" if module in PIPELINE_MODULES else module
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")

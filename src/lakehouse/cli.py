@@ -66,8 +66,26 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("job", help="job name, see `lakehouse jobs`")
     _add_run_args(run)
 
+    run_all = sub.add_parser(
+        "run-all",
+        help="run every daily job (bronze to gold) for a day or a range of days, resuming",
+    )
+    when = run_all.add_mutually_exclusive_group(required=True)
+    when.add_argument("--run-date", type=_date, help="one logical date YYYY-MM-DD")
+    when.add_argument("--from", dest="start", type=_date, help="first day of a backfill")
+    run_all.add_argument("--to", dest="end", type=_date, help="last day of a backfill")
+    run_all.add_argument(
+        "--layers", default=None, help="comma-separated layers to run (default: all)"
+    )
+    run_all.add_argument(
+        "--rerun",
+        action="store_true",
+        help="run every job again, also those whose last run for the day succeeded",
+    )
+    run_all.add_argument("--env", default=None)
+
     layer = sub.add_parser("run-layer", help="run every job of a layer, day by day")
-    layer.add_argument("layer", choices=["bronze", "silver", "oneid", "all"])
+    layer.add_argument("layer", choices=["bronze", "silver", "oneid", "gold", "all"])
     layer.add_argument("--from", dest="start", type=_date, required=True)
     layer.add_argument("--to", dest="end", type=_date, required=True)
     layer.add_argument("--env", default=None)
@@ -81,6 +99,10 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("second", help="identifier as type:value, e.g. email:a@b.cn")
     explain.add_argument("--env", default=None)
 
+    from lakehouse.gold.people import audience_cli
+
+    audience_cli.add_parser(sub)
+
     jobs = sub.add_parser("jobs", help="list the job registry")
     jobs.add_argument("--env", default=None)
 
@@ -89,11 +111,19 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("packages", help="print the --packages coordinates for spark-submit")
 
+    report = sub.add_parser(
+        "report", help="write one self-contained HTML page of a day: sales, members, quality"
+    )
+    report.add_argument("--run-date", type=_date, required=True, help="logical date YYYY-MM-DD")
+    report.add_argument("--out", default=None, help="HTML file (default under the warehouse)")
+    report.add_argument("--env", default=None)
+
     summary = sub.add_parser("summary", help="print what landed in bronze and what was quarantined")
     summary.add_argument("--env", default=None)
 
     demo = sub.add_parser(
-        "demo", help="generate a small landing zone, run bronze, silver and One ID"
+        "demo",
+        help="generate a small landing zone, run every layer, create audiences, write a report",
     )
     demo.add_argument("--dir", default="data/demo", help="demo folder (replaced)")
     demo.add_argument("--scale", type=_positive_float, default=0.05)
@@ -163,7 +193,41 @@ def _print_summary(settings: Settings, spark) -> None:
         _print_silver(tables)
     if tables.exists("oneid", "identity_map"):
         _print_oneid(tables)
+    if tables.exists("gold", "member_portrait"):
+        _print_gold(tables)
     print(f"\nTables under {settings.warehouse}")
+
+
+def _print_gold(tables) -> None:
+    from pyspark.sql import functions as F
+
+    from lakehouse.bronze.summary import format_table
+
+    portrait = tables.read("gold", "member_portrait")
+    stages = [
+        r.asDict()
+        for r in portrait.groupBy(F.col("lifecycle_stage_cn").alias("stage"))
+        .count()
+        .orderBy(F.col("count").desc())
+        .collect()
+    ]
+    print(f"\nGold: {portrait.count()} member portraits; lifecycle stages")
+    print(format_table(stages, ["stage", "count"]))
+    if tables.exists("gold", "store_monthly"):
+        top = [
+            r.asDict()
+            for r in tables.read("gold", "store_monthly")
+            .orderBy(F.col("net_sales").desc())
+            .select("month", "store_code", "net_sales", "margin_rate", "sales_per_sqm")
+            .limit(5)
+            .collect()
+        ]
+        print("\nTop stores by net sales (gold.store_monthly)")
+        print(
+            format_table(
+                top, ["month", "store_code", "net_sales", "margin_rate", "sales_per_sqm"]
+            )
+        )
 
 
 def _print_oneid(tables) -> None:
@@ -272,47 +336,101 @@ def _demo(args: argparse.Namespace) -> int:
     landing, warehouse = root / "landing", root / "warehouse"
     os.environ["LAKEHOUSE_LANDING"] = str(landing)
     os.environ["LAKEHOUSE_WAREHOUSE"] = str(warehouse)
+    if not os.environ.get("LAKEHOUSE_PII_SALT"):
+        # Gold hashes phones and emails with a salt from the environment, never from the repo;
+        # a demo on generated people may invent one (a real run must set its own, kept secret).
+        import secrets
+
+        os.environ["LAKEHOUSE_PII_SALT"] = secrets.token_hex(16)
+        print("LAKEHOUSE_PII_SALT is not set: the demo uses a random salt for this run.")
     settings = load_settings("local")
     started = time.monotonic()
     print(f"Generating landing data: scale {args.scale}, {args.days} days from {args.start} ...")
     generate(landing, scale=args.scale, days=args.days, start=args.start, seed=args.seed)
     print(f"  written to {landing} in {time.monotonic() - started:.1f}s")
     spark = _session(settings)
-    ok = _run_layer(settings, spark, _days(args.start, args.start + timedelta(days=args.days - 1)))
+    last = args.start + timedelta(days=args.days - 1)
+    ok = _run_layer(settings, spark, _days(args.start, last))
     _print_summary(settings, spark)
+    from lakehouse.tables import Tables
+
+    tables = Tables(spark, settings.warehouse)
+    if tables.exists("gold", "member_portrait"):
+        _demo_audiences(settings, spark, tables)
+    from lakehouse.report import write_report
+
+    report = write_report(tables, last, None, settings.env)
+    print(f"\nReport of {last}: {report}")
     print(f"Demo finished in {time.monotonic() - started:.1f}s")
     return 0 if ok else 1
 
 
-def _run_layer(
-    settings: Settings, spark, days: list[date], layers: tuple[str, ...] | None = None
-) -> bool:
-    """Run the layers' jobs day by day in dependency order; a failed job skips its dependants
-    for that day (their input would be missing or stale), not the unrelated jobs."""
-    from lakehouse.registry import LAYER_ORDER, build_registry, in_order
+DEMO_AUDIENCES = (
+    ("repeat_buyers", "lifecycle_stage_cn IN ('复购', '忠诚')"),
+    ("important_customers", "rfm_segment LIKE '重要%'"),
+    ("members_never_bought", "is_member AND purchase_orders = 0"),
+)
 
-    jobs = in_order(build_registry(settings), layers or LAYER_ORDER)
-    ok = True
-    for day in days:
-        failed: set[str] = set()
-        for job in jobs:
-            blocked = [d for d in job.depends_on if d in failed]
-            if blocked:
-                print(
-                    f"{job.name:<28} {day}  SKIPPED  (after failed {', '.join(blocked)})",
-                    file=sys.stderr,
-                )
-                failed.add(job.name)
-                continue
-            if not _run_one(settings, spark, job.name, day):
-                failed.add(job.name)
-        ok = ok and not failed
-    return ok
+
+def _demo_audiences(settings: Settings, spark, tables) -> None:
+    """A few audiences selected by tags, as marketing would (opted-out members never appear)."""
+    from lakehouse.gold.people.audience import create
+
+    print("\nAudiences (lakehouse audience create --name NAME --where EXPR)")
+    for name, where in DEMO_AUDIENCES:
+        made = create(spark, tables, settings, name, where)
+        print(
+            f"  {name:<22} {made.members:>6} members  ({made.opted_out_removed} opted out "
+            f"removed)  where {where}"
+        )
+
+
+def _run_layer(
+    settings: Settings,
+    spark,
+    days: list[date],
+    layers: tuple[str, ...] | None = None,
+    *,
+    resume: bool = False,
+) -> bool:
+    """Run the layers' jobs day by day in dependency order and print a summary; a failed job
+    skips its dependants (see lakehouse.orchestrate)."""
+    from lakehouse.orchestrate import print_progress, run_days
+    from lakehouse.registry import LAYER_ORDER
+
+    summary = run_days(
+        settings, spark, days, layers or LAYER_ORDER, resume=resume, report=print_progress
+    )
+    print(summary.describe(), file=sys.stdout if summary.ok else sys.stderr)
+    return summary.ok
+
+
+def _run_all(args: argparse.Namespace, settings: Settings, spark) -> int:
+    from lakehouse.registry import LAYER_ORDER
+
+    if args.run_date is not None:
+        if args.end is not None:
+            raise UsageError("--to goes with --from, not with --run-date")
+        days = [args.run_date]
+    else:
+        if args.end is None:
+            raise UsageError("--from needs --to (the last day of the backfill)")
+        days = _days(args.start, args.end)
+    layers = LAYER_ORDER
+    if args.layers:
+        layers = tuple(x.strip() for x in args.layers.split(",") if x.strip())
+        unknown = [x for x in layers if x not in LAYER_ORDER]
+        if unknown:
+            raise UsageError(
+                f"unknown layer(s) {', '.join(unknown)}; one of {', '.join(LAYER_ORDER)}"
+            )
+    return 0 if _run_layer(settings, spark, days, layers, resume=not args.rerun) else 1
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
+    from lakehouse.orchestrate import one_line
+
+    return one_line(exc)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -378,8 +496,22 @@ def _dispatch(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         print(text)
         return 0
+    if args.command == "audience":
+        from lakehouse.gold.people import audience_cli
+
+        return audience_cli.dispatch(args, settings, spark)
     if args.command == "run":
         return 0 if _run_one(settings, spark, args.job, args.run_date) else 1
+    if args.command == "run-all":
+        return _run_all(args, settings, spark)
+    if args.command == "report":
+        from lakehouse.report import write_report
+        from lakehouse.tables import Tables
+
+        tables = Tables(spark, settings.warehouse)
+        path = write_report(tables, args.run_date, args.out, settings.env)
+        print(f"report written to {path}")
+        return 0
     if args.command == "run-layer":
         layers = None if args.layer == "all" else (args.layer,)
         return 0 if _run_layer(settings, spark, _days(args.start, args.end), layers) else 1
@@ -400,6 +532,11 @@ def run_job_main(job: str, argv: Sequence[str]) -> int:
             *(["--env", args.env] if args.env else []),
         ]
     )
+
+
+def run_all_main(argv: Sequence[str]) -> int:
+    """Entry for jobs/run_all.py: every daily job for a day (or --from/--to) in one session."""
+    return main(["run-all", *argv])
 
 
 if __name__ == "__main__":

@@ -15,6 +15,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from lakehouse.gold.people.settings import TagCatalog
+from lakehouse.gold.settings import GoldSettings
+from lakehouse.maintenance import MaintenanceSettings
+
 ENV_VAR = "LAKEHOUSE_ENV"
 CONF_DIR_VAR = "LAKEHOUSE_CONF"
 LANDING_VAR = "LAKEHOUSE_LANDING"
@@ -22,7 +26,7 @@ WAREHOUSE_VAR = "LAKEHOUSE_WAREHOUSE"
 DEFAULT_ENV = "local"
 # Files every environment shares, merged in this order before the environment's overlay.
 # (conf/quality.yml is read by lakehouse.quality itself.)
-SHARED_FILES = ("base", "sources", "silver", "oneid")
+SHARED_FILES = ("base", "sources", "silver", "oneid", "gold", "tags", "maintenance")
 NOT_ENVIRONMENTS = (*SHARED_FILES, "quality")
 
 
@@ -267,6 +271,9 @@ class Settings(_Strict):
     sources: dict[str, Source]
     silver: SilverSettings
     oneid: OneIdSettings
+    gold: GoldSettings = Field(default_factory=GoldSettings)
+    tags: TagCatalog = Field(default_factory=lambda: TagCatalog([]))
+    maintenance: MaintenanceSettings = Field(default_factory=MaintenanceSettings)
 
     @property
     def landing(self) -> str:

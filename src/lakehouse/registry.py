@@ -10,6 +10,7 @@ from functools import partial
 
 from lakehouse.bronze.job import ingest_source
 from lakehouse.config import Settings
+from lakehouse.maintenance import run_maintenance
 from lakehouse.runtime import Job, JobError
 
 
@@ -92,7 +93,82 @@ def build_registry(settings: Settings) -> dict[str, Job]:
         run=_oneid_golden,
         depends_on=("oneid.link", "silver.members", "silver.sales", "silver.campaigns"),
     )
+    for name, module, builder, description, depends_on in GOLD_JOBS:
+        jobs[name] = Job(
+            name=name,
+            layer="gold",
+            description=description,
+            run=partial(_gold_job, module, builder),
+            depends_on=depends_on,
+        )
+    # Not a daily job (its layer is not in LAYER_ORDER): run it on its own schedule.
+    jobs["ops.maintenance"] = Job(
+        name="ops.maintenance",
+        layer="ops",
+        description="OPTIMIZE / Z-ORDER, VACUUM and table properties of every table",
+        run=run_maintenance,
+    )
     return jobs
+
+
+# Gold jobs: (name, module under lakehouse.gold, builder, description, dependencies).
+GOLD_JOBS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
+    (
+        "gold.member_portrait",
+        "people.job",
+        "build_member_portrait",
+        "one portrait per one_id: demographics, membership, behaviour, RFM, lifecycle",
+        ("oneid.golden", "silver.sales", "silver.members", "silver.campaigns", "silver.master"),
+    ),
+    (
+        "gold.member_tags",
+        "people.job",
+        "build_member_tags",
+        "the tag catalog of conf/tags.yml computed over the portraits",
+        ("gold.member_portrait",),
+    ),
+    (
+        "gold.store_marts",
+        "marts.job",
+        "build_store_marts",
+        "store_daily and store_monthly, online shops as virtual stores",
+        ("silver.sales", "silver.master", "silver.members", "oneid.link"),
+    ),
+    (
+        "gold.product_marts",
+        "marts.job",
+        "build_product_marts",
+        "product_daily and product rankings, sell-through, turnover, stockouts",
+        ("silver.sales", "silver.master", "silver.inventory"),
+    ),
+    (
+        "gold.bundles",
+        "marts.job",
+        "build_bundles",
+        "association rules over baskets (FP-Growth), SKU and category level",
+        ("silver.sales", "silver.master"),
+    ),
+    (
+        "gold.campaign_performance",
+        "marts.job",
+        "build_campaign_performance",
+        "campaign conversions, uplift over untouched members, redemptions and ROI",
+        ("silver.campaigns", "silver.sales", "silver.master", "oneid.link"),
+    ),
+    (
+        "gold.inventory_position",
+        "marts.job",
+        "build_inventory_position",
+        "stock per location, SKU and day with value at cost and days of supply",
+        ("silver.inventory", "silver.master", "silver.sales"),
+    ),
+)
+
+
+def _gold_job(module: str, builder: str, ctx):
+    from importlib import import_module
+
+    return getattr(import_module(f"lakehouse.gold.{module}"), builder)(ctx)
 
 
 def _oneid_link(ctx):
@@ -125,7 +201,7 @@ def _silver_sales(ctx):
     return build_sales(ctx)
 
 
-LAYER_ORDER = ("bronze", "silver", "oneid")
+LAYER_ORDER = ("bronze", "silver", "oneid", "gold")
 
 
 def in_order(jobs: dict[str, Job], layers: tuple[str, ...] = LAYER_ORDER) -> list[Job]:

@@ -1,27 +1,27 @@
 """Bronze, silver and One ID jobs over several generated days, checked against the generator's
 truth.
 
-One module-scoped run of every bronze, silver and One ID job, day by day, shared by all tests here.
+The generated pipeline of tests/integration/conftest.py (every bronze, silver and One ID job, day
+by day), shared with the gold modules.
 """
 
 from __future__ import annotations
 
 import csv
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
 
-from lakehouse.datagen import generate
 from lakehouse.oneid.accuracy import pair_scores
-from lakehouse.registry import build_registry, in_order
 from lakehouse.runtime import run_job
 from lakehouse.tables import Tables
+from tests.integration.conftest import DAYS, START
 
 pytestmark = pytest.mark.integration
 
-START, DAYS = date(2026, 3, 1), 3
+
 BRONZE_KINDS = {"wrong_field_count", "undecodable_bytes", "invalid_json"}
 
 
@@ -31,24 +31,9 @@ def _truth(landing: Path, name: str) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def landed(spark, tmp_path_factory):
-    root = tmp_path_factory.mktemp("generated")
-    landing = root / "landing"
-    generate(landing, scale=0.03, days=DAYS, start=START, seed=11)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("LAKEHOUSE_LANDING", str(landing))
-    mp.setenv("LAKEHOUSE_WAREHOUSE", str(root / "warehouse"))
-    from lakehouse.config import load_settings
-
-    settings = load_settings("local")
-    jobs = in_order(build_registry(settings), ("bronze", "silver", "oneid"))
-    results = {}
-    for offset in range(DAYS):
-        day = START + timedelta(days=offset)
-        for job in jobs:
-            results[(job.name, day)] = run_job(job, settings, spark, day)
-    yield settings, landing, Tables(spark, settings.warehouse), results, jobs
-    mp.undo()
+def landed(generated_pipeline):
+    p = generated_pipeline
+    return p.settings, p.landing, p.tables, p.results, p.jobs
 
 
 def test_every_delivered_file_reconciles_with_the_truth(landed):
@@ -180,6 +165,28 @@ def test_silver_reconciles_with_bronze_every_day(landed):
             .count()
         )
         assert r.bronze_rows == bronze_rows
+        if r.dataset in SALES:
+            assert r.bronze_amount == r.accepted_amount + r.quarantined_amount, r
+        else:
+            assert (r.bronze_amount, r.accepted_amount, r.quarantined_amount) == (None,) * 3
+    verdicts = tables.read("ops", "dq_results").where("table = 'silver.reconciliation'")
+    assert {r.expectation for r in verdicts.collect()} == {"rows_reconcile", "amount_reconciles"}
+    assert verdicts.where("NOT success").count() == 0
+
+
+def test_a_member_twice_in_one_snapshot_is_counted_as_superseded(landed):
+    """The generator repeats a CRM member in a snapshot (one line with a future time): one of
+    the two lines is superseded, and counted as a duplicate with its own quarantine record."""
+    _, _, tables, _, _ = landed
+    members = tables.read("silver", "quarantine").where("table = 'silver.members'")
+    assert members.where("expectation = 'superseded_in_delivery'").count() >= 1
+    rec = tables.read("silver", "reconciliation").where("dataset = 'crm_members'").collect()
+    for r in rec:
+        day = members.where(F.col("run_date") == F.lit(r.delivery_date))
+        duplicates = day.where(
+            "expectation IN ('superseded_in_delivery', 'exact_duplicate')"
+        ).count()
+        assert r.duplicate_rows == duplicates, r
 
 
 def test_every_silver_level_bad_record_of_the_truth_is_quarantined(landed):

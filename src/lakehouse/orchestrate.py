@@ -1,0 +1,168 @@
+"""Run the registry's jobs for a range of days, in dependency order, in one session.
+
+A failed job stops its dependants (their input would be missing or stale), for that day and the
+later days of the range, and leaves unrelated jobs running. A rerun resumes: a job whose last run
+for the day succeeded, after the last successful run of each job it depends on, is not run again
+(bronze to gold are idempotent per day, so running it again would change nothing but the time).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse.config import Settings
+from lakehouse.registry import LAYER_ORDER, build_registry, in_order
+from lakehouse.runtime import RUN_LOG, Job, run_job
+from lakehouse.tables import Tables
+
+SUCCEEDED, FAILED, SKIPPED, DONE = "SUCCEEDED", "FAILED", "SKIPPED", "DONE"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job: str
+    run_date: date
+    status: str  # SUCCEEDED, FAILED, SKIPPED (a dependency failed), DONE (resumed: ran before)
+    seconds: float = 0.0
+    rows_read: int = 0
+    rows_written: int = 0
+    rows_quarantined: int = 0
+    reason: str | None = None
+
+
+@dataclass
+class RunSummary:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(o.status in (SUCCEEDED, DONE) for o in self.outcomes)
+
+    def with_status(self, status: str) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == status]
+
+    def describe(self) -> str:
+        counts = {s: len(self.with_status(s)) for s in (SUCCEEDED, DONE, FAILED, SKIPPED)}
+        seconds = sum(o.seconds for o in self.outcomes)
+        lines = [
+            f"{counts[SUCCEEDED]} ran, {counts[DONE]} already done, {counts[FAILED]} failed, "
+            f"{counts[SKIPPED]} skipped, in {seconds:.1f}s of job time"
+        ]
+        for o in self.with_status(FAILED):
+            lines.append(f"  FAILED   {o.job} {o.run_date}: {o.reason}")
+        for o in self.with_status(SKIPPED):
+            lines.append(f"  SKIPPED  {o.job} {o.run_date}: {o.reason}")
+        return "\n".join(lines)
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def last_successes(tables: Tables, run_date: date) -> dict[str, datetime]:
+    """job → end time of its latest run for `run_date`, for the jobs whose latest run succeeded."""
+    if not tables.exists(*RUN_LOG):
+        return {}
+    rows = (
+        tables.read(*RUN_LOG)
+        .where(F.col("run_date") == F.lit(run_date))
+        .groupBy("job")
+        .agg(F.max_by(F.struct("status", "end_time"), "end_time").alias("last"))
+        .select("job", "last.status", "last.end_time")
+        .collect()
+    )
+    return {r["job"]: r["end_time"] for r in rows if r["status"] == SUCCEEDED}
+
+
+def already_done(job: Job, successes: dict[str, datetime], rerun: set[str]) -> bool:
+    """The job's last run for the day succeeded, after every dependency's last success, and no
+    dependency runs again now."""
+    finished = successes.get(job.name)
+    if finished is None:
+        return False
+    for dependency in job.depends_on:
+        if dependency in rerun:
+            return False
+        if dependency in successes and successes[dependency] > finished:
+            return False
+    return True
+
+
+def run_days(
+    settings: Settings,
+    spark: SparkSession,
+    days: Iterable[date],
+    layers: tuple[str, ...] = LAYER_ORDER,
+    *,
+    resume: bool = True,
+    report: Callable[[Outcome], None] | None = None,
+    registry: dict[str, Job] | None = None,
+) -> RunSummary:
+    """Run the layers' jobs day by day; `report` sees each outcome as it happens. `registry`
+    defaults to the suite's own (lakehouse.registry)."""
+    jobs = in_order(registry if registry is not None else build_registry(settings), layers)
+    tables = Tables(spark, settings.warehouse)
+    summary = RunSummary()
+    failed: dict[str, str] = {}  # job → why it (or what it depends on) failed; kept across days
+    for day in days:
+        successes = last_successes(tables, day) if resume else {}
+        ran: set[str] = set()
+        for job in jobs:
+            if job.name in failed:
+                outcome = Outcome(job.name, day, SKIPPED, reason=failed[job.name])
+            elif blocked := [d for d in job.depends_on if d in failed]:
+                failed[job.name] = f"after failed {', '.join(blocked)}"
+                outcome = Outcome(job.name, day, SKIPPED, reason=failed[job.name])
+            elif resume and already_done(job, successes, ran):
+                outcome = Outcome(job.name, day, DONE)
+            else:
+                ran.add(job.name)
+                outcome = _run(job, settings, spark, day)
+                if outcome.status == FAILED:
+                    failed[job.name] = f"failed on {day}"
+            summary.outcomes.append(outcome)
+            if report:
+                report(outcome)
+    return summary
+
+
+def _run(job: Job, settings: Settings, spark: SparkSession, day: date) -> Outcome:
+    started = time.monotonic()
+    try:
+        result = run_job(job, settings, spark, day)
+    except Exception as exc:
+        return Outcome(
+            job.name, day, FAILED, round(time.monotonic() - started, 1), reason=one_line(exc)
+        )
+    return Outcome(
+        job.name,
+        day,
+        SUCCEEDED,
+        round(time.monotonic() - started, 1),
+        result.rows_read,
+        result.rows_written,
+        result.rows_quarantined,
+    )
+
+
+def print_progress(outcome: Outcome) -> None:
+    """One line per job: what a person follows while a day runs."""
+    head = f"{outcome.job:<28} {outcome.run_date}"
+    if outcome.status == SUCCEEDED:
+        print(
+            f"{head}  ok  read {outcome.rows_read:>8}  written {outcome.rows_written:>8}"
+            f"  quarantined {outcome.rows_quarantined:>6}  {outcome.seconds:6.1f}s",
+            flush=True,
+        )
+    elif outcome.status == DONE:
+        print(f"{head}  done before, not rerun", flush=True)
+    else:
+        print(f"{head}  {outcome.status}  {outcome.reason}", file=sys.stderr, flush=True)

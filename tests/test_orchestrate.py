@@ -1,0 +1,115 @@
+"""Day-by-day orchestration: failures stop dependants only, reruns resume."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from lakehouse.orchestrate import DONE, FAILED, SKIPPED, SUCCEEDED, run_days
+from lakehouse.runtime import Job, JobError, JobResult
+
+D1, D2 = date(2026, 3, 1), date(2026, 3, 2)
+
+
+def _registry(calls: list[tuple[str, date]], broken: set[str]) -> dict[str, Job]:
+    def make(name: str):
+        def run(ctx) -> JobResult:
+            calls.append((name, ctx.run_date))
+            if name in broken:
+                raise JobError(f"{name} could not read its input")
+            return JobResult(rows_read=1, rows_written=1)
+
+        return run
+
+    shape = {
+        "bronze.a": (),
+        "bronze.c": (),
+        "silver.b": ("bronze.a",),
+        "gold.d": ("silver.b", "bronze.c"),
+        "gold.e": ("bronze.c",),
+    }
+    return {
+        name: Job(name, name.split(".")[0], name, make(name), deps) for name, deps in shape.items()
+    }
+
+
+def _status(summary) -> dict[tuple[str, date], str]:
+    return {(o.job, o.run_date): o.status for o in summary.outcomes}
+
+
+@pytest.fixture()
+def settings(settings_for):
+    return settings_for()
+
+
+def test_a_failure_stops_its_dependants_for_the_rest_of_the_range_not_the_others(spark, settings):
+    calls: list[tuple[str, date]] = []
+    summary = run_days(
+        settings,
+        spark,
+        [D1, D2],
+        ("bronze", "silver", "gold"),
+        registry=_registry(calls, {"silver.b"}),
+    )
+    status = _status(summary)
+    assert not summary.ok
+    assert status[("silver.b", D1)] == FAILED
+    assert status[("gold.d", D1)] == SKIPPED
+    assert status[("silver.b", D2)] == SKIPPED and status[("gold.d", D2)] == SKIPPED
+    for day in (D1, D2):
+        for job in ("bronze.a", "bronze.c", "gold.e"):
+            assert status[(job, day)] == SUCCEEDED
+    text = summary.describe()
+    assert "FAILED   silver.b 2026-03-01: JobError: silver.b could not read its input" in text
+    assert "SKIPPED  gold.d 2026-03-01: after failed silver.b" in text
+    assert ("silver.b", D2) not in calls
+
+
+def test_a_rerun_picks_up_where_it_failed(spark, settings):
+    first: list[tuple[str, date]] = []
+    run_days(
+        settings, spark, [D1], ("bronze", "silver", "gold"), registry=_registry(first, {"silver.b"})
+    )
+    again: list[tuple[str, date]] = []
+    summary = run_days(
+        settings, spark, [D1], ("bronze", "silver", "gold"), registry=_registry(again, set())
+    )
+    assert summary.ok
+    assert again == [("silver.b", D1), ("gold.d", D1)]
+    status = _status(summary)
+    assert status[("bronze.a", D1)] == DONE and status[("gold.e", D1)] == DONE
+
+
+def test_a_job_reruns_when_a_dependency_ran_after_it(spark, settings):
+    calls: list[tuple[str, date]] = []
+    registry = _registry(calls, set())
+    run_days(settings, spark, [D1], ("bronze", "silver", "gold"), registry=registry)
+    # bronze.a alone again (e.g. `lakehouse run bronze.a`): what follows it is stale now
+    only_a = {"bronze.a": registry["bronze.a"]}
+    run_days(settings, spark, [D1], ("bronze",), registry=only_a, resume=False)
+    calls.clear()
+    run_days(settings, spark, [D1], ("bronze", "silver", "gold"), registry=registry)
+    assert calls == [("silver.b", D1), ("gold.d", D1)]
+
+
+def test_without_resume_everything_runs_again(spark, settings):
+    calls: list[tuple[str, date]] = []
+    registry = _registry(calls, set())
+    run_days(settings, spark, [D1], ("bronze", "silver", "gold"), registry=registry)
+    calls.clear()
+    run_days(settings, spark, [D1], ("bronze", "silver", "gold"), registry=registry, resume=False)
+    assert len(calls) == 5
+
+
+def test_run_all_arguments_are_checked_before_anything_runs(spark, settings, capsys):
+    from lakehouse.cli import main
+
+    assert main(["run-all", "--from", "2026-03-01"]) == 2
+    assert "--from needs --to" in capsys.readouterr().err
+    assert main(["run-all", "--run-date", "2026-03-01", "--to", "2026-03-02"]) == 2
+    assert "--to goes with --from" in capsys.readouterr().err
+    assert main(["run-all", "--from", "2026-03-02", "--to", "2026-03-01"]) == 2
+    assert "before --from" in capsys.readouterr().err
+    assert main(["run-all", "--run-date", "2026-03-01", "--layers", "bronze,platinum"]) == 2
+    assert "unknown layer(s) platinum" in capsys.readouterr().err
