@@ -194,33 +194,20 @@ def data_quality(tables: Tables, run_date: date) -> str:
 def run_log(tables: Tables, run_date: date) -> str:
     if missing := _missing(tables, "ops", "run_log", "any job"):
         return missing
+    columns = [
+        "job", "status", "start_time", "seconds", "rows_read", "rows_written", "rows_quarantined",
+        "error",
+    ]  # fmt: skip
+    error = F.substring(F.coalesce("error", F.lit("")), 1, 200).alias("error")
     rows = _rows(
         tables.read("ops", "run_log")
         .where(F.col("run_date") == F.lit(run_date))
-        .select(
-            "job",
-            "status",
-            "start_time",
-            "seconds",
-            "rows_read",
-            "rows_written",
-            "rows_quarantined",
-            F.substring(F.coalesce("error", F.lit("")), 1, 200).alias("error"),
-        )
+        .select(*columns[:-1], error)
         .orderBy("start_time")
     )
     return html.table(
         rows,
-        [
-            "job",
-            "status",
-            "start_time",
-            "seconds",
-            "rows_read",
-            "rows_written",
-            "rows_quarantined",
-            "error",
-        ],
+        columns,
         css={"status": lambda r: "bad" if r["status"] != "SUCCEEDED" else "good"},
     )
 

@@ -9,6 +9,7 @@ from decimal import Decimal
 from chispa import assert_df_equality
 
 from lakehouse.gold.people.portrait import PORTRAIT_COLUMNS
+from lakehouse.gold.people.rfm import RFM_COLUMNS
 
 
 def _pick(world, columns):
@@ -250,13 +251,7 @@ def test_demographics_membership_and_masking(spark, people_world):
 
 def test_rfm_and_lifecycle(spark, people_world):
     cols = [
-        "rfm_recency_days",
-        "rfm_frequency",
-        "rfm_monetary",
-        "r_score",
-        "f_score",
-        "m_score",
-        "rfm_segment",
+        *RFM_COLUMNS,
         "engaged",
         "lifecycle_stage",
         "lifecycle_stage_cn",

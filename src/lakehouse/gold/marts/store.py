@@ -114,15 +114,8 @@ def _rates(df: DataFrame) -> DataFrame:
     )
 
 
-DAILY_COLUMNS = [
-    "business_date",
-    "store_code",
-    "store_name",
-    "store_type",
-    "region",
-    "floor_area_sqm",
-    "staff_count",
-    "is_open",
+# The measures store_daily and store_monthly share, in the order both publish them.
+MEASURE_COLUMNS = [
     "net_sales",
     "paid_orders",
     "units",
@@ -140,6 +133,8 @@ DAILY_COLUMNS = [
     "sales_per_sqm",
     "sales_per_staff",
 ]
+STORE_COLUMNS = ["store_code", *STORE_ATTRIBUTES]
+DAILY_COLUMNS = ["business_date", *STORE_COLUMNS, "is_open", *MEASURE_COLUMNS]
 
 
 def store_daily(
@@ -176,29 +171,9 @@ def store_daily(
 
 MONTHLY_COLUMNS = [
     "month",
-    "store_code",
-    "store_name",
-    "store_type",
-    "region",
-    "floor_area_sqm",
-    "staff_count",
+    *STORE_COLUMNS,
     "open_days",
-    "net_sales",
-    "paid_orders",
-    "units",
-    "avg_order_value",
-    "units_per_ticket",
-    "gross_profit",
-    "costed_net_sales",
-    "uncosted_net_sales",
-    "margin_rate",
-    "returns_amount",
-    "return_orders",
-    "returned_units",
-    "member_net_sales",
-    "member_sales_share",
-    "sales_per_sqm",
-    "sales_per_staff",
+    *MEASURE_COLUMNS,
     "identified_buyers",
     "repeat_buyers",
     "repurchase_rate",

@@ -25,7 +25,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from lakehouse.gold.people import lifecycle, pii
-from lakehouse.gold.people.rfm import RfmModel, rfm_scores
+from lakehouse.gold.people.rfm import RFM_COLUMNS, RfmModel, rfm_scores
 from lakehouse.gold.people.settings import PLATFORMS, Band, PeopleSettings
 from lakehouse.silver import normalise as n
 
@@ -99,14 +99,7 @@ PORTRAIT_COLUMNS = [
     "shopper_type",
     "coupon_share",
     "coupon_sensitivity",
-    # RFM
-    "rfm_recency_days",
-    "rfm_frequency",
-    "rfm_monetary",
-    "r_score",
-    "f_score",
-    "m_score",
-    "rfm_segment",
+    *RFM_COLUMNS,
     # lifecycle
     "engaged",
     "lifecycle_stage",
