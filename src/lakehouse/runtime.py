@@ -22,6 +22,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from lakehouse import faults
 from lakehouse.config import Settings
 from lakehouse.tables import Tables
 
@@ -93,8 +94,12 @@ def run_job(job: Job, settings: Settings, spark: SparkSession, run_date: date) -
     result: JobResult | None = None
     error: BaseException | None = None
     spark.sparkContext.setJobGroup(ctx.run_id, f"{job.name} {run_date}")
+    faults.job_started(job.name)
+    from lakehouse.quality.results import batched_results  # quality imports this module
+
     try:
-        result = job.run(ctx)
+        with batched_results():  # the job's gate results: one ops.dq_results commit
+            result = job.run(ctx)
     except BaseException as exc:  # logged, then re-raised
         error = exc
     end = datetime.now(UTC)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
+from lakehouse import faults
+
 LAYERS = ("bronze", "silver", "oneid", "gold", "ops")
 
 
@@ -66,7 +68,9 @@ class Tables:
         )
         if partition_by and not self.exists(layer, name):
             writer = writer.partitionBy(*partition_by)
+        faults.before_write(f"{layer}.{name}")
         writer.save(self.path(layer, name))
+        faults.after_write(f"{layer}.{name}")
         self.register(layer, name)
         return self.version(layer, name)  # type: ignore[return-value]
 
@@ -76,7 +80,9 @@ class Tables:
         writer = df.write.format("delta").mode("append").option("mergeSchema", "true")
         if partition_by and not self.exists(layer, name):
             writer = writer.partitionBy(*partition_by)
+        faults.before_write(f"{layer}.{name}")
         writer.save(self.path(layer, name))
+        faults.after_write(f"{layer}.{name}")
         self.register(layer, name)
         return self.version(layer, name)  # type: ignore[return-value]
 
@@ -93,6 +99,7 @@ class Tables:
         (a condition over `s.` source and `t.` target columns) holds. `df` must hold one row
         per key (MERGE refuses duplicate source keys; deduplicate first)."""
         path = self.path(layer, name)
+        faults.before_write(f"{layer}.{name}")
         if not self.exists(layer, name):
             writer = df.write.format("delta").mode("overwrite")
             if partition_by:
@@ -108,6 +115,7 @@ class Tables:
                 .whenNotMatchedInsertAll()
                 .execute()
             )
+        faults.after_write(f"{layer}.{name}")
         self.register(layer, name)
         return self.version(layer, name)  # type: ignore[return-value]
 
@@ -117,6 +125,7 @@ class Tables:
         if not self.exists(layer, name):
             return -1
         on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+        faults.before_write(f"{layer}.{name}")
         (
             DeltaTable.forPath(self.spark, self.path(layer, name))
             .alias("t")
@@ -124,6 +133,7 @@ class Tables:
             .whenMatchedDelete()
             .execute()
         )
+        faults.after_write(f"{layer}.{name}")
         return self.version(layer, name)  # type: ignore[return-value]
 
     def register(self, layer: str, name: str) -> None:
@@ -133,12 +143,23 @@ class Tables:
         external, so dropping it never touches the table's files.
         """
         ident, path = f"{layer}.{name}", self.path(layer, name)
+        session = self.spark._jsparkSession.hashCode()
+        if _registered.get((session, ident)) == path:  # this session registered it already
+            return
         self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {layer}")
         if self.spark.catalog.tableExists(ident):
             if _registered_location(self.spark, ident) == _normalise(path):
+                _registered[(session, ident)] = path
                 return
             self.spark.sql(f"DROP TABLE {ident}")
         self.spark.sql(f"CREATE TABLE {ident} USING DELTA LOCATION '{path}'")
+        _registered[(session, ident)] = path
+
+
+# (session, `layer.name`) -> path it was registered at by this process: registering costs three
+# catalog calls, and every write registers. A table dropped from the catalog behind the
+# session's back is not re-registered; reading by path (Tables.read) never depends on it.
+_registered: dict[tuple[int, str], str] = {}
 
 
 def _normalise(location: str) -> str:

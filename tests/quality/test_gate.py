@@ -277,3 +277,19 @@ def test_an_expectation_gx_cannot_evaluate_fails_the_gate(events):
         assert not outcome.passed
         with pytest.raises(GateFailed, match="raised No recognized spark types"):
             raise_if_failed(outcome)
+
+
+def test_results_of_a_job_are_appended_once_at_its_end_even_when_it_fails(
+    spark, orders_gate, tmp_path
+):
+    from lakehouse.quality.results import DQ_RESULTS, batched_results
+
+    outcome, _, _ = orders_gate
+    tables = Tables(spark, str(tmp_path / "wh"))
+    with pytest.raises(RuntimeError, match="the job failed"), batched_results():
+        assert record_results(tables, outcome, data_docs=False) is None
+        assert record_results(tables, outcome, data_docs=False) is None
+        assert not tables.exists(*DQ_RESULTS)  # nothing written yet
+        raise RuntimeError("the job failed")
+    assert tables.version(*DQ_RESULTS) == 0  # one commit
+    assert tables.read(*DQ_RESULTS).count() == 2 * len(outcome.results)

@@ -6,7 +6,10 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
@@ -136,13 +139,51 @@ def build_data_docs(outcome: GateOutcome, docs_dir: str) -> str | None:
     return urls[0]["site_url"] if urls else None
 
 
-def record_results(tables: Tables, outcome: GateOutcome, *, data_docs: bool | None = None) -> int:
-    """Append the outcome to ops.dq_results (and render data docs); returns the Delta version.
+# Inside a job (runtime.run_job opens `batched_results`) the gates' rows wait here and are
+# appended once when the job ends, failed or not: one ops.dq_results commit per job instead of
+# one per gate (a commit costs about a second on small data, and every tenth a checkpoint).
+_batch: list[tuple[Tables, DataFrame]] | None = None
+
+
+@contextmanager
+def batched_results() -> Iterator[None]:
+    """Hold every `record_results` of the block and append them in one commit at its end (also
+    when the block raises, so a failed gate still leaves its evidence behind)."""
+    global _batch
+    if _batch is not None:  # nested: the outer block writes
+        yield
+        return
+    _batch = []
+    try:
+        yield
+    finally:
+        pending, _batch = _batch, None
+        _flush(pending)
+
+
+def _flush(pending: list[tuple[Tables, DataFrame]]) -> None:
+    by_warehouse: dict[str, tuple[Tables, list[DataFrame]]] = {}
+    for tables, frame in pending:
+        by_warehouse.setdefault(tables.warehouse, (tables, []))[1].append(frame)
+    for tables, frames in by_warehouse.values():
+        tables.append(reduce(DataFrame.unionByName, frames), *DQ_RESULTS)
+
+
+def record_results(
+    tables: Tables, outcome: GateOutcome, *, data_docs: bool | None = None
+) -> int | None:
+    """Append the outcome to ops.dq_results (and render data docs); returns the Delta version,
+    or None inside `batched_results` (the append comes at the end of the block).
 
     Record before raising on a failed gate, so a failure leaves its evidence behind.
     `data_docs` overrides conf/quality.yml's `data_docs.enabled`.
     """
-    version = tables.append(results_frame(tables.spark, outcome), *DQ_RESULTS)
+    frame = results_frame(tables.spark, outcome)
+    if _batch is not None:
+        _batch.append((tables, frame))
+        version = None
+    else:
+        version = tables.append(frame, *DQ_RESULTS)
     if outcome.settings.data_docs.enabled if data_docs is None else data_docs:
         try:
             outcome.docs_url = build_data_docs(outcome, outcome.settings.docs_dir(tables.warehouse))

@@ -32,6 +32,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, StringType, TimestampType
 
+from lakehouse import faults
 from lakehouse.silver import normalise as n
 
 VALID_FROM = "valid_from"
@@ -266,11 +267,13 @@ def apply_scd2(
         )
 
     if not DeltaTable.isDeltaTable(spark, path):
+        faults.before_write(path)
         snapshot.where(_keys_present(key)).select(
             *_data_columns(snapshot),
             *_table_columns(snapshot, as_of_col),
             attribute_hash(tracked).alias(ATTR_HASH),
         ).write.format("delta").mode("errorifexists").save(path)
+        faults.after_write(path)
         return {"inserted": rows, "closed": 0}
     if rows == 0:
         return {"inserted": 0, "closed": 0}
@@ -303,6 +306,7 @@ def apply_scd2(
         same_version = F.col(f"t.{VALID_FROM}") == F.col(f"s.{VALID_FROM}")
         for k in key:
             same_version = same_version & (F.col(f"t.{k}") == F.col(f"s.{k}"))
+        faults.before_write(path)
         (
             table.alias("t")
             .merge(touched.select(*key, VALID_FROM).alias("s"), same_version)
@@ -315,6 +319,7 @@ def apply_scd2(
             )
             .execute()
         )
+        faults.after_write(path)
         table = DeltaTable.forPath(spark, path)
         history = table.toDF()
 
@@ -325,6 +330,7 @@ def apply_scd2(
     for k in key:
         on = on & (F.col(f"t.{k}") == F.col(f"s.{_merge_col(k)}"))
     insert_values = {c: F.col(f"s.{c}") for c in history.columns}
+    faults.before_write(path)
     metrics = (
         table.alias("t")
         .merge(staged.alias("s"), on)
@@ -336,6 +342,7 @@ def apply_scd2(
         .execute()
         .first()
     )
+    faults.after_write(path)
     if metrics is None:  # pragma: no cover - Delta always returns one metrics row
         return {"inserted": 0, "closed": 0}
     return {

@@ -1,0 +1,100 @@
+"""Crash points: a way to SIGKILL a job at an exact moment of its writes, for crash-recovery tests.
+
+`LAKEHOUSE_CRASH_AT=<job>:<n>:<stage>` makes the process kill its whole process group (itself and
+its Spark JVM, as an operator's `kill -9` or a lost node would) at the n-th table write of job
+`<job>`:
+
+- `before`: just before the write starts, after everything the job computed up to it;
+- `during[:<ms>]`: the write starts and the kill comes <ms> milliseconds later (default 300),
+  while Spark is writing data files or Delta is committing;
+- `after`: just after the write committed, before the job's next step.
+
+Unset (always, outside tests) it costs one dictionary lookup per write. A spec that does not parse
+is an error, so a typo cannot quietly test nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+
+ENV = "LAKEHOUSE_CRASH_AT"
+STAGES = ("before", "during", "after")
+
+_current_job: str | None = None
+_writes = 0
+# Writes per job in this process (the last run of each): a crash test picks its points from it.
+writes_by_job: dict[str, int] = {}
+
+
+@dataclass(frozen=True)
+class CrashPoint:
+    job: str
+    write: int
+    stage: str
+    delay_ms: int = 300
+
+    @classmethod
+    def parse(cls, spec: str) -> CrashPoint:
+        parts = spec.split(":")
+        try:
+            job, write, stage, *rest = parts
+            point = cls(job, int(write), stage, int(rest[0]) if rest else 300)
+        except ValueError:
+            raise ValueError(
+                f"{ENV}={spec!r}: expected <job>:<n>:<before|during[:ms]|after>"
+            ) from None
+        if point.stage not in STAGES or point.write < 1 or len(rest) > 1:
+            raise ValueError(f"{ENV}={spec!r}: expected <job>:<n>:<before|during[:ms]|after>")
+        if rest and point.stage != "during":
+            raise ValueError(f"{ENV}={spec!r}: only `during` takes a delay")
+        return point
+
+
+def _point() -> CrashPoint | None:
+    spec = os.environ.get(ENV)
+    return CrashPoint.parse(spec) if spec else None
+
+
+def job_started(job: str) -> None:
+    """Called by the runtime: writes are counted per job."""
+    global _current_job, _writes
+    _current_job, _writes = job, 0
+
+
+def _kill(where: str) -> None:
+    sys.stderr.write(f"{ENV}: SIGKILL {where}\n")
+    sys.stderr.flush()
+    os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
+def before_write(target: str) -> None:
+    """Called by Tables before each write of `target`."""
+    global _writes
+    _writes += 1
+    if _current_job is not None:
+        writes_by_job[_current_job] = _writes
+    point = _point()
+    if point is None or point.job != _current_job:
+        return
+    if _writes != point.write:
+        return
+    where = f"{point.stage} write {_writes} ({target}) of {_current_job}"
+    if point.stage == "before":
+        _kill(where)
+    elif point.stage == "during":
+        timer = threading.Timer(point.delay_ms / 1000, _kill, args=(where,))
+        timer.daemon = True
+        timer.start()
+
+
+def after_write(target: str) -> None:
+    """Called by Tables after each write of `target` committed."""
+    point = _point()
+    if point is None or point.job != _current_job or point.stage != "after":
+        return
+    if _writes == point.write:
+        _kill(f"after write {_writes} ({target}) of {_current_job}")
