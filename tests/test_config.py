@@ -87,3 +87,19 @@ def test_deep_merge_keeps_nested_keys():
         "a": {"x": 1, "y": 3},
         "b": 1,
     }
+
+
+def test_small_deliveries_are_judged_by_the_small_unmapped_threshold():
+    silver = load_settings("local").silver.model_copy(
+        update={
+            "unmapped_rate_threshold": 0.05,
+            "unmapped_rate_min_lines": 200,
+            "unmapped_rate_threshold_small": 0.5,
+        }
+    )
+    assert silver.unmapped_threshold(14)[0] == 0.5
+    assert "fewer than 200 lines" in silver.unmapped_threshold(199)[1]
+    assert silver.unmapped_threshold(200) == (0.05, "silver.unmapped_rate_threshold")
+    # the small threshold never makes small deliveries stricter than big ones
+    strict = silver.model_copy(update={"unmapped_rate_threshold_small": 0.01})
+    assert strict.unmapped_threshold(10)[0] == 0.05

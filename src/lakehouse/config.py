@@ -146,6 +146,19 @@ class SilverSettings(_Strict):
     online_default_shop: dict[Literal["JD", "MALL"], str]
     limits: SilverLimits
     unmapped_rate_threshold: float = Field(ge=0, le=1)
+    unmapped_rate_min_lines: int = Field(ge=0)
+    unmapped_rate_threshold_small: float = Field(ge=0, le=1)
+
+    def unmapped_threshold(self, lines: int) -> tuple[float, str]:
+        """The unmapped-rate threshold a delivery of `lines` order lines is judged by, and its
+        setting's name (for the error message)."""
+        if lines < self.unmapped_rate_min_lines:
+            return (
+                max(self.unmapped_rate_threshold, self.unmapped_rate_threshold_small),
+                f"silver.unmapped_rate_threshold_small (fewer than {self.unmapped_rate_min_lines}"
+                " lines)",
+            )
+        return self.unmapped_rate_threshold, "silver.unmapped_rate_threshold"
 
     @field_validator("status_map")
     @classmethod

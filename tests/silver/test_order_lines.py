@@ -100,3 +100,34 @@ def test_pos_return_lines_point_at_the_original_ticket(spark):
         ("POS:S001:T9", "1", 1, "6901234567892", None, -1, Decimal("50.00"), Decimal("-45.00"),
          "RETURN", 1, Decimal("45.00"), "POS:S001:T1"),
     ])
+
+
+def test_a_line_amount_beyond_the_money_type_is_null_not_an_error(spark):
+    """9999999999999999.99 is the largest decimal(18,2): twice it overflows the money type.
+    Under ANSI a cast would fail the whole job; null leaves the line to the price rule."""
+    ddl = (
+        "order_no string, line_no string, title string, unit_price string, quantity string, "
+        "merchant_sku_code string, refund_status string, refund_amount string, " + LINEAGE_DDL
+    )
+    rows = [("2937001", "9001", "T恤", "9999999999999999.99", "2", "NR1", "无退款", "0", *LINEAGE)]
+    [line] = tmall_lines(spark.createDataFrame(rows, ddl)).collect()
+    assert (line.unit_price, line.quantity, line.line_amount) == (
+        Decimal("9999999999999999.99"),
+        2,
+        None,
+    )
+
+
+def test_the_smallest_int_quantity_returned_is_null_not_an_error(spark):
+    """-2147483648 (an overflowed 32-bit counter) is a readable int, but its negation is not:
+    under ANSI it would fail the whole job. The line keeps its quantity for the rules."""
+    ddl = (
+        "store_code string, pos_id string, ticket_no string, line_no string, txn_time string, "
+        "cashier_id string, member_card_no string, member_phone string, barcode string, "
+        "qty string, unit_price string, discount string, amount string, pay_method string, "
+        "orig_ticket_no string, " + LINEAGE_DDL
+    )
+    row = ("S001", "P1", "T9", "1", "2026/03/05 09:00:00", "C1", "", "", "6901234567892")
+    rows = [(*row, "-2147483648", "50.00", "0.00", "-45.00", "CASH", "T1", *LINEAGE)]
+    [line] = pos_order_lines(pos_lines(spark.createDataFrame(rows, ddl))).collect()
+    assert (line.quantity, line.refunded_quantity) == (-2147483648, None)

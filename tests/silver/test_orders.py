@@ -473,6 +473,90 @@ def test_pos_tickets_sum_lines_and_returns_lower_net_sales(spark, cfg):
     assert_df_equality(_pick(got, *expected.columns), expected, ignore_nullable=True)
 
 
+EDGE = "9999999999999999.99"  # the largest decimal(18,2)
+
+
+def test_totals_beyond_the_money_type_are_null_not_an_error(spark, cfg):
+    """Sums and differences of amounts at the edge of decimal(18,2) overflow it. Under ANSI a
+    cast would fail the whole job; instead the total is null, and a POS ticket whose totals do
+    not fit has no readable paid amount, so the orders gate quarantines it."""
+    tmall = spark.createDataFrame(
+        [
+            (
+                "2937000000000000009",
+                "nick",
+                EDGE,
+                "100.00",
+                "89.00",
+                "交易成功",
+                "张三",
+                "浙江省 杭州市 西湖区 路1号",
+                "",
+                "2026-03-01 10:00:00",
+                "2026-03-01 10:01:00",
+                "1",
+                "旗舰店",
+                "0.00",
+                "2026-03-01 10:01:00",
+                *LINEAGE,
+            )
+        ],
+        TMALL_DDL,
+    )
+    [order] = tmall_orders(tmall, cfg).collect()
+    assert (order.gross_amount, order.discount_amount) == (Decimal(EDGE), None)
+
+    line = ("S001", "P1", "T1", "1", "2026/03/01 10:00:00", "C1", "", "", "6901234567892", "1")
+    pos = spark.createDataFrame(
+        [
+            (*line, "10.00", "0.00", EDGE, "CASH", "", *LINEAGE),
+            (*line[:3], "2", *line[4:], "10.00", "0.00", EDGE, "CASH", "", *LINEAGE),
+        ],
+        POS_DDL,
+    )
+    [ticket] = pos_tickets(pos_lines(pos)).collect()
+    assert (ticket.order_key, ticket.paid_amount, ticket.gross_amount) == (
+        "POS:S001:T1",
+        None,
+        Decimal("20.00"),
+    )
+
+
+def test_units_beyond_an_int_are_null_not_an_error(spark, cfg):
+    """Two JD items of 2,000,000,000 units each: readable ints whose sum is not. Under ANSI an
+    int sum would fail the whole job; the total is null and the lines' rules judge them."""
+    consignee = ("张三", "13800138000", "浙江", "杭州市", "西湖区", "addr")
+    items = [("1", "SKU-1", "a", "1.00", "2000000000"), ("2", "SKU-2", "b", "1.00", "2000000000")]
+    row = ("230012345670", "jd_5f3c", "FINISHED_L", "1.00", "1.00", "1.00", "0.00", "0.00")
+    times = ("2026-03-01 10:22:01", "2026-03-01 10:23:40", "2026-03-02 08:00:00", "0.00")
+    jd = spark.createDataFrame([(*row, *times, consignee, items, *LINEAGE)], JD_DDL)
+    [order] = jd_orders(jd, cfg).collect()
+    assert (order.order_key, order.total_units) == ("JD:230012345670", None)
+
+
+def test_a_ticket_line_delivered_twice_counts_once_as_its_published_version(spark, cfg):
+    """Line 1 of ticket T1 twice in one file with other content: silver.order_lines keeps the
+    later line (latest state per order_key and line_id), so the ticket must be summed from that
+    line only, or the ticket's total would hold money no published line has."""
+    line = ("S001", "P1", "T1", "1", "2026/03/01 10:00:00", "C1", "", "", "6901234567892", "1")
+    first = (date(2026, 3, 2), "file:/l/f", 2, "h1")
+    later = (date(2026, 3, 2), "file:/l/f", 3, "h2")
+    pos = spark.createDataFrame(
+        [
+            (*line, "89.00", "0.00", "89.00", "CASH", "", *first),
+            (*line, "149.00", "0.00", "149.00", "CASH", "", *later),
+        ],
+        POS_DDL,
+    )
+    [ticket] = pos_tickets(pos_lines(pos)).collect()
+    assert (ticket.paid_amount, ticket.gross_amount, ticket.total_units, ticket._line_no) == (
+        Decimal("149.00"),
+        Decimal("149.00"),
+        1,
+        3,
+    )
+
+
 def test_latest_state_wins_and_a_correction_wins_a_tie(spark):
     df = spark.createDataFrame(
         [

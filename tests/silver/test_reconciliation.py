@@ -8,6 +8,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from lakehouse.silver.sales_job import (
+    _bronze_amounts,
     _map_skus,
     _mismatch,
     accepted_side,
@@ -148,3 +149,14 @@ def test_a_jd_line_stays_one_line_when_its_product_has_two_versions(spark):
         expected,
         ignore_nullable=True,
     )
+
+
+def test_a_bronze_line_amount_beyond_the_money_type_is_null_not_an_error(spark):
+    """Bronze's Tmall line amount is quantity x price; at the edge of decimal(18,2) the product
+    overflows. Null (the line is quarantined by its price rule, and null adds to neither side)
+    rather than an ANSI cast error that fails the job."""
+    df = spark.createDataFrame(
+        [("2", "9999999999999999.99"), ("3", "10.00")], "quantity string, unit_price string"
+    )
+    got = [r[0] for r in df.select(_bronze_amounts()["tmall_line"]).collect()]
+    assert got == [None, _d("30.00")]

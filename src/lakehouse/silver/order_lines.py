@@ -37,7 +37,13 @@ REFUND_STATUS = {"无退款": "NONE", "退款中": "PENDING", "退款成功": "R
 
 
 def _line_amount(quantity: Column, unit_price: Column) -> Column:
-    return (quantity * unit_price).cast(n.MONEY)
+    """quantity x unit price in yuan; null when it does not fit decimal(18,2).
+
+    Why try_cast: an absurd price (up to 9999999999999999.99 is a readable yuan) times a
+    quantity can overflow the money type, and under ANSI a plain cast would fail the whole
+    job. The line's price and quantity rules quarantine such a line.
+    """
+    return (quantity * unit_price).try_cast(n.MONEY)
 
 
 def tmall_lines(bronze_items: DataFrame) -> DataFrame:
@@ -180,7 +186,10 @@ def pos_order_lines(lines: DataFrame) -> DataFrame:
         "unit_price",
         "line_amount",
         F.when(returned, "RETURN").otherwise("NONE").alias("refund_status"),
-        F.when(returned, -F.col("quantity")).otherwise(F.lit(0)).alias("refunded_quantity"),
+        # try_multiply: -(-2147483648) is no int, and ANSI would fail the job on it.
+        F.when(returned, F.try_multiply(F.col("quantity"), F.lit(-1)))
+        .otherwise(F.lit(0))
+        .alias("refunded_quantity"),
         F.when(returned, -F.col("line_amount"))
         .otherwise(F.lit(0).cast(n.MONEY))
         .cast(n.MONEY)

@@ -8,6 +8,8 @@ judging values (negative, absurd, future) is the rules' job, deduplication is `l
 
 from __future__ import annotations
 
+from functools import reduce
+
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -78,7 +80,22 @@ def _net_sales(paid: Column, shipping: Column, refunded: Column, paid_at: Column
     amount = (
         F.coalesce(paid, _zero()) - F.coalesce(shipping, _zero()) - F.coalesce(refunded, _zero())
     )
-    return F.when(paid_at.isNull(), _zero()).otherwise(amount).cast(n.MONEY)
+    return F.when(paid_at.isNull(), _zero()).otherwise(amount).try_cast(n.MONEY)
+
+
+def _units(items: Column, quantity_field: str) -> Column:
+    """Units of an order's nested items: summed as a long, null when the total is no int.
+
+    Why: each item's quantity is a readable int, but absurd ones (2,000,000,000 twice) overflow
+    an int sum, and under ANSI that would fail the whole job; the items' quantity rules
+    quarantine such an order.
+    """
+    total = F.aggregate(
+        F.coalesce(items, F.array()),
+        F.lit(0).cast("long"),
+        lambda acc, item: acc + F.coalesce(n.quantity(item[quantity_field]), F.lit(0)),
+    )
+    return total.try_cast("int")
 
 
 def _business_date(paid_at: Column, created_at: Column) -> Column:
@@ -141,7 +158,7 @@ def tmall_orders(bronze: DataFrame, cfg: SilverSettings) -> DataFrame:
                 + n.yuan(F.col("shipping_amount"))
                 - n.yuan(F.col("paid_amount"))
             )
-            .cast(n.MONEY)
+            .try_cast(n.MONEY)  # absurd amounts can overflow; a cast would fail the job (ANSI)
             .alias("discount_amount"),
             n.yuan(F.col("shipping_amount")).alias("shipping_amount"),
             n.yuan(F.col("paid_amount")).alias("paid_amount"),
@@ -159,11 +176,7 @@ def jd_orders(bronze: DataFrame, cfg: SilverSettings) -> DataFrame:
     paid_at = n.shanghai_local_to_utc(F.col("paymentConfirmTime"))
     order_no = n.order_number(F.col("orderId"))
     mobile = F.col("consigneeInfo.mobile")
-    units = F.aggregate(
-        F.coalesce(F.col("itemInfoList"), F.array()),
-        F.lit(0),
-        lambda acc, item: acc + F.coalesce(n.quantity(item["itemTotal"]), F.lit(0)),
-    )
+    units = _units(F.col("itemInfoList"), "itemTotal")
     return _finish(
         bronze.select(
             F.concat(F.lit("JD:"), order_no).alias("order_key"),
@@ -208,11 +221,7 @@ def mall_orders(bronze: DataFrame, cfg: SilverSettings) -> DataFrame:
     """Own mini-program / web mall rows (fen, UTC) → silver orders."""
     paid_at = n.utc_iso_to_timestamp(F.col("paid_at"))
     order_no = n.non_blank(F.col("order_id"))
-    units = F.aggregate(
-        F.coalesce(F.col("items"), F.array()),
-        F.lit(0),
-        lambda acc, item: acc + F.coalesce(n.quantity(item["qty"]), F.lit(0)),
-    )
+    units = _units(F.col("items"), "qty")
     return _finish(
         bronze.select(
             F.concat(F.lit("MALL:"), order_no).alias("order_key"),
@@ -259,7 +268,25 @@ def pos_tickets(lines: DataFrame) -> DataFrame:
     A ticket's sales lines (qty > 0) make its paid amount, its return lines (qty < 0) its
     refunded amount, so a return ticket lowers net sales on the day the goods came back.
     Expects lines as `pos_lines` conforms them (typed, normalised).
+
+    A line number delivered twice for one ticket (a key repeated with other content, a
+    corrected file in the same delivery) counts once, in the version silver.order_lines keeps
+    (the later delivery, file, line): a ticket is the sum of its published lines.
+
+    The totals are summed wide and then fitted to decimal(18,2). A ticket whose totals do not
+    fit (absurd line amounts) gets no paid amount, so the orders gate quarantines it
+    (`paid_amount_readable`): a plain cast would fail the whole job under ANSI, and a total
+    silently dropped to null or 0 would publish a wrong ticket.
     """
+    versions = Window.partitionBy("order_key", "line_no").orderBy(
+        F.col("_delivery_date").desc(), F.col("_source_file").desc(), F.col("_line_no").desc()
+    )
+    keyless = F.col("order_key").isNull() | F.col("line_no").isNull()  # left to the rules
+    lines = (
+        lines.withColumn("_version", F.row_number().over(versions))
+        .where(keyless | (F.col("_version") == 1))
+        .drop("_version")
+    )
     w_first = Window.partitionBy("order_key").orderBy("line_no", "_line_no")
     first = (
         lines.withColumn("_n", F.row_number().over(w_first))
@@ -267,24 +294,29 @@ def pos_tickets(lines: DataFrame) -> DataFrame:
         .select("order_key", "ticket_no", "store_code", "txn_at", *LINEAGE)
     )
     sums = lines.groupBy("order_key").agg(
-        F.sum(F.when(F.col("quantity") > 0, F.col("quantity") * F.col("unit_price")))
-        .cast(n.MONEY)
-        .alias("gross_amount"),
-        F.sum(F.when(F.col("quantity") > 0, F.col("discount")))
-        .cast(n.MONEY)
-        .alias("discount_amount"),
-        F.sum(F.when(F.col("quantity") > 0, F.col("line_amount")))
-        .cast(n.MONEY)
-        .alias("paid_amount"),
-        (-F.sum(F.when(F.col("quantity") < 0, F.col("line_amount"))))
-        .cast(n.MONEY)
-        .alias("refunded_amount"),
+        F.sum(F.when(F.col("quantity") > 0, F.col("quantity") * F.col("unit_price"))).alias(
+            "_gross"
+        ),
+        F.sum(F.when(F.col("quantity") > 0, F.col("discount"))).alias("_discount"),
+        F.sum(F.when(F.col("quantity") > 0, F.col("line_amount"))).alias("_paid"),
+        (-F.sum(F.when(F.col("quantity") < 0, F.col("line_amount")))).alias("_refunded"),
         F.sum("quantity").cast("int").alias("total_units"),
         F.max("member_card_no").alias("member_card_no"),
         F.max("member_phone").alias("buyer_phone"),
         F.max("member_phone_display").alias("buyer_phone_display"),
     )
-    paid = F.coalesce(F.col("paid_amount"), _zero()) > 0
+    totals = {
+        name: F.coalesce(F.col(wide), F.lit(0)).try_cast(n.MONEY)
+        for name, wide in (
+            ("gross_amount", "_gross"),
+            ("discount_amount", "_discount"),
+            ("paid_amount", "_paid"),
+            ("refunded_amount", "_refunded"),
+        )
+    }
+    fits = reduce(Column.__and__, [total.isNotNull() for total in totals.values()])
+    totals["paid_amount"] = F.when(fits, totals["paid_amount"])
+    paid = F.coalesce(F.col("_paid"), F.lit(0)) > 0
     orders = first.join(sums, "order_key").select(
         "order_key",
         F.lit("POS").alias("platform"),
@@ -309,11 +341,11 @@ def pos_tickets(lines: DataFrame) -> DataFrame:
         F.col("txn_at").alias("created_at"),
         F.col("txn_at").alias("paid_at"),
         F.col("txn_at").alias("updated_at"),
-        F.coalesce("gross_amount", _zero()).alias("gross_amount"),
-        F.coalesce("discount_amount", _zero()).alias("discount_amount"),
+        totals["gross_amount"].alias("gross_amount"),
+        totals["discount_amount"].alias("discount_amount"),
         _zero().alias("shipping_amount"),
-        F.coalesce("paid_amount", _zero()).alias("paid_amount"),
-        F.coalesce("refunded_amount", _zero()).alias("refunded_amount"),
+        totals["paid_amount"].alias("paid_amount"),
+        totals["refunded_amount"].alias("refunded_amount"),
         "total_units",
         F.lit(None).cast("string").alias("coupon_code"),
         F.lit(None).cast("string").alias("campaign_id"),
