@@ -3,8 +3,8 @@
 `make test` runs two pytest-xdist workers (`-n 2 --dist loadgroup`): most of a test's time is
 the driver's own work (planning, Delta commits, Great Expectations), so two sessions keep both
 cores busy. Each test module is one group, so its module-scoped fixture is built once; the
-modules that share the generated pipeline (tests/integration/conftest.py) are one group
-("pipeline"), so it is built once too.
+modules that share a session fixture of tests/integration/conftest.py (the generated pipeline,
+the tiny day) are one group each, so it is built once too.
 """
 
 from __future__ import annotations
@@ -17,21 +17,46 @@ from pyspark.sql import SparkSession
 
 from lakehouse.config import Settings, load_settings
 
-PIPELINE_MODULES = {
-    "tests.integration.test_pipeline_generated",
-    "tests.integration.test_gold_marts",
-    "tests.integration.test_gold_people",
-    "tests.integration.test_report",
+# Modules that share a session fixture run on one worker, in this order (a module that changes
+# the shared warehouse, as erasure does, comes last). The two groups are the longest chains of
+# the suite: they go first, one to each worker, and everything else fills in around them.
+SHARED_FIXTURE_GROUPS = {
+    "pipeline": (
+        "tests.integration.test_pipeline_generated",
+        "tests.integration.test_gold_marts",
+        "tests.integration.test_gold_people",
+        "tests.integration.test_report",
+        "tests.integration.test_erasure",
+    ),
+    "tiny_day": (
+        "tests.integration.test_cluster",
+        "tests.integration.test_crash_recovery",
+    ),
 }
+GROUP_OF = {m: g for g, modules in SHARED_FIXTURE_GROUPS.items() for m in modules}
 
 
+def _module(item: pytest.Item) -> str:
+    return item.module.__name__ if item.module else item.nodeid.split("::")[0]
+
+
+# tryfirst: xdist's worker turns each item's xdist_group marker into its scope in its own
+# collection hook; markers added after it would be ignored and a shared fixture built on both
+# workers (the generated pipeline was, until this ran first).
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("xdist_group"):
             continue
-        module = item.module.__name__ if item.module else item.nodeid.split("::")[0]
-        group = "pipeline" if module in PIPELINE_MODULES else module
-        item.add_marker(pytest.mark.xdist_group(group))
+        module = _module(item)
+        item.add_marker(pytest.mark.xdist_group(GROUP_OF.get(module, module)))
+    # xdist hands out groups in the order of their first test (with --no-loadscope-reorder).
+    rank = {
+        m: (g, i)
+        for g, (_, modules) in enumerate(SHARED_FIXTURE_GROUPS.items())
+        for i, m in enumerate(modules)
+    }
+    items.sort(key=lambda item: rank.get(_module(item), (len(rank), 0)))
 
 
 @pytest.fixture(scope="session")

@@ -4,17 +4,22 @@ once per test session keeps the suite short)."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
+from lakehouse import faults
 from lakehouse.config import Paths, Settings, load_settings
 from lakehouse.datagen import generate
+from lakehouse.orchestrate import RunSummary, run_days
 from lakehouse.registry import build_registry, in_order
 from lakehouse.runtime import Job, JobResult, run_job
 from lakehouse.tables import Tables
+
+ROOT = Path(__file__).resolve().parents[2]
 
 START, DAYS = date(2026, 3, 1), 3
 
@@ -52,3 +57,89 @@ def generated_pipeline(spark, tmp_path_factory) -> GeneratedPipeline:
     return GeneratedPipeline(
         settings, landing, Tables(spark, settings.warehouse), results, jobs, days
     )
+
+
+GOLD_SALT = "integration-test-salt-0123456789"
+MART_JOBS = (
+    "gold.store_marts",
+    "gold.product_marts",
+    "gold.bundles",
+    "gold.campaign_performance",
+    "gold.inventory_position",
+)
+PEOPLE_JOBS = ("gold.member_portrait", "gold.member_tags")
+
+
+@pytest.fixture(scope="session")
+def generated_gold(generated_pipeline, spark) -> GeneratedPipeline:
+    """The generated pipeline with every gold job run once, shared by the gold and report modules.
+
+    The marts run the last two days: the first of them computes every earlier date (a first run
+    backfills), the second is an incremental day with late data. Portraits and tags describe
+    the state as of the last day. PII is salted with GOLD_SALT (modules that rerun the people
+    jobs set the same salt).
+    """
+    p = generated_pipeline
+    jobs = build_registry(p.settings)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LAKEHOUSE_PII_SALT", GOLD_SALT)
+    try:
+        for day in p.days[1:]:
+            for name in MART_JOBS:
+                p.results[(name, day)] = run_job(jobs[name], p.settings, spark, day)
+        for name in PEOPLE_JOBS:
+            p.results[(name, p.days[-1])] = run_job(jobs[name], p.settings, spark, p.days[-1])
+    finally:
+        mp.undo()
+    return p
+
+
+TINY_DAY = date(2026, 3, 1)
+TINY_SALT = "tiny-day-test-salt-0123456789abcdef"
+
+
+@dataclass
+class TinyDay:
+    """One tiny generated day, its copy of conf/, and the tables of one uninterrupted local run
+    of every job (bronze to gold): the reference the cluster and crash tests compare with."""
+
+    landing: Path
+    conf: Path
+    reference: Path
+    settings: Settings
+    summary: RunSummary
+    writes_by_job: dict[str, int]
+    day: date = TINY_DAY
+
+
+@pytest.fixture(scope="session")
+def tiny_day(spark, tmp_path_factory) -> TinyDay:
+    root = tmp_path_factory.mktemp("tiny_day")
+    landing = root / "landing"
+    generate(landing, scale=0.01, days=1, start=TINY_DAY, seed=5)
+    # A copy of conf/ (LAKEHOUSE_CONF, as the cluster bundle's would be) with fewer shuffle
+    # partitions than cluster.yml's 64 for a tiny landing on 2 cores (minutes of empty tasks).
+    conf = root / "conf"
+    shutil.copytree(ROOT / "conf", conf)
+    for name, old, new in (
+        ("cluster.yml", 'spark.sql.shuffle.partitions: "64"', 'spark.sql.shuffle.partitions: "4"'),
+    ):
+        text = (conf / name).read_text(encoding="utf-8")
+        assert old in text, (name, old)
+        (conf / name).write_text(text.replace(old, new), encoding="utf-8")
+    reference = root / "reference"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LAKEHOUSE_CONF", str(conf))
+    mp.setenv("LAKEHOUSE_PII_SALT", TINY_SALT)
+    mp.setenv("LAKEHOUSE_EXPECTATIONS", str(ROOT / "expectations"))
+    try:
+        settings = load_settings("local", conf).model_copy(
+            update={"paths": Paths(landing=str(landing), warehouse=str(reference))}
+        )
+        faults.writes_by_job.clear()
+        summary = run_days(settings, spark, [TINY_DAY], resume=False)
+        writes = dict(faults.writes_by_job)
+    finally:
+        mp.undo()
+    assert summary.ok, summary.describe()
+    return TinyDay(landing, conf, reference, settings, summary, writes)

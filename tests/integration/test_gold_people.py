@@ -15,10 +15,10 @@ from lakehouse.cli import main
 from lakehouse.gold.people import audience
 from lakehouse.registry import build_registry
 from lakehouse.runtime import run_job
+from tests.integration.conftest import GOLD_SALT, PEOPLE_JOBS
 
 pytestmark = pytest.mark.integration
 
-SALT = "integration-test-salt-0123456789"
 GOLD_TABLES = ("member_portrait", "member_tags", "tag_catalog", "audience_members", "audiences")
 
 
@@ -32,16 +32,13 @@ def _rows(df) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def gold(generated_pipeline, spark):
+def gold(generated_gold, spark):
     mp = pytest.MonkeyPatch()
-    mp.setenv("LAKEHOUSE_PII_SALT", SALT)
-    p = generated_pipeline
+    mp.setenv("LAKEHOUSE_PII_SALT", GOLD_SALT)
+    p = generated_gold
     jobs = build_registry(p.settings)
     day = p.days[-1]
-    results = {
-        name: run_job(jobs[name], p.settings, spark, day)
-        for name in ("gold.member_portrait", "gold.member_tags")
-    }
+    results = {name: p.results[(name, day)] for name in PEOPLE_JOBS}
     made = audience.create(spark, p.tables, p.settings, "everyone", "true")
     yield p, jobs, day, results, made
     mp.undo()

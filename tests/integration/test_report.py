@@ -6,23 +6,14 @@ from __future__ import annotations
 import pytest
 
 from lakehouse.cli import main
-from lakehouse.orchestrate import run_days
 from tests.report.browser import render
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def with_gold(generated_pipeline, spark):
-    p = generated_pipeline
-    mp = pytest.MonkeyPatch()
-    mp.setenv("LAKEHOUSE_PII_SALT", "test-salt-not-secret")
-    # The last day only (resume: what the gold modules ran already is not run again); a gold
-    # job's first run computes every earlier date it needs.
-    summary = run_days(p.settings, spark, p.days[-1:], ("gold",), resume=True)
-    mp.undo()
-    assert summary.ok, summary.describe()
-    return p
+def with_gold(generated_gold):
+    return generated_gold
 
 
 def test_the_report_renders_every_section_with_charts(with_gold, tmp_path, monkeypatch, capsys):
