@@ -31,3 +31,18 @@ def test_newer_when_breaks_ties_left_to_right():
     condition = newer_when(["a", "b"])
     assert condition.startswith("(s.`a` > t.`a`")
     assert "s.`b` > t.`b`" in condition
+
+
+def test_register_points_the_name_at_the_warehouse_last_written(spark, tmp_path):
+    """Registering is skipped once done for a path, but another warehouse re-points the name."""
+    df = spark.createDataFrame([("A", 1, date(2026, 3, 1), "x")], DDL)
+    first, second = Tables(spark, str(tmp_path / "one")), Tables(spark, str(tmp_path / "two"))
+    first.append(df, "silver", "registered")
+    second.append(df.union(df), "silver", "registered")
+    assert spark.table("silver.registered").count() == 2
+    first.append(df, "silver", "registered")  # back to the first warehouse: 2 rows there
+    assert spark.table("silver.registered").count() == 2
+    location = spark.sql("DESCRIBE TABLE EXTENDED silver.registered").where(
+        "col_name = 'Location'"
+    )
+    assert location.first()[1].rstrip("/").endswith("one/silver/registered")
