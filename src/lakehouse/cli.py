@@ -103,6 +103,8 @@ def _parser() -> argparse.ArgumentParser:
 
     audience_cli.add_parser(sub)
 
+    _add_erase_parser(sub)
+
     jobs = sub.add_parser("jobs", help="list the job registry")
     jobs.add_argument("--env", default=None)
 
@@ -131,6 +133,47 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--start", type=_date, default=date(2026, 3, 1))
     demo.add_argument("--seed", type=int, default=42)
     return parser
+
+
+def _add_erase_parser(sub: argparse._SubParsersAction) -> None:
+    erase = sub.add_parser(
+        "erase",
+        help="erase one person from every layer, bronze included, and prove no file holds them",
+    )
+    who = erase.add_mutually_exclusive_group(required=True)
+    who.add_argument(
+        "--identifier",
+        action="append",
+        metavar="TYPE:VALUE",
+        help="an identifier of the person, e.g. phone:13800138000 (repeatable)",
+    )
+    who.add_argument("--one-id", help="the person's one_id, e.g. OID00000000075BCD15")
+    erase.add_argument(
+        "--reason", default=None, help="kept in ops.erasure_log: a ticket number, no personal data"
+    )
+    erase.add_argument(
+        "--dry-run", action="store_true", help="print what would be erased; change nothing"
+    )
+    erase.add_argument("--env", default=None)
+
+
+def _erase(args: argparse.Namespace, settings: Settings) -> int:
+    """`lakehouse erase`: 0 erased (or nothing left after an earlier erasure), 1 unknown person
+    or traces left, 2 a malformed request."""
+    from lakehouse.privacy import ErasureError, erase, parse_target
+
+    try:
+        target = parse_target(args.identifier or [], args.one_id, settings.oneid.by_priority())
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    spark = _session(settings)
+    try:
+        result = erase(spark, settings, target, reason=args.reason, dry_run=args.dry_run)
+    except ErasureError as exc:
+        print(f"lakehouse: error: {exc}", file=sys.stderr)
+        return 1
+    print(result.describe())
+    return result.exit_code
 
 
 def _add_run_args(parser: argparse.ArgumentParser) -> None:
@@ -480,6 +523,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         spark.range(1).collect()
         print(f"Delta jars ready: {delta_package()}")
         return 0
+    if args.command == "erase":
+        return _erase(args, settings)
     spark = _session(settings)
     if args.command == "summary":
         _print_summary(settings, spark)

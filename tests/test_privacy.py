@@ -1,0 +1,536 @@
+"""`lakehouse erase` building blocks: who the person is, the spellings swept for and their
+guards, the bronze keys (equal to silver's), the row test, the log row (no value in it), the
+file clean-up, and a table rewrite that leaves no value in any file of the table."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from chispa import assert_df_equality
+from delta.tables import DeltaTable
+from pyspark.sql import functions as F
+from pyspark.sql.types import StructType, _parse_datatype_string
+
+from lakehouse.config import load_settings
+from lakehouse.gold.people.pii import salted_hash
+from lakehouse.maintenance import LISTING_PARALLELISM, RETENTION_CHECK
+from lakehouse.privacy import (
+    BRONZE_RECORDS,
+    ERASURE_LOG_SCHEMA,
+    MIN_SWEEP_LENGTH,
+    ErasureError,
+    ErasureResult,
+    Evidence,
+    Person,
+    Target,
+    clean_files,
+    combine,
+    extra_spellings,
+    hash_spellings,
+    log_record,
+    parse_target,
+    person_from_lookups,
+    person_patterns,
+    recover,
+    rewrite_table,
+    salted_sha256,
+    scrub_lines,
+    table_files,
+    value_patterns,
+)
+from lakehouse.silver import campaigns, members, order_lines, orders
+from lakehouse.tables import Tables
+
+TYPES = ["phone", "email", "member_id", "card_no", "unionid", "openid", "tmall_nick", "jd_pin"]
+PHONE = ("phone", "13800138000")
+EMAIL = ("email", "li.lei@example.cn")
+MEMBER = ("member_id", "M00020971")
+SALT = "unit-test-salt-0123456789"
+
+
+def _found(pattern: str, text: str) -> bool:
+    return re.search(pattern, text) is not None
+
+
+# --- the request and the person --------------------------------------------------------------
+
+
+def test_parse_target_takes_identifiers_or_a_one_id():
+    target = parse_target(["phone:+86 138 0013 8000", "EMAIL:Li@X.cn"], None, TYPES)
+    assert target.identifiers == (("phone", "+86 138 0013 8000"), ("email", "Li@X.cn"))
+    assert parse_target([], "oid00000000075bcd15", TYPES).one_id == "OID00000000075BCD15"
+    with pytest.raises(ValueError, match=r"unknown identifier type 'mobile'.*known types: phone"):
+        parse_target(["mobile:13800138000"], None, TYPES)
+    with pytest.raises(ValueError, match="either --identifier"):
+        parse_target(["phone:13800138000"], "OID00000000075BCD15", TYPES)
+    with pytest.raises(ValueError, match="either --identifier"):
+        parse_target([], None, TYPES)
+    with pytest.raises(ValueError, match="not a one_id"):
+        parse_target([], "OID123", TYPES)
+
+
+def test_the_person_is_every_identifier_of_the_one_id():
+    target = Target(identifiers=(("phone", "+86 13800138000"),))
+    person = person_from_lookups(
+        target,
+        {("phone", "+86 13800138000"): "13800138000"},
+        {PHONE: "OID1"},
+        {},
+        [PHONE, EMAIL, MEMBER],
+        {},
+    )
+    assert person.one_id == "OID1"
+    assert set(person.identifiers) == {PHONE, EMAIL, MEMBER}
+    assert person.requested == (PHONE,)
+    assert person.notes == ()
+
+
+def test_a_shared_identifier_finds_no_rows_and_says_so():
+    store_phone = ("phone", "13158006004")
+    target = Target(identifiers=(store_phone, MEMBER))
+    person = person_from_lookups(
+        target,
+        {store_phone: store_phone[1], MEMBER: MEMBER[1]},
+        {MEMBER: "OID1"},
+        {store_phone: "store_phone"},
+        [MEMBER, EMAIL],
+        {},
+    )
+    assert store_phone not in person.identifiers
+    assert set(person.identifiers) == {MEMBER, EMAIL}
+    assert person.shared == (store_phone,)
+    assert (
+        "store's own phone" in person.notes[0]
+        and "no row is erased because of it" in (person.notes[0])
+    )
+    with pytest.raises(ErasureError, match="links nothing"):
+        person_from_lookups(
+            Target(identifiers=(store_phone,)),
+            {store_phone: store_phone[1]},
+            {},
+            {store_phone: "shared"},
+            [],
+            {},
+        )
+
+
+def test_an_unlinked_identifier_is_erased_on_its_own():
+    person = person_from_lookups(
+        Target(identifiers=(PHONE,)), {PHONE: PHONE[1]}, {}, {}, [], {PHONE: 2}
+    )
+    assert person.one_id is None and person.identifiers == (PHONE,)
+    assert "in no One ID component" in person.notes[0] and "2 record(s)" in person.notes[0]
+
+
+def test_masked_values_and_two_people_are_refused():
+    masked = ("phone", "138****8000")
+    with pytest.raises(ErasureError, match="masked or invalid"):
+        person_from_lookups(Target(identifiers=(masked,)), {masked: None}, {}, {}, [], {})
+    with pytest.raises(ErasureError, match="2 different people"):
+        person_from_lookups(
+            Target(identifiers=(PHONE, EMAIL)),
+            {PHONE: PHONE[1], EMAIL: EMAIL[1]},
+            {PHONE: "OID1", EMAIL: "OID2"},
+            {},
+            [],
+            {},
+        )
+
+
+def test_a_one_id_not_in_the_map_is_swept_for_by_itself():
+    person = person_from_lookups(Target(one_id="OID00000000075BCD15"), {}, {}, {}, [], {})
+    assert person.identifiers == () and "not in oneid.identity_map" in person.notes[0]
+    patterns, _ = person_patterns(person, None)
+    assert _found(combine(patterns), '{"one_id":"OID00000000075BCD15"}')
+
+
+# --- spellings and their guards ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "13800138000",
+        "+86 138 0013 8000",
+        "86-13800138000",
+        "0086 13800138000",
+        "138-0013-8000",
+        '{"phone":"+8613800138000"}',
+        "a,13800138000,b",
+    ],
+)
+def test_a_phone_is_found_in_every_spelling_its_normaliser_accepts(text):
+    assert _found(value_patterns(*PHONE)[0], text)
+
+
+@pytest.mark.parametrize(
+    "text", ["913800138000", "138001380001", "1380013800", "13900138000", "138****8000"]
+)
+def test_a_phone_is_never_found_inside_another_number(text):
+    assert not _found(value_patterns(*PHONE)[0], text)
+
+
+def test_email_and_code_spellings_are_bounded():
+    email = value_patterns(*EMAIL)[0]
+    assert _found(email, " LI.LEI@EXAMPLE.CN ") and _found(email, "mail li.lei@example.cn.")
+    assert not _found(email, "bli.lei@example.cn") and not _found(email, "li.lei@example.cn.au")
+    member = value_patterns(*MEMBER)[0]
+    assert _found(member, "m0002 0971") and _found(member, '"M00020971"')
+    assert not _found(member, "M000209710") and not _found(member, "XM00020971")
+
+
+def test_short_values_are_never_swept_for_as_substrings():
+    assert value_patterns("tmall_nick", "x" * (MIN_SWEEP_LENGTH - 1)) == []
+    person = Person("OID1", (("tmall_nick", "小明"), PHONE), (PHONE,))
+    patterns, notes = person_patterns(person, None)
+    assert not _found(combine(patterns), "小明的店") and "shorter than" in notes[0]
+
+
+def test_json_escaped_spellings_and_hashes_are_swept_for():
+    nick = ("tmall_nick", 'say "hi" 小明')
+    assert _found(combine(value_patterns(*nick)), '{"buyer_nick":"say \\"hi\\" 小明"}')
+    digests = hash_spellings(*PHONE, SALT)
+    assert hashlib.sha256(b"13800138000").hexdigest() in digests
+    assert salted_sha256(PHONE[1], SALT) in digests
+    assert hash_spellings("member_id", "M00020971", SALT) == []
+
+
+def test_the_salted_hash_is_golds(spark):
+    gold = spark.range(1).select(salted_hash(F.lit(PHONE[1]), SALT)).first()[0]
+    assert salted_sha256(PHONE[1], SALT) == gold
+
+
+def test_patterns_mean_the_same_to_spark_as_to_python(spark):
+    person = Person("OID00000000075BCD15", (PHONE, EMAIL, MEMBER), (PHONE,))
+    pattern = combine(person_patterns(person, SALT)[0])
+    texts = [
+        "+86 138-0013-8000",
+        "913800138000",
+        "LI.LEI@example.CN",
+        "bli.lei@example.cn",
+        "m00020971",
+        "M000209711",
+        "OID00000000075BCD15",
+        salted_sha256(PHONE[1], SALT).upper(),
+        "nobody",
+    ]
+    df = spark.createDataFrame([(t,) for t in texts], "t string")
+    spark_says = {
+        r.t: r.hit for r in df.select("t", F.col("t").rlike(pattern).alias("hit")).collect()
+    }
+    assert spark_says == {t: _found(pattern, t) for t in texts}
+    assert [t for t, hit in spark_says.items() if hit] == [
+        "+86 138-0013-8000",
+        "LI.LEI@example.CN",
+        "m00020971",
+        "OID00000000075BCD15",
+        salted_sha256(PHONE[1], SALT).upper(),
+    ]
+
+
+def test_delivered_spellings_the_patterns_miss_are_added_as_delivered():
+    patterns = value_patterns(*PHONE)
+    extra = extra_spellings(["13800138000", " +86 138 0013 8000", "138.0013.8000", "138"], patterns)
+    assert len(extra) == 1 and _found(extra[0], "tel 138.0013.8000;")
+
+
+# --- bronze keys equal silver's ---------------------------------------------------------------
+
+LINEAGE = "_delivery_date date, _source_file string, _line_no int, _record_hash string"
+
+
+def _bronze(spark, dataset: str, rows: list[dict]):
+    settings = load_settings("local")
+    _, spec = settings.dataset(dataset)
+    ddl = spec.schema_ddl or ", ".join(f"`{c}` string" for c in spec.columns.values())
+    schema: StructType = _parse_datatype_string(f"{ddl}, {LINEAGE}")
+    lineage = {
+        "_delivery_date": date(2026, 3, 1),
+        "_source_file": f"file:/landing/{dataset}.txt",
+        "_record_hash": "h",
+    }
+    full = [{**lineage, "_line_no": i + 1, **r} for i, r in enumerate(rows)]
+    return spark.createDataFrame(
+        [tuple(r.get(f.name) for f in schema.fields) for r in full], schema
+    )
+
+
+def _keys(df, column: str = "order_key") -> list:
+    return sorted(r[0] for r in df.select(column).collect())
+
+
+def _bronze_keys(df, dataset: str) -> list:
+    return sorted(r[0] for r in df.select(BRONZE_RECORDS[dataset].key()).collect())
+
+
+def test_bronze_keys_are_the_keys_silver_gives_the_records(spark):
+    cfg = load_settings("local").silver
+    tmall = _bronze(
+        spark,
+        "tmall_orders",
+        [
+            {
+                "order_no": '="2937123456789012345"',
+                "shop_name": "旗舰店",
+                "order_status": "交易成功",
+            },
+            {
+                "order_no": "\t2937123456789012346",
+                "shop_name": "旗舰店",
+                "order_status": "交易成功",
+            },
+        ],
+    )
+    assert _bronze_keys(tmall, "tmall_orders") == _keys(orders.tmall_orders(tmall, cfg))
+    items = _bronze(spark, "tmall_order_items", [{"order_no": "'2937123456789012345"}])
+    assert _bronze_keys(items, "tmall_order_items") == ["TMALL:2937123456789012345"]
+    jd = _bronze(spark, "jd_orders", [{"orderId": " 31234567890 ", "orderState": "FINISHED"}])
+    assert _bronze_keys(jd, "jd_orders") == _keys(orders.jd_orders(jd, cfg))
+    mall = _bronze(spark, "mall_orders", [{"order_id": " M20260301000164 ", "status": "PAID"}])
+    assert _bronze_keys(mall, "mall_orders") == _keys(orders.mall_orders(mall, cfg))
+    pos = _bronze(spark, "pos_sales", [{"store_code": " s0001", "ticket_no": "26030110001 "}])
+    assert _bronze_keys(pos, "pos_sales") == _keys(order_lines.pos_lines(pos))
+    crm = _bronze(spark, "crm_members", [{"member_id": " m00020971 "}])
+    assert _bronze_keys(crm, "crm_members") == _keys(members.members(crm), "member_id")
+    touches = _bronze(
+        spark,
+        "campaign_touches",
+        [
+            {
+                "campaign_id": "cmp-0001",
+                "touch_time": "2026-03-01 09:10:28",
+                "phone": "+86 138 0013 8000",
+            },
+            {
+                "campaign_id": "CMP-0001",
+                "touch_time": "bad",
+                "phone": "138****8000",
+                "unionid": "o1",
+            },
+        ],
+    )
+    silver_touches = campaigns.campaign_touches(touches)
+    assert _bronze_keys(touches, "campaign_touches") == _keys(silver_touches, "touch_key")
+
+
+# --- which rows are the person's ------------------------------------------------------------
+
+
+def _evidence(person: Person, records=None, lineage=None) -> Evidence:
+    patterns, _ = person_patterns(person, SALT)
+    return Evidence(combine(patterns), person.one_id, person.values(), records or {}, lineage or {})
+
+
+def test_rows_are_found_by_value_key_lineage_and_one_id_and_others_stay(spark):
+    person = Person("OID00000000075BCD15", (PHONE, EMAIL, MEMBER), (PHONE,))
+    evidence = _evidence(
+        person,
+        records={"tmall_orders": frozenset({"TMALL:1"}), "crm_members": frozenset({"M00020971"})},
+        lineage={"file:/a.csv": frozenset({7})},
+    )
+    silver_orders = spark.createDataFrame(
+        [
+            ("TMALL:1", None, "file:/a.csv", 1, None),  # the person's order, by key
+            ("TMALL:2", "13800138000", "file:/a.csv", 2, None),  # carries the phone
+            ("POS:S1:9", None, "file:/a.csv", 7, None),  # lineage: a bronze row of theirs
+            ("JD:3", None, "file:/b.csv", 7, "OID00000000075BCD15"),  # the one_id
+            ("JD:4", "13900139000", "file:/b.csv", 8, "OID0000000000000001"),  # someone else
+            ("JD:5", "13158006004", "file:/a.csv", 8, None),  # a store phone: someone else
+        ],
+        "order_key string, buyer_phone string, _source_file string, _line_no int, one_id string",
+    )
+    kept = silver_orders.where(~evidence.condition(silver_orders, "silver.orders"))
+    assert_df_equality(kept, silver_orders.where("order_key IN ('JD:4', 'JD:5')"))
+
+    crm = _bronze(
+        spark,
+        "crm_members",
+        [
+            {"member_id": " m00020971 ", "phone": None},  # key, spelt differently
+            {"member_id": "M1", "phone": "138 0013 8000"},  # a delivered spelling
+            {"member_id": "M2", "email": "LI.LEI@EXAMPLE.CN "},
+            {"member_id": "M3", "phone": "13900139000", "email": "wang@example.cn"},
+        ],
+    )
+    kept = crm.where(~evidence.condition(crm, "bronze.crm_members")).select("member_id")
+    assert _keys(kept, "member_id") == ["M3"]
+
+
+def test_a_short_identifier_is_matched_exactly_in_its_own_column_only(spark):
+    pin = ("jd_pin", "jd_li")
+    person = Person(None, (pin,), (pin,))
+    jd = _bronze(
+        spark,
+        "jd_orders",
+        [
+            {"orderId": "1", "pin": " jd_li "},
+            {"orderId": "2", "pin": "jd_lily"},
+            {"orderId": "3", "pin": "x", "orderState": "jd_li"},
+        ],
+    )
+    evidence = _evidence(person)
+    assert evidence.pattern is None
+    kept = jd.where(~evidence.condition(jd, "bronze.jd_orders"))
+    assert _keys(kept, "orderId") == ["2", "3"]
+
+
+# --- the log ------------------------------------------------------------------------------------
+
+
+def test_the_log_row_holds_types_and_salted_hashes_never_a_value(spark):
+    person = Person(
+        "OID00000000075BCD15", (PHONE, EMAIL, MEMBER), (PHONE,), shared=(("phone", "13158006004"),)
+    )
+    record = log_record(
+        "r1",
+        datetime(2026, 3, 4, 8, 0, tzinfo=UTC),
+        "PIPL ticket 42",
+        person,
+        SALT,
+        {"silver.orders": 3},
+        ["silver.orders"],
+        ["_reports/report-2026-03-03.html"],
+        [],
+        True,
+        12.3456,
+    )
+    df = spark.createDataFrame([record], ERASURE_LOG_SCHEMA)
+    text = df.select(F.to_json(F.struct("*"))).first()[0]
+    for raw in ("13800138000", "li.lei@example.cn", "M00020971", "13158006004", "0013"):
+        assert raw.lower() not in text.lower()
+    row = df.first()
+    assert [(i.identifier_type, i.value_sha256) for i in row.requested] == [
+        ("phone", salted_sha256("13800138000", SALT))
+    ]
+    assert sorted(i.identifier_type for i in row.identifiers) == ["email", "member_id", "phone"]
+    assert row.one_id == "OID00000000075BCD15" and row.rows_deleted == {"silver.orders": 3}
+    assert row.seconds == 12.346 and row.verified
+
+
+def test_the_summary_says_whether_anything_was_left_to_erase():
+    person = Person(None, (PHONE,), (PHONE,))
+    never = ErasureResult(person=person, dry_run=False)
+    assert never.exit_code == 1 and "never seen" in never.describe()
+    again = ErasureResult(person=person, dry_run=False, previous=[("abc", "2026-03-04 08:00:00")])
+    assert again.exit_code == 0 and "Nothing left to erase" in again.describe()
+    assert "request abc" in again.describe()
+    done = ErasureResult(person=person, dry_run=True, rows={"silver.orders": 2})
+    assert done.exit_code == 0 and "would delete" in done.describe()
+    assert "nothing was changed" in done.describe()
+    left = ErasureResult(person=person, dry_run=False, rows={"x.y": 1}, leftovers=["/w/f"])
+    assert left.exit_code == 1 and "NOT COMPLETE" in left.describe()
+
+
+# --- files --------------------------------------------------------------------------------------
+
+
+def test_line_files_lose_the_persons_lines_pages_are_deleted(tmp_path):
+    pattern = combine(value_patterns(*PHONE))
+    text, removed = scrub_lines("one_id,phone\nOID1,13800138000\nOID2,13900139000\n", pattern)
+    assert (text, removed) == ("one_id,phone\nOID2,13900139000\n", 1)
+    export = tmp_path / "part-0000.csv"
+    export.write_text("one_id,phone\nOID1,13800138000\nOID2,13900139000\n", encoding="utf-8")
+    (tmp_path / ".part-0000.csv.crc").write_bytes(b"crc")
+    page = tmp_path / "page.html"
+    page.write_text("<td>+86 138 0013 8000</td>", encoding="utf-8")
+    planned = clean_files([str(export), str(page)], pattern, dry_run=True)
+    assert planned == ([str(page)], [str(export)]) and page.exists()
+    assert clean_files([str(export), str(page)], pattern, dry_run=False) == planned
+    assert export.read_text(encoding="utf-8") == "one_id,phone\nOID2,13900139000\n"
+    assert not page.exists() and not (tmp_path / ".part-0000.csv.crc").exists()
+
+
+def test_table_files_are_sorted_by_kind():
+    root = "/w/silver/orders"
+    files = [
+        f"{root}/part-0.snappy.parquet",
+        f"{root}/_delivery_date=2026-03-01/part-1.snappy.parquet",
+        f"{root}/_change_data/cdc-0.snappy.parquet",
+        f"{root}/_delta_log/00000000000000000000.json",
+        f"{root}/_delta_log/00000000000000000000.crc",
+        f"{root}/_delta_log/.00000000000000000000.json.crc",
+        f"{root}/_delta_log/00000000000000000010.checkpoint.parquet",
+        f"{root}/.part-0.snappy.parquet.crc",
+        "/w/silver/orders_old/part-9.parquet",
+    ]
+    found = table_files(files, root)
+    assert found.data == files[:3]
+    assert found.log_text == files[3:5]
+    assert found.checkpoints == [files[6]]
+
+
+# --- a table rewritten without the person -------------------------------------------------------
+
+
+def _holding(root: Path, value: str) -> list[str]:
+    """Files whose bytes hold `value` (commits, checksums; parquet is compressed)."""
+    return [str(p) for p in root.rglob("*") if p.is_file() and value.encode() in p.read_bytes()]
+
+
+def test_a_rewritten_table_holds_no_value_in_any_file(spark, tmp_path):
+    warehouse = tmp_path / "warehouse"
+    tables = Tables(spark, str(warehouse))
+    first = spark.createDataFrame(
+        [("OID1", "13800138000", date(2026, 3, 1)), ("OID2", "13900139000", date(2026, 3, 1))],
+        "one_id string, phone string, day date",
+    )
+    tables.append(first.coalesce(1), "silver", "people", partition_by=["day"])
+    more = spark.createDataFrame(
+        [("OID3", "13700137000", date(2026, 3, 2))], "one_id string, phone string, day date"
+    )
+    tables.append(more, "silver", "people")
+    path = tables.path("silver", "people")
+    spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('delta.appendOnly' = 'false')")
+    # Delta's own DELETE + VACUUM RETAIN 0 HOURS leaves the phone in the first commit's
+    # data-skipping statistics (and in the DELETE's predicate): why erase rewrites tables.
+    copy = tmp_path / "copy"
+    shutil.copytree(path, copy)
+    DeltaTable.forPath(spark, str(copy)).delete("phone = '13800138000'")
+    spark.conf.set(RETENTION_CHECK, "false")
+    spark.conf.set(LISTING_PARALLELISM, "2")  # Spark's default lists files in 10000 tasks
+    try:
+        DeltaTable.forPath(spark, str(copy)).vacuum(0)
+    finally:
+        spark.conf.unset(RETENTION_CHECK)
+        spark.conf.unset(LISTING_PARALLELISM)
+    assert spark.read.format("delta").load(str(copy)).where("phone = '13800138000'").count() == 0
+    assert str(copy / "_delta_log" / "00000000000000000000.json") in _holding(copy, "13800138000")
+    before = spark.read.format("delta").load(path).where("one_id <> 'OID1'")
+
+    person = Person(None, (PHONE,), (PHONE,))
+    rewrite_table(spark, tables, "silver", "people", _evidence(person), "req1", 1)
+
+    after = spark.read.format("delta").load(path)
+    assert_df_equality(after, before, ignore_row_order=True)
+    detail = DeltaTable.forPath(spark, path).detail().first()
+    assert detail.partitionColumns == ["day"]
+    assert detail.properties.get("delta.appendOnly") == "false"
+    assert _holding(warehouse, "13800138000") == []
+    assert sorted(p.name for p in (warehouse / "silver").iterdir()) == ["people"]
+    assert (
+        spark.read.parquet(*map(str, Path(path).rglob("part-*.parquet")))
+        .where("phone = '13800138000'")
+        .count()
+        == 0
+    )
+    with pytest.raises(ErasureError, match="changed while it was being erased"):
+        rewrite_table(spark, tables, "silver", "people", _evidence(person), "req2", 1)
+    assert spark.read.format("delta").load(path).count() == 2
+
+
+def test_an_interrupted_swap_is_put_back(spark, tmp_path):
+    warehouse = tmp_path / "warehouse"
+    tables = Tables(spark, str(warehouse))
+    tables.append(spark.range(3), "gold", "things")
+    path = Path(tables.path("gold", "things"))
+    path.rename(path.parent / ".erased-things-req9")  # moved aside, new one never arrived
+    (path.parent / ".erasing-things-req9").mkdir()
+    notes = recover(spark, str(warehouse))
+    assert len(notes) == 2 and any("put back" in note for note in notes)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["things"]
+    assert spark.read.format("delta").load(str(path)).count() == 3
