@@ -7,7 +7,7 @@ DEMO_DIR ?= data/demo
 DEMO_SCALE ?= 0.05
 DEMO_DAYS ?= 3
 
-.PHONY: setup demo test test-fast lint clean check-java dist browser
+.PHONY: setup demo test test-long test-fast lint clean check-java dist browser
 
 check-java:
 	@bash scripts/check-java.sh
@@ -31,6 +31,10 @@ demo: setup
 test: setup browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
+
+# The long forms (marker `long`): the crash-recovery test's 20+ kills, one child process each.
+test-long: setup
+	$(VENV)/bin/pytest -m long -n 0
 
 lint: setup
 	$(VENV)/bin/ruff check .

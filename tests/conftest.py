@@ -20,8 +20,6 @@ from lakehouse.config import Settings, load_settings
 # Modules that share a session fixture run on one worker, in this order (a module that changes
 # the shared warehouse, as erasure does, comes last). The two groups are the longest chains of
 # the suite: they go first, one to each worker, and everything else fills in around them.
-# test_erasure and test_crash_recovery are still on branch wip/erasure-crash-recovery; a name
-# without a module groups nothing.
 SHARED_FIXTURE_GROUPS = {
     "pipeline": (
         "tests.integration.test_pipeline_generated",

@@ -101,8 +101,8 @@ TINY_SALT = "tiny-day-test-salt-0123456789abcdef"
 @dataclass
 class TinyDay:
     """One tiny generated day, its copy of conf/, and the tables of one uninterrupted local run
-    of every job (bronze to gold): the reference the standalone-cluster test compares with
-    (and the crash-recovery test, on branch wip/erasure-crash-recovery)."""
+    of every job (bronze to gold): the reference the standalone-cluster and crash-recovery
+    tests compare with."""
 
     landing: Path
     conf: Path
