@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 import time
-from contextlib import contextmanager
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -168,22 +167,6 @@ def _detail(spark, path: str) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def _session_conf(spark, values: dict[str, str]):
-    """Set session settings for one call, then put the previous values back."""
-    previous = {key: spark.conf.get(key, None) for key in values}
-    for key, value in values.items():
-        spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
-
-
 def _vacuum(spark, table, vacuum: VacuumSettings) -> bool:
     """VACUUM; returns whether Delta's retention check had to be switched off for it."""
     hours = vacuum.retention_hours
@@ -196,7 +179,9 @@ def _vacuum(spark, table, vacuum: VacuumSettings) -> bool:
         # Settings built in code bypass the model's validator: check again.
         _check_retention(hours, vacuum.allow_below_default_retention, "retention_hours")
         conf[RETENTION_CHECK] = "false"
-    with _session_conf(spark, conf):
+    from lakehouse.spark import session_conf  # config imports this module; spark imports config
+
+    with session_conf(spark, conf):
         table.vacuum(hours)
     return short
 

@@ -45,8 +45,8 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import reduce
@@ -74,6 +74,7 @@ from lakehouse.silver import normalise as n
 from lakehouse.silver.identities import ORDER_SOURCES
 from lakehouse.silver.order_lines import pos_key
 from lakehouse.silver.scd2 import attribute_hash
+from lakehouse.spark import local_path, session_conf
 from lakehouse.tables import Tables
 
 Identifier = tuple[str, str]  # (identifier_type, value)
@@ -620,22 +621,6 @@ class Evidence:
 SCAN_CONF = {"spark.sql.codegen.wholeStage": "false"}
 
 
-@contextmanager
-def session_conf(spark: SparkSession, values: Mapping[str, str]) -> Iterator[None]:
-    """Set session settings for the erasure, then put the previous values back."""
-    previous = {key: spark.conf.get(key, None) for key in values}
-    for key, value in values.items():
-        spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
-
-
 def union_all(spark: SparkSession, parts: Sequence[DataFrame]) -> DataFrame:
     """One frame of many tables' scans, in as many tasks as the session has cores (one task per
     small file of every table costs more in scheduling than in reading)."""
@@ -644,15 +629,6 @@ def union_all(spark: SparkSession, parts: Sequence[DataFrame]) -> DataFrame:
 
 
 # --- the warehouse's files ---------------------------------------------------------------------
-
-
-def local_path(location: str) -> Path | None:
-    """A local folder for `location`, or None for a remote file system (hdfs://, s3a://)."""
-    if location.startswith("file:"):
-        return Path(re.sub(r"^file:(//)?", "", location))
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", location):
-        return None
-    return Path(location)
 
 
 def fs_path(location: str) -> str:

@@ -14,6 +14,8 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -129,3 +131,28 @@ def build_session(settings: Settings, app_name: str | None = None) -> SparkSessi
     if resolving:
         _remember_jars(settings, spark)
     return spark
+
+
+@contextmanager
+def session_conf(spark: SparkSession, values: Mapping[str, str]) -> Iterator[None]:
+    """Set session settings for one call, then put the previous values back."""
+    previous = {key: spark.conf.get(key, None) for key in values}
+    for key, value in values.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
+
+
+def local_path(location: str) -> Path | None:
+    """A local folder for `location`, or None for a remote file system (hdfs://, s3a://)."""
+    if location.startswith("file:"):
+        return Path(re.sub(r"^file:(//)?", "", location))
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", location):
+        return None
+    return Path(location)

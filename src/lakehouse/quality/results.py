@@ -5,12 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC
 from functools import reduce
-from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -26,6 +24,7 @@ from pyspark.sql.types import (
 )
 
 from lakehouse.quality.gate import GateOutcome, _gx_lock, gx_context
+from lakehouse.spark import local_path
 from lakehouse.tables import Tables
 
 log = logging.getLogger(__name__)
@@ -84,22 +83,13 @@ def results_frame(spark: SparkSession, outcome: GateOutcome) -> DataFrame:
     return spark.createDataFrame(rows, DQ_RESULTS_SCHEMA)
 
 
-def _local_dir(location: str) -> Path | None:
-    """A local folder for `location`, or None for a URI GX's file-system store cannot write."""
-    if location.startswith("file:"):
-        return Path(re.sub(r"^file:(//)?", "", location))
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", location):
-        return None
-    return Path(location)
-
-
 def build_data_docs(outcome: GateOutcome, docs_dir: str) -> str | None:
     """Render the gate's GX validation as HTML under `docs_dir`; returns the page's URL.
 
     The ephemeral context keeps validation results in memory, so the index page lists this
     process's gates; each validation page stays on disk under validations/<suite>/<run_id>/.
     """
-    folder = _local_dir(docs_dir)
+    folder = local_path(docs_dir)
     if folder is None:
         log.warning("data docs skipped: %s is not a local folder", docs_dir)
         return None
