@@ -46,3 +46,29 @@ def test_register_points_the_name_at_the_warehouse_last_written(spark, tmp_path)
         "col_name = 'Location'"
     )
     assert location.first()[1].rstrip("/").endswith("one/silver/registered")
+
+
+def test_every_write_returns_the_version_it_committed_as_history_shows(spark, tmp_path):
+    from delta.tables import DeltaTable
+
+    tables = Tables(spark, str(tmp_path))
+    assert tables.version("ops", "events") is None
+    rows = spark.createDataFrame([(1, "a"), (2, "b")], "id int, v string")
+    versions = [
+        tables.append(rows, "ops", "events"),
+        tables.replace_where(rows.where("id = 1"), "ops", "events", "id = 1"),
+        tables.upsert(rows.selectExpr("id", "'c' AS v"), "ops", "events", ["id"], "true"),
+        tables.delete_matching(rows.where("id = 2"), "ops", "events", ["id"]),
+    ]
+    assert versions == [0, 1, 2, 3]
+    history = DeltaTable.forPath(spark, tables.path("ops", "events")).history(1)
+    assert tables.version("ops", "events") == history.first()["version"] == 3
+
+
+def test_version_sees_a_commit_not_made_through_tables(spark, tmp_path):
+    """A plain Delta write (another job, a user) commits; the version follows it."""
+    tables = Tables(spark, str(tmp_path))
+    tables.append(spark.range(1), "ops", "log")
+    assert tables.version("ops", "log") == 0
+    spark.range(1).write.format("delta").mode("append").save(tables.path("ops", "log"))
+    assert tables.version("ops", "log") == 1
