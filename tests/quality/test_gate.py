@@ -1,7 +1,8 @@
-"""The gate end to end: one-pass split by policy, GX's verdict, parameters, references, results.
+"""The gate end to end: one-pass split by policy, the verdicts, parameters, references, results.
 
-GX validations dominate the cost (~20–35 Spark jobs per suite), so the example suite runs once
-for the module and the other tests use one- or two-rule suites.
+The gate judges row-level rules from its own flags and lets GX validate the table-level ones;
+the tests below hold both against GX validating every rule itself. The example suite runs once
+for the module and the other tests use small suites.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from lakehouse.quality import (
     record_results,
     run_gate,
 )
+from lakehouse.quality.gate import validate_with_gx
+from lakehouse.quality.suite import load_suite, rule_columns
 from lakehouse.tables import Tables
 
 RUN_DATE = date(2026, 3, 2)
@@ -293,3 +296,150 @@ def test_results_of_a_job_are_appended_once_at_its_end_even_when_it_fails(
         raise RuntimeError("the job failed")
     assert tables.version(*DQ_RESULTS) == 0  # one commit
     assert tables.read(*DQ_RESULTS).count() == 2 * len(outcome.results)
+
+
+# --- row-level verdicts come from the flags, and equal GX's own -------------------------------
+
+EDGE_SUITE = parse_suite(
+    {
+        "name": "t.edges",
+        "expectations": [
+            {
+                "type": "expect_column_values_to_not_be_null",
+                "kwargs": {"column": "kind", "mostly": 0.6},
+                "meta": {"name": "kind_mostly_present"},
+            },
+            {
+                "type": "expect_column_values_to_not_be_null",
+                "kwargs": {"column": "id"},
+                "meta": {"name": "id_present"},
+            },
+            {
+                "type": "expect_column_values_to_be_unique",
+                "kwargs": {"column": "kind", "mostly": 0.2},
+                "meta": {"name": "kind_unique_mostly"},
+            },
+            {
+                "type": "expect_compound_columns_to_be_unique",
+                "kwargs": {
+                    "column_list": ["kind", "shop"],
+                    "ignore_row_if": "any_value_is_missing",
+                },
+                "meta": {"name": "kind_shop_unique_any"},
+            },
+            {
+                "type": "expect_compound_columns_to_be_unique",
+                "kwargs": {"column_list": ["kind", "shop"], "ignore_row_if": "never"},
+                "meta": {"name": "kind_shop_unique_never"},
+            },
+            {
+                "type": "expect_column_values_to_match_regex",
+                "kwargs": {
+                    "column": "shop",
+                    "regex": "^S[0-9]+$",
+                    "row_condition": "id > 2",
+                    "condition_parser": "spark",
+                    "mostly": 0.5,
+                },
+                "meta": {"name": "shop_code_late"},
+            },
+            {
+                "type": "expect_column_values_to_be_between",
+                "kwargs": {"column": "id", "min_value": 100},
+                "meta": {"name": "nothing_applies_to_nulls_only"},
+            },
+            {
+                "type": "expect_column_values_to_not_be_in_set",
+                "kwargs": {"column": "shop", "value_set": ["S9"]},
+                "meta": {"name": "no_closed_shop"},
+            },
+        ],
+    },
+    "test",
+)
+EDGE_ROWS = [
+    (1, "view", "S1"),
+    (2, "view", "S1"),
+    (3, None, "X"),
+    (4, "buy", None),
+    (5, "buy", None),
+    (None, None, "S9"),
+    (7, "buy", "S2"),
+]
+
+
+def _name(result):
+    config = result.expectation_config
+    return (config.meta or {}).get("name") or f"{config.type}:{rule_columns(config.kwargs)}"
+
+
+def _gx_fields(result):
+    res = result.result or {}
+    return (
+        bool(result.success),
+        res.get("element_count"),
+        res.get("unexpected_count"),
+        None if res.get("unexpected_percent") is None else round(res["unexpected_percent"], 9),
+        res.get("missing_count"),
+        sorted(str(v) for v in res.get("partial_unexpected_list") or []),
+    )
+
+
+@pytest.mark.parametrize("empty", [False, True], ids=["dirty", "empty"])
+def test_row_level_verdicts_equal_gx_validating_the_same_rules(spark, empty):
+    """The gate judges row-level rules from its flags; GX judging them itself agrees on the
+    verdict, the counts, the percentages and the examples (mostly, nulls, row_condition,
+    ignore_row_if, an empty batch)."""
+    frame = spark.createDataFrame(
+        [] if empty else EDGE_ROWS, "id int, kind string, shop string"
+    ).where("true")
+    with run_gate(frame, EDGE_SUITE, key_columns=["id"], run_id="r", run_date=RUN_DATE) as outcome:
+        ours = {_name(r): _gx_fields(r) for r in outcome.validation.results}
+        by_name = {r.name: r for r in outcome.results}
+    gx_itself = validate_with_gx(frame, EDGE_SUITE, {}, {}, examples=20)
+    theirs = {_name(r): _gx_fields(r) for r in gx_itself.results}
+    assert ours == theirs
+    assert len(ours) == len(EDGE_SUITE.rules)
+    if not empty:  # the fixture is dirty enough to exercise both verdicts
+        assert {name for name, fields in ours.items() if not fields[0]} == {
+            "id_present",
+            "kind_unique_mostly",  # 5 non-null values, all repeated: 0 % unique < 20 %
+            "kind_shop_unique_any",  # (view, S1) twice; rows with a missing value ignored
+            "kind_shop_unique_never",
+            "nothing_applies_to_nulls_only",
+            "no_closed_shop",
+        }
+        assert by_name["kind_mostly_present"].unexpected_count == 2  # 2 of 7 null: passes 0.6
+        assert by_name["shop_code_late"].element_count == 4  # rows with id > 2
+
+
+def test_the_example_suite_verdicts_equal_gx_validating_every_rule(spark, orders_gate):
+    outcome, _, _ = orders_gate
+    orders = spark.createDataFrame(GOOD + BAD, ORDERS_DDL)
+    stores = spark.createDataFrame([("S01",), ("S02",)], "store_code string")
+    suite = load_suite("example.orders")
+    gx_itself = validate_with_gx(orders, suite, PARAMETERS, {"master.stores": stores}, 20)
+    theirs = {_name(r): _gx_fields(r) for r in gx_itself.results}
+    ours = {
+        r.expectation_config.meta.get("name"): _gx_fields(r) for r in outcome.validation.results
+    }
+    assert ours == theirs
+    assert outcome.validation.statistics["evaluated_expectations"] == len(suite.rules)
+
+
+def test_a_suite_of_row_level_rules_only_needs_no_gx_run_and_still_gets_data_docs(
+    spark, tmp_path, monkeypatch
+):
+    import lakehouse.quality.gate as gate
+
+    def no_gx(*args, **kwargs):
+        raise AssertionError("GX validated rules the gate had already judged")
+
+    monkeypatch.setattr(gate, "validate_with_gx", no_gx)
+    frame = spark.createDataFrame(EDGE_ROWS, "id int, kind string, shop string")
+    with run_gate(frame, EDGE_SUITE, key_columns=["id"], run_id="r", run_date=RUN_DATE) as outcome:
+        assert outcome.validation.statistics["unsuccessful_expectations"] == 6
+        record_results(Tables(spark, str(tmp_path)), outcome, data_docs=True)
+    page = Path(outcome.docs_url.removeprefix("file://")).read_text()
+    assert "S9" in page  # the example value of the failed no_closed_shop rule
+    assert "Unsuccessful Expectations" in page

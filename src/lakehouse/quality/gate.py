@@ -1,9 +1,13 @@
-"""Run a gate: split good from quarantined rows in Spark, let GX judge and document the batch.
+"""Run a gate: split good from quarantined rows in Spark, judge the batch, document it.
 
 One pass: the input is projected once with one boolean flag column per row-level rule and
-persisted; the good rows, the quarantine rows, the Spark-side counts and GX's validation all read
-that cache. The caller writes `good` and `quarantined` and then releases the cache (`with
-run_gate(...) as outcome:` or `outcome.release()`); `raise_if_failed` releases it before raising.
+persisted; the good rows, the quarantine rows and the verdicts all read that cache. Row-level
+rules are judged from that pass (one aggregation: unexpected, element and non-null counts per
+rule, then GX's own `mostly` arithmetic and result format), so their rows are not scanned a
+second time by GX's metric graph; GX validates the table-level rules (row counts, sums, column
+pairs, anything else a suite names). Both kinds end in one GX validation result for data docs.
+The caller writes `good` and `quarantined` and then releases the cache (`with run_gate(...) as
+outcome:` or `outcome.release()`); `raise_if_failed` releases it before raising.
 """
 
 from __future__ import annotations
@@ -31,7 +35,18 @@ from lakehouse.quality.policy import (
     quality_settings,
     resolve_policies,
 )
-from lakehouse.quality.predicates import Check, annotate, reason, summary, value_text
+from lakehouse.quality.predicates import (
+    COMPOUND_UNIQUE,
+    NOT_NULL,
+    UNIQUE,
+    Check,
+    annotate,
+    applies,
+    considered,
+    reason,
+    summary,
+    value_text,
+)
 from lakehouse.quality.suite import Suite, load_suite, rule_columns
 from lakehouse.runtime import JobError
 
@@ -195,8 +210,10 @@ def validate_with_gx(
     parameters: Mapping[str, Any],
     references: Mapping[str, DataFrame],
     examples: int = 20,
+    rules: Sequence[str] | None = None,
 ) -> Any:
-    """GX's verdict on the whole DataFrame with the suite as written.
+    """GX's verdict on the whole DataFrame with the suite as written (only `rules`, by name,
+    when given).
 
     SUMMARY: counts and up to `examples` failing values per expectation, never row lists.
     """
@@ -204,7 +221,7 @@ def validate_with_gx(
         batch = _batch_definition(suite.name).get_batch(batch_parameters={"dataframe": df})
         with ref.references_installed(references):
             return batch.validate(
-                suite.to_gx(),
+                suite.to_gx(rules),
                 expectation_parameters=dict(parameters),
                 result_format={"result_format": "SUMMARY", "partial_unexpected_count": examples},
             )
@@ -346,6 +363,106 @@ def _quarantine(
     ).to(schema)
 
 
+def _row_level_results(annotated: DataFrame, checks: Sequence[Check], examples: int) -> list[Any]:
+    """GX validation results for the row-level rules, from the gate's flags instead of GX's
+    metric graph: one aggregation for every rule's counts, one small query per failing rule for
+    its examples, then GX's own `mostly` test and SUMMARY format. The gate's tests compare
+    these with GX validating the same rules itself."""
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationValidationResult,
+    )
+    from great_expectations.expectations.expectation import _format_map_output, _mostly_success
+    from great_expectations.expectations.expectation_configuration import parse_result_format
+
+    if not checks:
+        return []
+    aggregates = []
+    for c in checks:
+        aggregates += [
+            F.count(F.when(~F.col(c.flag), 1)).alias(f"{c.flag}_unexpected"),
+            F.count(F.when(applies(c), 1)).alias(f"{c.flag}_elements"),
+            F.count(F.when(considered(c), 1)).alias(f"{c.flag}_considered"),
+        ]
+    counts = annotated.agg(*aggregates).first().asDict()
+    result_format = parse_result_format(
+        {"result_format": "SUMMARY", "partial_unexpected_count": examples}
+    )
+    results = []
+    for c in checks:
+        unexpected_count = int(counts[f"{c.flag}_unexpected"])
+        element_count = int(counts[f"{c.flag}_elements"])
+        nonnull_count = int(counts[f"{c.flag}_considered"])
+        mostly = c.expectation.mostly
+        # GX's denominators: not_be_null takes every row and reports no missing count;
+        # compound uniqueness takes the rows ignore_row_if keeps; the rest the non-null rows.
+        denominator = element_count if c.type == NOT_NULL else nonnull_count
+        success = (
+            True
+            if element_count == 0 or denominator == 0
+            else _mostly_success(denominator, unexpected_count, mostly)
+        )
+        values: list[Any] = []
+        if unexpected_count and examples > 0:
+            failing = annotated.where(~F.col(c.flag)).select(*c.columns).limit(examples).collect()
+            if c.type == COMPOUND_UNIQUE:
+                values = [row.asDict() for row in failing]
+            else:
+                values = [row[0] for row in failing]
+        result = _format_map_output(
+            result_format=result_format,
+            success=success,
+            element_count=element_count,
+            nonnull_count=None if c.type == NOT_NULL else nonnull_count,
+            # GX sums a map rule's flags (no row in its domain: null, not 0) but counts the
+            # duplicates of a uniqueness rule.
+            unexpected_count=(
+                None
+                if element_count == 0 and c.type not in (UNIQUE, COMPOUND_UNIQUE)
+                else unexpected_count
+            ),
+            unexpected_list=values,
+        )
+        results.append(
+            ExpectationValidationResult(
+                success=success,
+                expectation_config=c.expectation.configuration,
+                result=result["result"],
+                exception_info={
+                    "raised_exception": False,
+                    "exception_traceback": None,
+                    "exception_message": None,
+                },
+            )
+        )
+    return results
+
+
+def _suite_validation(suite: Suite, results: Sequence[Any], gx_validation: Any) -> Any:
+    """One GX suite validation result holding every rule's result, for data docs."""
+    import great_expectations as gx
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationSuiteValidationResult,
+    )
+
+    successful = sum(1 for r in results if r.success)
+    meta = dict(gx_validation.meta) if gx_validation is not None else {}
+    meta.setdefault("great_expectations_version", gx.__version__)
+    meta.setdefault("active_batch_definition", {"data_asset_name": suite.name})
+    return ExpectationSuiteValidationResult(
+        results=list(results),
+        success=successful == len(results),
+        suite_name=suite.name,
+        statistics={
+            "evaluated_expectations": len(results),
+            "successful_expectations": successful,
+            "unsuccessful_expectations": len(results) - successful,
+            "success_percent": 100.0 * successful / len(results) if results else None,
+        },
+        meta=meta,
+        batch_id=getattr(gx_validation, "batch_id", None),
+    )
+
+
 def _results(
     suite: Suite,
     policies: Mapping[str, Policy],
@@ -434,38 +551,31 @@ def run_gate(
     input_columns = list(df.columns)
     annotated = annotated_lazy.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        counts = (
-            annotated.agg(*[F.count(F.when(~F.col(c.flag), 1)).alias(c.flag) for c in checks])
-            .first()
-            .asDict()
-            if checks
-            else {}
+        row_level = _row_level_results(annotated, checks, settings.unexpected_examples)
+        table_level = [rule.name for rule in suite.rules if not rule.row_level]
+        gx_validation = (
+            validate_with_gx(
+                annotated.select(*input_columns),
+                suite,
+                params,
+                references,
+                settings.unexpected_examples,
+                rules=table_level,
+            )
+            if table_level
+            else None
         )
-        failing_rows = {c.name: int(counts[c.flag]) for c in checks}
-        validation = validate_with_gx(
-            annotated.select(*input_columns),
-            suite,
-            params,
-            references,
-            settings.unexpected_examples,
+        validation = _suite_validation(
+            suite, row_level + list(gx_validation.results if gx_validation else []), gx_validation
         )
+        failing_rows = {
+            check.name: int(result.result["unexpected_count"] or 0)
+            for check, result in zip(checks, row_level, strict=True)
+        }
         results = _results(suite, policy_of, validation, rules_as_run, failing_rows)
     except BaseException:
         annotated.unpersist()
         raise
-    for result in results:
-        if (
-            result.row_level
-            and result.unexpected_count is not None
-            and (result.unexpected_count != result.failing_rows)
-        ):
-            log.warning(
-                "%s %s: GX counts %s unexpected rows, the split flags %s",
-                suite.name,
-                result.name,
-                result.unexpected_count,
-                result.failing_rows,
-            )
 
     quarantine_checks = [c for c in checks if policy_of[c.name] == "quarantine"]
     keep = reduce(lambda a, b: a & b, [F.col(c.flag) for c in quarantine_checks], F.lit(True))

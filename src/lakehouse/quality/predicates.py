@@ -106,35 +106,51 @@ def _applies(exp: Expectation) -> Column:
     return F.coalesce(F.expr(text), F.lit(False))
 
 
+def applies(check: Check) -> Column:
+    """Rows in GX's `element_count`: those its row_condition keeps (all rows without one)."""
+    return _applies(check.expectation)
+
+
+def considered(check: Check) -> Column:
+    """Rows GX's `mostly` and `unexpected_percent` are taken over: the non-null ones (every row
+    for not_be_null; the rows `ignore_row_if` keeps for compound uniqueness)."""
+    exp, kind = check.expectation, check.type
+    applying = _applies(exp)
+    if kind == COMPOUND_UNIQUE:
+        missing = [F.col(c).isNull() for c in exp.column_list]
+        if exp.ignore_row_if == "all_values_are_missing":
+            return applying & ~reduce(lambda a, b: a & b, missing)
+        if exp.ignore_row_if == "any_value_is_missing":
+            return applying & ~reduce(lambda a, b: a | b, missing)
+        return applying
+    if kind == NOT_NULL:
+        return applying
+    return applying & F.col(exp.column).isNotNull()
+
+
 def unexpected(check: Check, reference_hit: str | None = None) -> Column:
     """True when the row fails the rule, never NULL."""
     exp, kind = check.expectation, check.type
-    applies = _applies(exp)
+    applying = _applies(exp)
     if kind == COMPOUND_UNIQUE:
         columns = [F.col(c) for c in exp.column_list]
-        missing = [c.isNull() for c in columns]
-        if exp.ignore_row_if == "all_values_are_missing":
-            considered = applies & ~reduce(lambda a, b: a & b, missing)
-        elif exp.ignore_row_if == "any_value_is_missing":
-            considered = applies & ~reduce(lambda a, b: a | b, missing)
-        else:
-            considered = applies
-        count = F.count(F.when(considered, 1)).over(Window.partitionBy(*columns))
-        failing = considered & (count > 1)
+        counted = considered(check)
+        count = F.count(F.when(counted, 1)).over(Window.partitionBy(*columns))
+        failing = counted & (count > 1)
     else:
         column = F.col(exp.column)
         if kind == NOT_NULL:
-            failing = applies & column.isNull()
+            failing = applying & column.isNull()
         elif kind == UNIQUE:
-            considered = applies & column.isNotNull()
-            count = F.count(F.when(considered, 1)).over(Window.partitionBy(column))
-            failing = considered & (count > 1)
+            counted = considered(check)
+            count = F.count(F.when(counted, 1)).over(Window.partitionBy(column))
+            failing = counted & (count > 1)
         elif kind == IN_REFERENCE:
             if reference_hit is None:
                 raise ValueError("a reference rule needs its joined reference column")
-            failing = applies & column.isNotNull() & ~F.col(reference_hit)
+            failing = applying & column.isNotNull() & ~F.col(reference_hit)
         else:
-            failing = applies & column.isNotNull() & ~EXPECTED[kind](exp, column)
+            failing = applying & column.isNotNull() & ~EXPECTED[kind](exp, column)
     return F.coalesce(failing, F.lit(False))
 
 

@@ -12,7 +12,7 @@ import copy
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,9 +102,18 @@ class Suite:
                 return rule
         raise KeyError(f"suite {self.name} has no expectation named {name!r}")
 
-    def to_gx(self) -> gx.ExpectationSuite:
-        """A fresh GX suite (GX mutates expectations while substituting parameters)."""
-        return gx.ExpectationSuite(**json.loads(json.dumps(self.document)))
+    def to_gx(self, rules: Sequence[str] | None = None) -> gx.ExpectationSuite:
+        """A fresh GX suite (GX mutates expectations while substituting parameters), holding
+        only the expectations named in `rules` when given."""
+        document = json.loads(json.dumps(self.document))
+        if rules is not None:
+            keep = set(rules)
+            document["expectations"] = [
+                entry
+                for rule, entry in zip(self.rules, document["expectations"], strict=True)
+                if rule.name in keep
+            ]
+        return gx.ExpectationSuite(**document)
 
 
 def _fail(where: str, message: str) -> SuiteError:
