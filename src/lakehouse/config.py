@@ -7,6 +7,7 @@ through a Spark job.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from pathlib import Path
@@ -138,6 +139,7 @@ class SilverLimits(_Strict):
     max_order_units: int = Field(gt=0)
     max_stock_quantity: int = Field(gt=0)
     future_tolerance_hours: int = Field(ge=0)
+    earliest_business_date: dt.date
 
 
 class SilverSettings(_Strict):

@@ -28,6 +28,7 @@ from lakehouse.silver.inventory import INVENTORY_KEY, inventory_daily
 from lakehouse.silver.sales_job import (
     delivered,
     duplicate_records,
+    earliest_time,
     future_limit,
     reconcile_snapshots,
     superseded_lines,
@@ -78,6 +79,7 @@ def parameters(ctx: JobContext) -> dict:
     return {
         "run_date": ctx.run_date.isoformat(),
         "future_limit": future_limit(ctx.run_date, limits.future_tolerance_hours),
+        "earliest_time": earliest_time(limits.earliest_business_date),
         "max_stock_quantity": limits.max_stock_quantity,
     }
 

@@ -33,6 +33,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DecimalType
 
+from lakehouse.config import SilverLimits
 from lakehouse.quality.gate import (
     QUARANTINE_SCHEMA,
     GateFailed,
@@ -119,6 +120,27 @@ def future_limit(run_date, tolerance_hours: int) -> str:
     return limit.replace(tzinfo=None).isoformat(sep=" ")
 
 
+def earliest_time(earliest_business_date) -> str:
+    """The earliest believable time: the first instant of conf's earliest business date, UTC.
+
+    Shanghai's midnight is eight hours earlier in UTC; a day's slack either way changes nothing
+    for what this catches (1970-01-01, 1900-01-01: a source's default for a missing time)."""
+    return datetime.combine(earliest_business_date, time(0)).isoformat(sep=" ")
+
+
+def sales_parameters(run_date, limits: SilverLimits) -> dict:
+    """The orders and order-lines suites' run-time parameters: conf/silver.yml's limits."""
+    return {
+        "future_limit": future_limit(run_date, limits.future_tolerance_hours),
+        "earliest_time": earliest_time(limits.earliest_business_date),
+        "max_order_amount": limits.max_order_amount,
+        "max_unit_price": limits.max_unit_price,
+        "max_line_quantity": limits.max_line_quantity,
+        "max_order_units": limits.max_order_units,
+        "min_return_quantity": -limits.max_line_quantity,
+    }
+
+
 def delivered(ctx: JobContext, dataset: str) -> DataFrame:
     """The bronze rows of `dataset` delivered on the run date, exact duplicates marked."""
     if not ctx.tables.exists("bronze", dataset):
@@ -199,14 +221,7 @@ def _publish(ctx: JobContext, bronze: dict[str, DataFrame], cfg, limits) -> JobR
         )
         for name, df in bronze.items()
     ]
-    parameters = {
-        "future_limit": future_limit(ctx.run_date, limits.future_tolerance_hours),
-        "max_order_amount": limits.max_order_amount,
-        "max_unit_price": limits.max_unit_price,
-        "max_line_quantity": limits.max_line_quantity,
-        "max_order_units": limits.max_order_units,
-        "min_return_quantity": -limits.max_line_quantity,
-    }
+    parameters = sales_parameters(ctx.run_date, limits)
     common = {"run_id": ctx.run_id, "run_date": ctx.run_date, "parameters": parameters}
     products = _master(ctx, "products")
     masters = {
