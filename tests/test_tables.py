@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from lakehouse.tables import Tables, newer_when
+from lakehouse.tables import Tables, file_order, newer_when
 
 DDL = "key string, updated int, delivered date, state string"
 
@@ -31,6 +31,50 @@ def test_newer_when_breaks_ties_left_to_right():
     condition = newer_when(["a", "b"])
     assert condition.startswith("(s.`a` > t.`a`")
     assert "s.`b` > t.`b`" in condition
+
+
+def test_file_order_compares_numbers_in_file_names_as_numbers(spark):
+    names = [
+        "pos_S0010_20260302.csv",
+        "tmall_orders_20260302_10.csv",
+        "tmall_orders_20260302.csv",
+        "pos_S0002_20260302.csv",
+        "tmall_orders_20260302_9.csv",
+        "tmall_orders_20260302_2.csv",
+    ]
+    df = spark.createDataFrame([(n,) for n in names], "_source_file string")
+    got = [r._source_file for r in df.orderBy(file_order()).collect()]
+    assert got == [
+        "pos_S0002_20260302.csv",
+        "pos_S0010_20260302.csv",
+        "tmall_orders_20260302.csv",
+        "tmall_orders_20260302_2.csv",
+        "tmall_orders_20260302_9.csv",
+        "tmall_orders_20260302_10.csv",
+    ]
+
+
+def test_upsert_tie_on_the_change_time_goes_to_the_later_export_part(spark, tmp_path):
+    tables = Tables(spark, str(tmp_path))
+    newer = newer_when(["updated", "_source_file"])
+    ddl = "key string, updated int, _source_file string, state string"
+    part = "tmall_orders_20260302_{}.csv".format
+    tables.upsert(
+        spark.createDataFrame([("A", 1, part(9), "9"), ("B", 1, part(10), "10")], ddl),
+        "silver",
+        "parts",
+        ["key"],
+        newer,
+    )
+    tables.upsert(
+        spark.createDataFrame([("A", 1, part(10), "10"), ("B", 1, part(9), "9")], ddl),
+        "silver",
+        "parts",
+        ["key"],
+        newer,
+    )
+    got = sorted((r.key, r.state) for r in tables.read("silver", "parts").collect())
+    assert got == [("A", "10"), ("B", "10")]
 
 
 def test_register_points_the_name_at_the_warehouse_last_written(spark, tmp_path):

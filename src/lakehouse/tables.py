@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from delta.tables import DeltaTable
 from py4j.protocol import Py4JError
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from lakehouse import faults
 
@@ -193,12 +194,39 @@ def _registered_location(spark: SparkSession, ident: str) -> str | None:
     return None
 
 
+SOURCE_FILE = "_source_file"
+# Digit runs padded to this width: longer runs (no file name has one) compare on their first
+# FILE_DIGITS digits only.
+FILE_DIGITS = 40
+
+
+def file_order_sql(column_sql: str) -> str:
+    """SQL for a sort key of a file name in natural order: `_9` before `_10`.
+
+    The contract lets a day's export come in parts (`tmall_orders_<YYYYMMDD>[_<n>].csv`); as
+    strings `..._10.csv` sorts before `..._9.csv`, and the tie-breaks between versions of one
+    record that name the file would pick the earlier part. Every run of digits is left-padded
+    with zeros, so numbers compare as numbers and everything else as text."""
+    return (
+        f"array_join(transform(regexp_extract_all({column_sql}, '[0-9]+|[^0-9]+', 0), "
+        f"p -> IF(p RLIKE '^[0-9]+$', lpad(p, {FILE_DIGITS}, '0'), p)), '')"
+    )
+
+
+def file_order(column: str = SOURCE_FILE) -> Column:
+    """`column` (a file name or path) as a natural-order sort key; see `file_order_sql`."""
+    return F.expr(file_order_sql(f"`{column}`"))
+
+
 def newer_when(columns: list[str]) -> str:
     """A MERGE condition: the source row sorts after (or equal to) the target row on `columns`,
-    compared left to right. Equal rows update, so a rerun rewrites the same values."""
+    compared left to right. Equal rows update, so a rerun rewrites the same values. The source
+    file compares in natural order (`file_order_sql`)."""
     condition = "true"
     for column in reversed(columns):
         s, t = f"s.`{column}`", f"t.`{column}`"
+        if column == SOURCE_FILE:
+            s, t = file_order_sql(s), file_order_sql(t)
         condition = (
             f"({s} > {t} OR {t} IS NULL AND {s} IS NOT NULL OR ({s} <=> {t} AND {condition}))"
         )

@@ -574,3 +574,24 @@ def test_latest_state_wins_and_a_correction_wins_a_tie(spark):
         [("A", "paid"), ("B", "corrected")], "key string, state string"
     )
     assert_df_equality(got, expected)
+
+
+def test_latest_state_ties_on_export_parts_go_to_the_later_part_by_number(spark):
+    """`tmall_orders_<date>_10.csv` comes after `_9` (as strings it sorts before it)."""
+    same_time, day = datetime(2026, 3, 2, 10), date(2026, 3, 2)
+    folder = "tmall_orders/dt=2026-03-02/"
+    df = spark.createDataFrame(
+        [
+            ("A", same_time, day, folder + "tmall_orders_20260302_9.csv", 7, "part 9"),
+            ("A", same_time, day, folder + "tmall_orders_20260302_10.csv", 2, "part 10"),
+            ("B", same_time, day, folder + "tmall_orders_20260302.csv", 9, "first part"),
+            ("B", same_time, day, folder + "tmall_orders_20260302_2.csv", 1, "part 2"),
+        ],
+        "key string, updated_at timestamp, _delivery_date date, _source_file string, "
+        "_line_no int, state string",
+    )
+    got = latest_state(df, "key").select("key", "state").orderBy("key")
+    expected = spark.createDataFrame(
+        [("A", "part 10"), ("B", "part 2")], "key string, state string"
+    )
+    assert_df_equality(got, expected)

@@ -23,6 +23,7 @@ from pyspark.sql.types import DecimalType, StringType
 
 from lakehouse.config import PLATFORMS, SilverSettings
 from lakehouse.silver import normalise as n
+from lakehouse.tables import file_order
 
 LINEAGE = ["_record_hash", "_source_file", "_line_no"]
 AREA = DecimalType(10, 2)
@@ -92,7 +93,7 @@ def latest_line(df: DataFrame, key: Sequence[str], order: Sequence[Column] = ())
     ranking = [
         *order,
         F.col("_delivery_date").desc(),
-        F.col("_source_file").desc(),
+        file_order().desc(),
         F.col("_line_no").desc(),
     ]
     w = Window.partitionBy(*key).orderBy(*ranking)

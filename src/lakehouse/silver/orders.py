@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.config import SilverSettings
 from lakehouse.silver import normalise as n
+from lakehouse.tables import file_order
 
 
 def _zero() -> Column:
@@ -279,7 +280,7 @@ def pos_tickets(lines: DataFrame) -> DataFrame:
     silently dropped to null or 0 would publish a wrong ticket.
     """
     versions = Window.partitionBy("order_key", "line_no").orderBy(
-        F.col("_delivery_date").desc(), F.col("_source_file").desc(), F.col("_line_no").desc()
+        F.col("_delivery_date").desc(), file_order().desc(), F.col("_line_no").desc()
     )
     keyless = F.col("order_key").isNull() | F.col("line_no").isNull()  # left to the rules
     lines = (
@@ -356,11 +357,12 @@ def pos_tickets(lines: DataFrame) -> DataFrame:
 
 def latest_state(df: DataFrame, key: str, change_time: str = "updated_at") -> DataFrame:
     """One row per key: the latest change wins; at equal times the later delivery (a corrected
-    file) wins, then the later file name and line, so the pick is deterministic."""
+    file) wins, then the later file name (natural order: part `_10` after `_9`) and line, so
+    the pick is deterministic."""
     order = [
         F.col(change_time).desc_nulls_last(),
         F.col("_delivery_date").desc(),
-        F.col("_source_file").desc(),
+        file_order().desc(),
         F.col("_line_no").desc(),
     ]
     w = Window.partitionBy(key).orderBy(*order)
