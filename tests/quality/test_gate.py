@@ -427,6 +427,41 @@ def test_the_example_suite_verdicts_equal_gx_validating_every_rule(spark, orders
     assert outcome.validation.statistics["evaluated_expectations"] == len(suite.rules)
 
 
+def test_a_jobs_gates_get_their_data_docs_in_one_site_build_when_it_ends(
+    spark, orders_gate, tmp_path, monkeypatch
+):
+    """One index page per job, not per gate: the index lists every validation of the process."""
+    import dataclasses
+
+    from lakehouse.quality.gate import gx_context
+    from lakehouse.quality.results import batched_results
+
+    outcome, _, _ = orders_gate
+    first, second = (
+        dataclasses.replace(outcome, run_id=run_id, docs_url=None) for run_id in ("job-a", "job-b")
+    )
+    context = gx_context()
+    builds = []
+    real_build = context.build_data_docs
+
+    def counted(*args, **kwargs):
+        builds.append(kwargs.get("resource_identifiers"))
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(context, "build_data_docs", counted)
+    tables = Tables(spark, str(tmp_path / "wh"))
+    with batched_results():
+        record_results(tables, first, data_docs=True)
+        record_results(tables, second, data_docs=True)
+        assert (first.docs_url, second.docs_url, builds) == (None, None, [])
+    assert len(builds) == 1 and len(builds[0]) == 2
+    pages = [Path(o.docs_url.removeprefix("file://")) for o in (first, second)]
+    assert pages[0] != pages[1] and all(page.is_file() for page in pages)
+    assert "job-a" in pages[0].as_posix() and "job-b" in pages[1].as_posix()
+    index = (tmp_path / "wh" / "_dq_docs" / "index.html").read_text()
+    assert "job-a" in index and "job-b" in index
+
+
 def test_a_suite_of_row_level_rules_only_needs_no_gx_run_and_still_gets_data_docs(
     spark, tmp_path, monkeypatch
 ):
