@@ -557,6 +557,12 @@ def test_a_ticket_line_delivered_twice_counts_once_as_its_published_version(spar
     )
 
 
+STATE_ROWS = (
+    "key string, updated_at timestamp, _delivery_date date, _source_file string, "
+    "_line_no int, state string"
+)
+
+
 def test_latest_state_wins_and_a_correction_wins_a_tie(spark):
     df = spark.createDataFrame(
         [
@@ -566,8 +572,7 @@ def test_latest_state_wins_and_a_correction_wins_a_tie(spark):
             ("B", datetime(2026, 3, 1), date(2026, 3, 1), "f1", 3, "original"),
             ("B", datetime(2026, 3, 1), date(2026, 3, 3), "f1_2", 3, "corrected"),
         ],
-        "key string, updated_at timestamp, _delivery_date date, _source_file string, "
-        "_line_no int, state string",
+        STATE_ROWS,
     )
     got = latest_state(df, "key").select("key", "state").orderBy("key")
     expected = spark.createDataFrame(
@@ -587,8 +592,7 @@ def test_latest_state_ties_on_export_parts_go_to_the_later_part_by_number(spark)
             ("B", same_time, day, folder + "tmall_orders_20260302.csv", 9, "first part"),
             ("B", same_time, day, folder + "tmall_orders_20260302_2.csv", 1, "part 2"),
         ],
-        "key string, updated_at timestamp, _delivery_date date, _source_file string, "
-        "_line_no int, state string",
+        STATE_ROWS,
     )
     got = latest_state(df, "key").select("key", "state").orderBy("key")
     expected = spark.createDataFrame(
