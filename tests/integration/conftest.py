@@ -10,14 +10,16 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from lakehouse import faults
 from lakehouse.config import Paths, Settings, load_settings
 from lakehouse.datagen import generate
 from lakehouse.orchestrate import RunSummary, run_days
-from lakehouse.registry import build_registry, in_order
+from lakehouse.registry import LAYER_ORDER, build_registry, in_order
 from lakehouse.runtime import Job, JobResult, run_job
 from lakehouse.tables import Tables
+from tests.conftest import SMALL_DATA_CONF
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -101,8 +103,7 @@ TINY_SALT = "tiny-day-test-salt-0123456789abcdef"
 @dataclass
 class TinyDay:
     """One tiny generated day, its copy of conf/, and the tables of one uninterrupted local run
-    of every job (bronze to gold): the reference the standalone-cluster and crash-recovery
-    tests compare with."""
+    of every job (bronze to gold): the reference the crash-recovery test compares with."""
 
     landing: Path
     conf: Path
@@ -113,22 +114,30 @@ class TinyDay:
     day: date = TINY_DAY
 
 
-@pytest.fixture(scope="session")
-def tiny_day(spark, tmp_path_factory) -> TinyDay:
-    root = tmp_path_factory.mktemp("tiny_day")
+def tiny_landing(root: Path) -> tuple[Path, Path]:
+    """The tiny generated day's landing zone and a copy of conf/ (LAKEHOUSE_CONF, as the cluster
+    bundle's would be), under root."""
     landing = root / "landing"
     generate(landing, scale=0.01, days=1, start=TINY_DAY, seed=5)
-    # A copy of conf/ (LAKEHOUSE_CONF, as the cluster bundle's would be) with fewer shuffle
-    # partitions than cluster.yml's 64 for a tiny landing on 2 cores (minutes of empty tasks).
+    # The tests' small-data Spark settings in both environments, and fewer shuffle partitions
+    # than cluster.yml's 64 for a tiny landing on 2 cores (minutes of empty tasks).
     conf = root / "conf"
     shutil.copytree(ROOT / "conf", conf)
-    for name, old, new in (
-        ("cluster.yml", 'spark.sql.shuffle.partitions: "64"', 'spark.sql.shuffle.partitions: "4"'),
+    for name, extra in (
+        ("local.yml", SMALL_DATA_CONF),
+        ("cluster.yml", {**SMALL_DATA_CONF, "spark.sql.shuffle.partitions": "4"}),
     ):
-        text = (conf / name).read_text(encoding="utf-8")
-        assert old in text, (name, old)
-        (conf / name).write_text(text.replace(old, new), encoding="utf-8")
-    reference = root / "reference"
+        overlay = yaml.safe_load((conf / name).read_text(encoding="utf-8"))
+        overlay["spark"]["conf"].update(extra)
+        (conf / name).write_text(yaml.safe_dump(overlay, allow_unicode=True), encoding="utf-8")
+    return landing, conf
+
+
+def run_tiny_reference(
+    spark, landing: Path, conf: Path, reference: Path, layers: tuple[str, ...] = LAYER_ORDER
+) -> tuple[Settings, RunSummary, dict[str, int]]:
+    """One uninterrupted local run of the tiny day's layers into reference: its settings, its
+    summary and the number of table writes of each job."""
     mp = pytest.MonkeyPatch()
     mp.setenv("LAKEHOUSE_CONF", str(conf))
     mp.setenv("LAKEHOUSE_PII_SALT", TINY_SALT)
@@ -138,9 +147,18 @@ def tiny_day(spark, tmp_path_factory) -> TinyDay:
             update={"paths": Paths(landing=str(landing), warehouse=str(reference))}
         )
         faults.writes_by_job.clear()
-        summary = run_days(settings, spark, [TINY_DAY], resume=False)
+        summary = run_days(settings, spark, [TINY_DAY], layers, resume=False)
         writes = dict(faults.writes_by_job)
     finally:
         mp.undo()
     assert summary.ok, summary.describe()
+    return settings, summary, writes
+
+
+@pytest.fixture(scope="session")
+def tiny_day(spark, tmp_path_factory) -> TinyDay:
+    root = tmp_path_factory.mktemp("tiny_day")
+    landing, conf = tiny_landing(root)
+    reference = root / "reference"
+    settings, summary, writes = run_tiny_reference(spark, landing, conf, reference)
     return TinyDay(landing, conf, reference, settings, summary, writes)
