@@ -478,3 +478,23 @@ def test_a_suite_of_row_level_rules_only_needs_no_gx_run_and_still_gets_data_doc
     page = Path(outcome.docs_url.removeprefix("file://")).read_text()
     assert "S9" in page  # the example value of the failed no_closed_shop rule
     assert "Unsuccessful Expectations" in page
+
+
+def test_examples_from_one_collect_equal_those_of_a_query_per_rule(spark, monkeypatch):
+    """Up to EXAMPLE_ROWS_COLLECTED failing rows, every rule's examples come from one collect of
+    them (one Spark job, not a `limit` query per rule); the values are the same either way, in
+    the same order, at most `unexpected_examples` per rule."""
+    from lakehouse.quality import gate
+
+    frame = spark.createDataFrame(EDGE_ROWS * 10, "id int, kind string, shop string").where("true")
+
+    def examples() -> dict[str, list]:
+        with run_gate(frame, EDGE_SUITE, key_columns=["id"], run_id="r", run_date=RUN_DATE) as o:
+            return {r.name: list(r.partial_unexpected) for r in o.results}
+
+    collected = examples()
+    monkeypatch.setattr(gate, "EXAMPLE_ROWS_COLLECTED", 0)
+    queried = examples()
+    assert collected == queried
+    assert len(collected["kind_unique_mostly"]) == 20  # 50 repeated values, examples capped
+    assert collected["id_present"] == [None] * 10

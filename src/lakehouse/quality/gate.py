@@ -363,6 +363,42 @@ def _quarantine(
     ).to(schema)
 
 
+# Up to this many failing rows, every rule's examples come from one collect of them; above it,
+# one `limit` query per failing rule (each may run several Spark jobs as it scans further).
+EXAMPLE_ROWS_COLLECTED = 10_000
+
+
+def _examples(
+    annotated: DataFrame, checks: Sequence[Check], counts: Mapping[str, Any], examples: int
+) -> dict[str, list[Any]]:
+    """Each failing rule's first `examples` failing values, in the frame's row order (what a
+    `limit` query per rule returns), by flag column."""
+    failing = [c for c in checks if counts[f"{c.flag}_unexpected"]]
+    if not failing or examples <= 0:
+        return {}
+
+    def values(c: Check, rows: list[Any]) -> list[Any]:
+        if c.type == COMPOUND_UNIQUE:
+            return [{col: row[col] for col in c.columns} for row in rows]
+        return [row[c.columns[0]] for row in rows]
+
+    if counts["_dq_failing_rows"] > EXAMPLE_ROWS_COLLECTED:
+        return {
+            c.flag: values(
+                c, annotated.where(~F.col(c.flag)).select(*c.columns).limit(examples).collect()
+            )
+            for c in failing
+        }
+    columns = list(dict.fromkeys(col for c in failing for col in (c.flag, *c.columns)))
+    rows = (
+        annotated.where(reduce(lambda a, b: a | b, [~F.col(c.flag) for c in failing]))
+        .select(*columns)
+        .collect()
+    )
+    # `is False`: a null flag is not a failure, as `where(~flag)` has it.
+    return {c.flag: values(c, [r for r in rows if r[c.flag] is False][:examples]) for c in failing}
+
+
 def _row_level_results(annotated: DataFrame, checks: Sequence[Check], examples: int) -> list[Any]:
     """GX validation results for the row-level rules, from the gate's flags instead of GX's
     metric graph: one aggregation for every rule's counts, one small query per failing rule for
@@ -383,7 +419,10 @@ def _row_level_results(annotated: DataFrame, checks: Sequence[Check], examples: 
             F.count(F.when(applies(c), 1)).alias(f"{c.flag}_elements"),
             F.count(F.when(considered(c), 1)).alias(f"{c.flag}_considered"),
         ]
+    any_failed = reduce(lambda a, b: a | b, [~F.col(c.flag) for c in checks])
+    aggregates.append(F.count(F.when(any_failed, 1)).alias("_dq_failing_rows"))
     counts = annotated.agg(*aggregates).first().asDict()
+    examples_of = _examples(annotated, checks, counts, examples)
     result_format = parse_result_format(
         {"result_format": "SUMMARY", "partial_unexpected_count": examples}
     )
@@ -401,13 +440,7 @@ def _row_level_results(annotated: DataFrame, checks: Sequence[Check], examples: 
             if element_count == 0 or denominator == 0
             else _mostly_success(denominator, unexpected_count, mostly)
         )
-        values: list[Any] = []
-        if unexpected_count and examples > 0:
-            failing = annotated.where(~F.col(c.flag)).select(*c.columns).limit(examples).collect()
-            if c.type == COMPOUND_UNIQUE:
-                values = [row.asDict() for row in failing]
-            else:
-                values = [row[0] for row in failing]
+        values = examples_of.get(c.flag, [])
         result = _format_map_output(
             result_format=result_format,
             success=success,
