@@ -98,6 +98,9 @@ SALES_JOBS = {
     "silver.master",
     "silver.sales",
 }
+# Later days of a Tmall-only test: the other sources' bronze tables exist from the first day
+# (silver.sales needs them, not a slice of every day), the products do not change.
+TMALL_SALES_JOBS = {"bronze.tmall_orders", "bronze.tmall_order_items", "silver.sales"}
 
 
 def test_a_late_state_change_updates_the_order_and_an_older_state_does_not(
@@ -122,8 +125,9 @@ def test_a_late_state_change_updates_the_order_and_an_older_state_does_not(
     )
     settings = settings_for(root)
     tables = Tables(spark, settings.warehouse)
-    for day in (D1, D2, D3):
-        _run(settings, spark, day, SALES_JOBS)
+    _run(settings, spark, D1, SALES_JOBS)
+    for day in (D2, D3):
+        _run(settings, spark, day, TMALL_SALES_JOBS)
     [order] = tables.read("silver", "orders").collect()
     assert order.order_key == "TMALL:2937000000000000001"
     assert (order.status, order.business_date) == ("REFUNDED", D1)
