@@ -401,9 +401,9 @@ def _examples(
 
 def _row_level_results(annotated: DataFrame, checks: Sequence[Check], examples: int) -> list[Any]:
     """GX validation results for the row-level rules, from the gate's flags instead of GX's
-    metric graph: one aggregation for every rule's counts, one small query per failing rule for
-    its examples, then GX's own `mostly` test and SUMMARY format. The gate's tests compare
-    these with GX validating the same rules itself."""
+    metric graph: one aggregation for every rule's counts, one collect of the failing rows for
+    every failing rule's examples (`_examples`), then GX's own `mostly` test and SUMMARY
+    format. The gate's tests compare these with GX validating the same rules itself."""
     from great_expectations.core.expectation_validation_result import (
         ExpectationValidationResult,
     )
