@@ -488,13 +488,29 @@ def test_examples_from_one_collect_equal_those_of_a_query_per_rule(spark, monkey
 
     frame = spark.createDataFrame(EDGE_ROWS * 10, "id int, kind string, shop string").where("true")
 
-    def examples() -> dict[str, list]:
-        with run_gate(frame, EDGE_SUITE, key_columns=["id"], run_id="r", run_date=RUN_DATE) as o:
-            return {r.name: list(r.partial_unexpected) for r in o.results}
+    spark_jobs = {}
 
-    collected = examples()
+    def examples(path: str) -> dict[str, list]:
+        # The path taken shows in the Spark jobs the gate runs: one collect against a query
+        # per failing rule, everything else the same.
+        spark.sparkContext.setJobGroup(f"examples-{path}", path)
+        try:
+            with run_gate(
+                frame, EDGE_SUITE, key_columns=["id"], run_id="r", run_date=RUN_DATE
+            ) as outcome:
+                found = {r.name: list(r.partial_unexpected) for r in outcome.results}
+        finally:
+            spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+        tracker = spark.sparkContext.statusTracker()
+        spark_jobs[path] = len(tracker.getJobIdsForGroup(f"examples-{path}"))
+        return found
+
+    collected = examples("collect")
     monkeypatch.setattr(gate, "EXAMPLE_ROWS_COLLECTED", 0)
-    queried = examples()
+    queried = examples("query")
     assert collected == queried
+    failing_rules = sum(1 for values in collected.values() if values)
+    assert failing_rules >= 2
+    assert spark_jobs["collect"] <= spark_jobs["query"] - (failing_rules - 1), spark_jobs
     assert len(collected["kind_unique_mostly"]) == 20  # 50 repeated values, examples capped
     assert collected["id_present"] == [None] * 10
