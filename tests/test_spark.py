@@ -1,13 +1,19 @@
-"""The session builder's own checks: Java 17+, and Delta's coordinates."""
+"""The session builder's own checks (Java 17+, Delta's coordinates) and `small_frame`."""
 
 from __future__ import annotations
 
 import stat
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from chispa import assert_df_equality
 
-from lakehouse.spark import JavaMissingError, check_java, delta_package
+from lakehouse.bronze.job import FILES_SCHEMA
+from lakehouse.quality.results import DQ_RESULTS_SCHEMA
+from lakehouse.runtime import RUN_LOG_SCHEMA
+from lakehouse.spark import JavaMissingError, check_java, delta_package, small_frame
 
 
 def _fake_java(home: Path, version_line: str) -> None:
@@ -38,3 +44,101 @@ def test_java_17_passes(tmp_path, monkeypatch):
 
 def test_delta_coordinates_follow_the_installed_versions():
     assert delta_package() == "io.delta:delta-spark_4.1_2.13:4.4.0"
+
+
+EVERY_KIND = (
+    "name string, n int, big long, share double, ok boolean, amount decimal(18,2), day date, "
+    "at timestamp, tags array<string>, versions map<string,long>, "
+    "spot struct<city: string, lat: double>"
+)
+EVERY_KIND_ROWS = [
+    (
+        "上海 O'Brien; DROP TABLE x --",
+        7,
+        2**40,
+        float("nan"),
+        True,
+        Decimal("-12345678.90"),
+        date(1970, 1, 1),
+        datetime(2026, 3, 1, 23, 59, 59, 123456),
+        ["a", None],
+        {"silver.orders": 3},
+        ("杭州", 30.25),
+    ),
+    (None, None, None, None, None, None, None, None, None, None, None),
+    (
+        "",
+        0,
+        -1,
+        0.5,
+        False,
+        Decimal("0.01"),
+        date(2099, 12, 31),
+        datetime(1970, 1, 1),
+        [],
+        {},
+        (None, None),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("schema", "rows"),
+    [
+        (EVERY_KIND, EVERY_KIND_ROWS),
+        (EVERY_KIND, []),
+        ("business_date date", [(date(2026, 3, d),) for d in range(1, 29)]),
+        (
+            RUN_LOG_SCHEMA,
+            [
+                (
+                    "silver.sales",
+                    date(2026, 3, 1),
+                    "run-1",
+                    "local",
+                    datetime(2026, 3, 1, 1, 2, 3, 4),
+                    datetime(2026, 3, 1, 1, 3, 3),
+                    60.0,
+                    "SUCCEEDED",
+                    10,
+                    8,
+                    2,
+                    {"silver.orders": 0},
+                    None,
+                    "{}",
+                )
+            ],
+        ),
+        (DQ_RESULTS_SCHEMA, []),
+        (FILES_SCHEMA, []),
+    ],
+)
+def test_small_frame_equals_create_data_frame_with_no_python_task(spark, schema, rows):
+    """The same rows and schema (nullability included) as `createDataFrame`, computed in the JVM:
+    no scan of a Python RDD in its plan, one partition."""
+    made = small_frame(spark, rows, schema)
+    assert_df_equality(
+        made, spark.createDataFrame(rows, schema), allow_nan_equality=True, ignore_row_order=False
+    )
+    plan = made._jdf.queryExecution().executedPlan().toString()
+    assert "ExistingRDD" not in plan and "Python" not in plan, plan
+    assert made.rdd.getNumPartitions() == 1
+
+
+def test_small_frame_refuses_what_create_data_frame_refuses(spark):
+    with pytest.raises(ValueError, match="field job: not nullable, but got None"):
+        small_frame(spark, [(None,) * len(RUN_LOG_SCHEMA.fields)], RUN_LOG_SCHEMA)
+    with pytest.raises(ValueError, match="a row of 1 values for 2 columns"):
+        small_frame(spark, [("x",)], "a string, b int")
+
+
+def test_small_frame_hands_many_rows_to_create_data_frame(spark, monkeypatch):
+    """Past SMALL_FRAME_ROWS the literal plan would grow with the rows: the same frame comes
+    from `createDataFrame`."""
+    from lakehouse import spark as module
+
+    monkeypatch.setattr(module, "SMALL_FRAME_ROWS", 2)
+    rows = [(date(2026, 3, d),) for d in range(1, 4)]
+    made = small_frame(spark, rows, "business_date date")
+    assert_df_equality(made, spark.createDataFrame(rows, "business_date date"))
+    assert "ExistingRDD" in made._jdf.queryExecution().executedPlan().toString()

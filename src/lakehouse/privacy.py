@@ -74,7 +74,7 @@ from lakehouse.silver import normalise as n
 from lakehouse.silver.identities import ORDER_SOURCES
 from lakehouse.silver.order_lines import pos_key
 from lakehouse.silver.scd2 import attribute_hash
-from lakehouse.spark import local_path, session_conf
+from lakehouse.spark import local_path, session_conf, small_frame
 from lakehouse.tables import Tables
 
 Identifier = tuple[str, str]  # (identifier_type, value)
@@ -1414,5 +1414,5 @@ def _erase(
         not result.leftovers,
         result.seconds,
     )
-    tables.append(spark.createDataFrame([record], ERASURE_LOG_SCHEMA), *ERASURE_LOG)
+    tables.append(small_frame(spark, [record], ERASURE_LOG_SCHEMA), *ERASURE_LOG)
     return result

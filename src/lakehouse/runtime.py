@@ -24,6 +24,7 @@ from pyspark.sql.types import (
 
 from lakehouse import faults
 from lakehouse.config import Settings
+from lakehouse.spark import small_frame
 from lakehouse.tables import Tables
 
 RUN_LOG = ("ops", "run_log")
@@ -127,7 +128,7 @@ def run_job(job: Job, settings: Settings, spark: SparkSession, run_date: date) -
         json.dumps(outcome.details, ensure_ascii=False, default=str),
     )
     try:
-        tables.append(spark.createDataFrame([row], RUN_LOG_SCHEMA), *RUN_LOG)
+        tables.append(small_frame(spark, [row], RUN_LOG_SCHEMA), *RUN_LOG)
     except Exception:
         if error is None:
             raise

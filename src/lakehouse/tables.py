@@ -20,6 +20,17 @@ from lakehouse import faults
 LAYERS = ("bronze", "silver", "oneid", "gold", "ops")
 
 
+def in_few_files(df: DataFrame) -> DataFrame:
+    """`df` in at most one partition per core, for the tables small by nature (quarantines,
+    reconciliations, file logs, gate results, the run log).
+
+    A union keeps every input's partitions: a day's silver.quarantine unions a dozen frames,
+    which made 132 write tasks (and up to as many tiny files) for a few dozen rows, 8.7 s of
+    silver.sales at scale 0.1. Coalescing runs the same work in a few tasks, without a shuffle.
+    """
+    return df.coalesce(max(1, df.sparkSession.sparkContext.defaultParallelism))
+
+
 @dataclass(frozen=True)
 class Tables:
     """Table paths and writes under one warehouse root."""

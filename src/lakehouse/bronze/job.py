@@ -42,6 +42,8 @@ from lakehouse.bronze.ingest import (
 )
 from lakehouse.config import Dataset
 from lakehouse.runtime import JobContext, JobError, JobResult
+from lakehouse.spark import small_frame
+from lakehouse.tables import in_few_files
 
 QUARANTINE = "quarantine"
 FILES = "ingested_files"
@@ -276,8 +278,8 @@ def _publish_side_tables(ctx: JobContext, delivery: Delivery) -> None:
     """Write this delivery's quarantine and file log slices (after the dataset tables)."""
     spark, tables, result = ctx.spark, ctx.tables, delivery.result
     stamp = (ctx.run_id, delivery.lineage.ingest_time)
-    quarantine = spark.createDataFrame(
-        [(*u, *stamp) for u in delivery.unrecognized], QUARANTINE_SCHEMA
+    quarantine = small_frame(
+        spark, [(*u, *stamp) for u in delivery.unrecognized], QUARANTINE_SCHEMA
     )
     for part in delivery.quarantine_parts:
         quarantine = quarantine.unionByName(part)
@@ -285,11 +287,11 @@ def _publish_side_tables(ctx: JobContext, delivery: Delivery) -> None:
     slice_ = f"source = '{delivery.source}' AND delivery_date = '{ctx.run_date.isoformat()}'"
     partitions = ["source", "delivery_date"]
     result.versions[f"bronze.{QUARANTINE}"] = tables.replace_where(
-        quarantine, "bronze", QUARANTINE, slice_, partitions
+        in_few_files(quarantine), "bronze", QUARANTINE, slice_, partitions
     )
-    log = spark.createDataFrame([(*e, *stamp) for e in delivery.file_log], FILES_SCHEMA)
+    log = small_frame(spark, [(*e, *stamp) for e in delivery.file_log], FILES_SCHEMA)
     result.versions[f"bronze.{FILES}"] = tables.replace_where(
-        log, "bronze", FILES, slice_, partitions
+        in_few_files(log), "bronze", FILES, slice_, partitions
     )
     result.details["files"] = len(delivery.file_log)
     result.details["redelivered"] = sum(1 for e in delivery.file_log if e[7] == REDELIVERED)

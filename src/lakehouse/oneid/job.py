@@ -30,6 +30,7 @@ from lakehouse.oneid.graph import (
     with_node_id,
 )
 from lakehouse.runtime import JobContext, JobError, JobResult
+from lakehouse.spark import small_frame
 
 LAYER = "oneid"
 MAP_COLUMNS = [
@@ -51,7 +52,7 @@ class ComponentTooLarge(JobError):
 def _previous(ctx: JobContext, table: str, columns: list[str], schema: str) -> DataFrame:
     if ctx.tables.exists(LAYER, table):
         return ctx.tables.read(LAYER, table).select(*columns)
-    return ctx.spark.createDataFrame([], schema)
+    return small_frame(ctx.spark, [], schema)
 
 
 def frozen(df: DataFrame) -> DataFrame:

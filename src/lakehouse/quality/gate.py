@@ -49,6 +49,7 @@ from lakehouse.quality.predicates import (
 )
 from lakehouse.quality.suite import Suite, load_suite, rule_columns
 from lakehouse.runtime import JobError
+from lakehouse.spark import small_frame
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +321,7 @@ def _quarantine(
     """One row per (failing row, failed quarantine rule), with the row as JSON for replay."""
     schema = QUARANTINE_SCHEMA
     if not checks:
-        return annotated.sparkSession.createDataFrame([], schema)
+        return small_frame(annotated.sparkSession, [], schema)
     failures = F.array(
         *[
             F.when(

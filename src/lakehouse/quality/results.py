@@ -24,8 +24,8 @@ from pyspark.sql.types import (
 )
 
 from lakehouse.quality.gate import GateOutcome, _gx_lock, gx_context
-from lakehouse.spark import local_path
-from lakehouse.tables import Tables
+from lakehouse.spark import local_path, small_frame
+from lakehouse.tables import Tables, in_few_files
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def results_frame(spark: SparkSession, outcome: GateOutcome) -> DataFrame:
         )
         for r in outcome.results
     ]
-    return spark.createDataFrame(rows, DQ_RESULTS_SCHEMA)
+    return small_frame(spark, rows, DQ_RESULTS_SCHEMA)
 
 
 def build_data_docs(outcome: GateOutcome, docs_dir: str) -> str | None:
@@ -178,7 +178,7 @@ def _flush(pending: list[tuple[Tables, DataFrame]]) -> None:
     for tables, frame in pending:
         by_warehouse.setdefault(tables.warehouse, (tables, []))[1].append(frame)
     for tables, frames in by_warehouse.values():
-        tables.append(reduce(DataFrame.unionByName, frames), *DQ_RESULTS)
+        tables.append(in_few_files(reduce(DataFrame.unionByName, frames)), *DQ_RESULTS)
 
 
 def _build_docs(pending: list[tuple[GateOutcome, str]]) -> None:
@@ -207,7 +207,7 @@ def record_results(
         _batch.append((tables, frame))
         version = None
     else:
-        version = tables.append(frame, *DQ_RESULTS)
+        version = tables.append(in_few_files(frame), *DQ_RESULTS)
     if outcome.settings.data_docs.enabled if data_docs is None else data_docs:
         if _docs_batch is not None:
             _docs_batch.append((outcome, outcome.settings.docs_dir(tables.warehouse)))

@@ -23,6 +23,7 @@ from pyspark.sql.types import DecimalType, StringType
 
 from lakehouse.config import PLATFORMS, SilverSettings
 from lakehouse.silver import normalise as n
+from lakehouse.spark import small_frame
 from lakehouse.tables import file_order
 
 LINEAGE = ["_record_hash", "_source_file", "_line_no"]
@@ -186,14 +187,15 @@ def online_stores(
         tmall = shop_names.select(n.non_blank(F.col("shop_name")).alias("shop"))
     else:
         spark = SparkSession.active()
-        tmall = spark.createDataFrame([(s,) for s in shop_names], "shop string").select(
+        tmall = small_frame(spark, [(s,) for s in shop_names], "shop string").select(
             n.non_blank(F.col("shop")).alias("shop")
         )
     tmall = tmall.where(F.col("shop").isNotNull()).distinct()
     tmall = tmall.select(
         F.concat(F.lit(prefix["TMALL"]), F.col("shop")).alias("store_code"), "shop"
     )
-    others = spark.createDataFrame(
+    others = small_frame(
+        spark,
         [(prefix[p] + defaults[p], defaults[p]) for p in ("JD", "MALL")],
         "store_code string, shop string",
     )

@@ -33,6 +33,7 @@ from lakehouse.silver.sales_job import (
     write_reconciliation,
 )
 from lakehouse.silver.scd2 import apply_scd2, current_versions
+from lakehouse.spark import small_frame
 from lakehouse.tables import newer_when
 
 SKU_MAP_NEWER = newer_when(["snapshot_date"])
@@ -47,7 +48,7 @@ TABLE_OF = {
 def _tmall_shops(ctx: JobContext) -> DataFrame:
     """Every Tmall shop seen so far: a shop with no order today is still a store."""
     if not ctx.tables.exists("bronze", "tmall_orders"):
-        return ctx.spark.createDataFrame([], "shop_name string")
+        return small_frame(ctx.spark, [], "shop_name string")
     return (
         ctx.tables.read("bronze", "tmall_orders")
         .where(F.col("_delivery_date") <= F.lit(ctx.run_date))

@@ -61,7 +61,8 @@ from lakehouse.silver.orders import (
     tmall_orders,
 )
 from lakehouse.silver.scd2 import valid_at
-from lakehouse.tables import newer_when
+from lakehouse.spark import small_frame
+from lakehouse.tables import in_few_files, newer_when
 
 ORDER_NEWER = newer_when(["updated_at", "_delivery_date", "_source_file", "_line_no"])
 LINE_NEWER = newer_when(["_delivery_date", "_source_file", "_line_no"])
@@ -534,7 +535,9 @@ def write_quarantine(ctx: JobContext, parts: list[DataFrame], tables: list[str])
     )
     names = ", ".join(f"'{t}'" for t in tables)
     slice_ = f"table IN ({names}) AND delivery_date = '{ctx.run_date.isoformat()}'"
-    return ctx.tables.replace_where(rows, "silver", SILVER_QUARANTINE, slice_, ["delivery_date"])
+    return ctx.tables.replace_where(
+        in_few_files(rows), "silver", SILVER_QUARANTINE, slice_, ["delivery_date"]
+    )
 
 
 # --- reconciliation: bronze = accepted + duplicates + quarantined, for every silver job -------
@@ -618,7 +621,7 @@ def reconciliation_counts(
     from_merge = accepted.groupBy("dataset").agg(
         F.count(F.lit(1)).alias("accepted_rows"), F.sum("_amount").alias("accepted_amount")
     )
-    names = spark.createDataFrame(list(datasets.items()), "dataset string, _has_amount boolean")
+    names = small_frame(spark, list(datasets.items()), "dataset string, _has_amount boolean")
     joined = names.join(from_bronze, "dataset", "left").join(from_merge, "dataset", "left")
 
     def money(column: str) -> Column:
@@ -671,7 +674,8 @@ def reconcile(ctx: JobContext, counts: DataFrame) -> DataFrame:
     in ops.dq_results and raise GateFailed (naming each dataset off) before anything is
     published. Returns the rows for `write_reconciliation` (computed once, held locally)."""
     collected = counts.collect()
-    frame = ctx.spark.createDataFrame(
+    frame = small_frame(
+        ctx.spark,
         [
             (r.dataset, ctx.run_date, ctx.run_id, *(r[c] for c in COUNT_COLUMNS + AMOUNT_COLUMNS))
             for r in collected
@@ -703,7 +707,7 @@ def write_reconciliation(ctx: JobContext, frame: DataFrame) -> int:
     """Replace this delivery date's rows of the reconciled datasets in silver.reconciliation."""
     datasets = sorted({r.dataset for r in frame.select("dataset").collect()})
     return ctx.tables.replace_where(
-        frame,
+        in_few_files(frame),
         "silver",
         RECONCILIATION,
         f"delivery_date = '{ctx.run_date.isoformat()}' AND dataset IN "

@@ -13,6 +13,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.gold.marts.settings import BundleSettings
+from lakehouse.spark import small_frame
 
 BUNDLE_COLUMNS = [
     "as_of",
@@ -45,7 +46,8 @@ def rules(basket_df: DataFrame, cfg: BundleSettings) -> DataFrame:
     mined = basket_df.where(F.size("items") <= cfg.max_basket_size).select("items")
     count = mined.count()
     spark = basket_df.sparkSession
-    empty = spark.createDataFrame(
+    empty = small_frame(
+        spark,
         [],
         "antecedent array<string>, consequent string, support double, confidence double, "
         "lift double, baskets long",

@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from lakehouse.gold.marts.common import TOTAL, ratio
 from lakehouse.gold.marts.inventory import position_demand_key, window_units
 from lakehouse.gold.marts.settings import MartSettings
+from lakehouse.spark import small_frame
 
 DAILY_KEY = ["business_date", "platform", "sku_id"]
 RANKING_KEY = ["month", "channel", "sku_id"]
@@ -113,7 +114,7 @@ def product_rankings(
     spark = daily.sparkSession
     window = cfg.demand_window_days
     level = cfg.product.ranking_category
-    periods = spark.createDataFrame([(m,) for m in months], "month date").withColumn(
+    periods = small_frame(spark, [(m,) for m in months], "month date").withColumn(
         "as_of", F.least(F.last_day("month"), F.lit(run_date).cast("date"))
     )
     known = daily.where(F.col("sku_id").isNotNull())

@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.gold.marts.common import MONEY, TOTAL, money, ratio
 from lakehouse.silver.scd2 import valid_at
+from lakehouse.spark import small_frame
 
 STORE_ATTRIBUTES = ["store_name", "store_type", "region", "floor_area_sqm", "staff_count"]
 DAILY_KEY = ["business_date", "store_code"]
@@ -85,7 +86,7 @@ def _line_facts(lines: DataFrame) -> DataFrame:
 def _store_grid(stores: DataFrame, dates: list[date], spark) -> DataFrame:
     """(business_date, store_code) of every store open on each date, with the attributes of the
     version valid that day."""
-    days = spark.createDataFrame([(d,) for d in dates], "business_date date")
+    days = small_frame(spark, [(d,) for d in dates], "business_date date")
     codes = stores.select("store_code").distinct()
     grid = valid_at(
         days.crossJoin(codes),
@@ -233,7 +234,7 @@ def store_monthly(
         F.count_if(F.col("_days") >= 2).alias("repeat_buyers"),
     )
 
-    ends = spark.createDataFrame([(m,) for m in months], "month date").withColumn(
+    ends = small_frame(spark, [(m,) for m in months], "month date").withColumn(
         "_end", _month_end(F.col("month"))
     )
     current = (

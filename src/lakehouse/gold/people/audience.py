@@ -27,6 +27,7 @@ from lakehouse.gold.people import pii
 from lakehouse.gold.people.tags import pivot_tags, sql_error
 from lakehouse.quality.gate import raise_if_failed, run_gate
 from lakehouse.quality.results import record_results
+from lakehouse.spark import small_frame
 from lakehouse.tables import Tables
 
 LAYER = "gold"
@@ -76,7 +77,7 @@ def selection_view(tables: Tables, settings: Settings) -> DataFrame:
         tags = pivot_tags(tables.read(LAYER, "member_tags"), catalog)
     else:
         schema = ", ".join(["one_id string", *[f"`{t.code}` {t.type}" for t in catalog]])
-        tags = tables.spark.createDataFrame([], schema)
+        tags = small_frame(tables.spark, [], schema)
     shadowed = [t.code for t in catalog if t.code.lower() in {c.lower() for c in portrait.columns}]
     if shadowed:
         tags = tags.drop(*shadowed)
@@ -153,7 +154,8 @@ def create(
             version = tables.replace_where(
                 members, LAYER, "audience_members", f"audience = '{name}'"
             )
-        summary = spark.createDataFrame(
+        summary = small_frame(
+            spark,
             [(name, where, count, as_of, created_at)],
             "audience string, where_expr string, members long, as_of date, created_at timestamp",
         )

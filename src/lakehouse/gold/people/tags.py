@@ -29,6 +29,7 @@ from pyspark.sql.types import (
 
 from lakehouse.gold.people.settings import TagCatalog, TagDefinition
 from lakehouse.runtime import JobError
+from lakehouse.spark import small_frame
 
 TAG_COLUMNS = ["one_id", "tag_code", "tag_value", "as_of"]
 CATALOG_SCHEMA = StructType(
@@ -172,8 +173,10 @@ def tag_values(
             )
         )
     if not parts:
-        return portrait.sparkSession.createDataFrame(
-            [], "one_id string, tag_code string, tag_value string, as_of date"
+        return small_frame(
+            portrait.sparkSession,
+            [],
+            "one_id string, tag_code string, tag_value string, as_of date",
         )
     rows = parts[0]
     for part in parts[1:]:
@@ -199,7 +202,7 @@ def catalog_frame(spark: SparkSession, catalog: TagCatalog) -> DataFrame:
         )
         for t in catalog
     ]
-    return spark.createDataFrame(rows, CATALOG_SCHEMA)
+    return small_frame(spark, rows, CATALOG_SCHEMA)
 
 
 def pivot_tags(tags: DataFrame, catalog: TagCatalog) -> DataFrame:
