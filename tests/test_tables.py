@@ -86,9 +86,7 @@ def test_register_points_the_name_at_the_warehouse_last_written(spark, tmp_path)
     assert spark.table("silver.registered").count() == 2
     first.append(df, "silver", "registered")  # back to the first warehouse: 2 rows there
     assert spark.table("silver.registered").count() == 2
-    location = spark.sql("DESCRIBE TABLE EXTENDED silver.registered").where(
-        "col_name = 'Location'"
-    )
+    location = spark.sql("DESCRIBE TABLE EXTENDED silver.registered").where("col_name = 'Location'")
     assert location.first()[1].rstrip("/").endswith("one/silver/registered")
 
 

@@ -267,9 +267,7 @@ def _print_gold(tables) -> None:
         ]
         print("\nTop stores by net sales (gold.store_monthly)")
         print(
-            format_table(
-                top, ["month", "store_code", "net_sales", "margin_rate", "sales_per_sqm"]
-            )
+            format_table(top, ["month", "store_code", "net_sales", "margin_rate", "sales_per_sqm"])
         )
 
 

@@ -13,11 +13,21 @@ from lakehouse.datagen.records import DATASETS
 from .test_support import small
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"scale": 0}, {"scale": -1.0}, {"scale": float("nan")}, {"scale": "1"},
-    {"days": 0}, {"days": -3}, {"days": 1.5}, {"start": "2026-03-01"},
-    {"start": dt.datetime(2026, 3, 1)}, {"seed": "x"},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"scale": 0},
+        {"scale": -1.0},
+        {"scale": float("nan")},
+        {"scale": "1"},
+        {"days": 0},
+        {"days": -3},
+        {"days": 1.5},
+        {"start": "2026-03-01"},
+        {"start": dt.datetime(2026, 3, 1)},
+        {"seed": "x"},
+    ],
+)
 def test_bad_arguments_raise_value_error(tmp_path: pathlib.Path, kwargs: dict) -> None:
     with pytest.raises(ValueError):
         generate(tmp_path / "out", **kwargs)

@@ -35,8 +35,14 @@ def test_every_kind_in_every_dataset() -> None:
 def test_benign_dirt_present() -> None:
     root, _ = small()
     late = collections.Counter(r["dataset"] for r in read_truth(root, "late_records.csv"))
-    for ds in ("tmall_orders", "tmall_order_items", "jd_orders", "mall_orders", "pos_sales",
-               "campaign_touches"):
+    for ds in (
+        "tmall_orders",
+        "tmall_order_items",
+        "jd_orders",
+        "mall_orders",
+        "pos_sales",
+        "campaign_touches",
+    ):
         assert late[ds] >= 1, ds
     for r in read_truth(root, "late_records.csv"):
         assert r["business_date"] < r["dt"]
@@ -52,11 +58,17 @@ def _master(root: pathlib.Path, dt: str) -> dict[str, set[str]]:
     mapping = clean_records(root, "master", dt, f"sku_mapping_{ymd}.csv")
     stores = clean_records(root, "master", dt, f"stores_{ymd}.csv")
     skus = {p["sku_id"] for p in products}
-    out = {"sku": skus, "barcode": {p["barcode"] for p in products},
-           "store": {s["store_code"] for s in stores}}
+    out = {
+        "sku": skus,
+        "barcode": {p["barcode"] for p in products},
+        "store": {s["store_code"] for s in stores},
+    }
     for platform in ("TMALL", "JD"):
-        out[platform] = {m["platform_sku_code"] for m in mapping
-                         if m["platform"] == platform and m["sku_id"] in skus}
+        out[platform] = {
+            m["platform_sku_code"]
+            for m in mapping
+            if m["platform"] == platform and m["sku_id"] in skus
+        }
     return out
 
 
@@ -65,8 +77,10 @@ def _unknown(ds: str, rec: dict, m: dict[str, set[str]]) -> set[str]:
     out = set()
     sku_unknown = {
         "tmall_order_items": lambda: rec["商家编码"].strip().upper() not in m["TMALL"],
-        "jd_orders": lambda: any(i["skuId"] not in m["JD"] or i["outerSkuId"] not in m["sku"]
-                                 for i in rec["itemInfoList"]),
+        "jd_orders": lambda: any(
+            i["skuId"] not in m["JD"] or i["outerSkuId"] not in m["sku"]
+            for i in rec["itemInfoList"]
+        ),
         "mall_orders": lambda: any(i["sku_id"] not in m["sku"] for i in rec["items"]),
         "sku_mapping": lambda: rec["sku_id"] not in m["sku"],
     }
@@ -87,8 +101,10 @@ def _unknown(ds: str, rec: dict, m: dict[str, set[str]]) -> set[str]:
 
 def test_silver_lines_have_their_problem_and_clean_lines_none() -> None:
     root, _ = small()
-    bad = {(b["dataset"], b["dt"], b["file_name"], int(b["line_no"])): b["kind"]
-           for b in read_truth(root, "bad_records.csv")}
+    bad = {
+        (b["dataset"], b["dt"], b["file_name"], int(b["line_no"])): b["kind"]
+        for b in read_truth(root, "bad_records.csv")
+    }
     masters: dict[str, dict[str, set[str]]] = {}
     previous: dict[tuple[str, str], set[bytes]] = collections.defaultdict(set)
     checked = collections.Counter()
@@ -112,9 +128,18 @@ def test_silver_lines_have_their_problem_and_clean_lines_none() -> None:
         else:
             assert kind in found, f"{name}:{ln} is {kind} but shows {found}"
             checked[kind] += 1
-    assert set(checked) >= {"exact_duplicate", "future_date", "unknown_sku", "unknown_store",
-                            "negative_amount", "zero_amount", "absurd_amount",
-                            "negative_quantity", "zero_quantity", "absurd_quantity"}
+    assert set(checked) >= {
+        "exact_duplicate",
+        "future_date",
+        "unknown_sku",
+        "unknown_store",
+        "negative_amount",
+        "zero_amount",
+        "absurd_amount",
+        "negative_quantity",
+        "zero_quantity",
+        "absurd_quantity",
+    }
 
 
 def test_undecodable_lines_fail_strictly() -> None:

@@ -26,10 +26,19 @@ from .test_support import (
 )
 
 DAYS = [(dt.date(2026, 3, 1) + dt.timedelta(days=i)).isoformat() for i in range(5)]
-PER_DAY = {"tmall_orders": "tmall_orders", "tmall_order_items": "tmall_order_items",
-           "jd_orders": "jd_orders", "mall_orders": "mall_orders", "crm_members": "crm_members",
-           "inventory": "inventory", "products": "master", "sku_mapping": "master",
-           "stores": "master", "campaigns": "campaigns", "campaign_touches": "campaigns"}
+PER_DAY = {
+    "tmall_orders": "tmall_orders",
+    "tmall_order_items": "tmall_order_items",
+    "jd_orders": "jd_orders",
+    "mall_orders": "mall_orders",
+    "crm_members": "crm_members",
+    "inventory": "inventory",
+    "products": "master",
+    "sku_mapping": "master",
+    "stores": "master",
+    "campaigns": "campaigns",
+    "campaign_touches": "campaigns",
+}
 
 
 def test_only_contract_sources_and_dt_folders() -> None:
@@ -59,17 +68,27 @@ def test_one_pos_file_per_trading_store_and_day() -> None:
     for d in DAYS:
         ymd = d.replace("-", "")
         stores = {r["store_code"]: r for r in clean_records(root, "master", d, f"stores_{ymd}.csv")}
-        trading = {c for c, r in stores.items()
-                   if r["open_date"] <= d and (not r["close_date"] or d < r["close_date"])}
-        own = {f.name[4:-13] for f in (root / "pos_sales" / f"dt={d}").iterdir()
-               if f.name.endswith(f"_{ymd}.csv")}
+        trading = {
+            c
+            for c, r in stores.items()
+            if r["open_date"] <= d and (not r["close_date"] or d < r["close_date"])
+        }
+        own = {
+            f.name[4:-13]
+            for f in (root / "pos_sales" / f"dt={d}").iterdir()
+            if f.name.endswith(f"_{ymd}.csv")
+        }
         assert {c for c in own if c in stores} == trading
 
 
 def test_encodings_headers_and_line_ends() -> None:
     root, _ = small()
-    expected = {"tmall_order_items": list(TMALL_ITEM_HEADER), "pos_sales": list(POS_HEADER),
-                "crm_members": list(CRM_HEADER), "inventory": list(INVENTORY_HEADER)}
+    expected = {
+        "tmall_order_items": list(TMALL_ITEM_HEADER),
+        "pos_sales": list(POS_HEADER),
+        "crm_members": list(CRM_HEADER),
+        "inventory": list(INVENTORY_HEADER),
+    }
     endings: dict[str, set[bytes]] = defaultdict(set)
     for src, _, name, path in landing_files(root):
         ds = dataset_of(src, name)

@@ -15,8 +15,17 @@ import tempfile
 from lakehouse.datagen import generate
 from lakehouse.datagen.records import DATASETS, FILE_PATTERNS
 
-SOURCES = ("tmall_orders", "tmall_order_items", "jd_orders", "mall_orders", "pos_sales",
-           "crm_members", "inventory", "master", "campaigns")
+SOURCES = (
+    "tmall_orders",
+    "tmall_order_items",
+    "jd_orders",
+    "mall_orders",
+    "pos_sales",
+    "crm_members",
+    "inventory",
+    "master",
+    "campaigns",
+)
 
 
 def read_truth(root: pathlib.Path, name: str) -> list[dict[str, str]]:
@@ -58,12 +67,14 @@ def line_problem(ds: str, raw: bytes, n_fields: int | None) -> str | None:
     return None
 
 
-def landing_files(root: pathlib.Path, source: str | None = None
-                  ) -> list[tuple[str, str, str, pathlib.Path]]:
+def landing_files(
+    root: pathlib.Path, source: str | None = None
+) -> list[tuple[str, str, str, pathlib.Path]]:
     """(source, dt, name, path) for every landing file (of one source), sorted."""
     out = []
-    for src in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "_truth"
-                      and source in (None, p.name)):
+    for src in sorted(
+        p for p in root.iterdir() if p.is_dir() and p.name != "_truth" and source in (None, p.name)
+    ):
         for dt_dir in sorted(src.iterdir()):
             for f in sorted(dt_dir.iterdir()):
                 out.append((src.name, dt_dir.name.removeprefix("dt="), f.name, f))
@@ -111,17 +122,28 @@ def identifiers(ds: str, rec: dict) -> list[tuple[str, str]]:
     elif ds == "jd_orders":
         out = [("jd_pin", rec["pin"]), ("phone", norm_phone(rec["consigneeInfo"]["mobile"]))]
     elif ds == "mall_orders":
-        out = [("member_id", rec["member_id"]), ("unionid", rec["unionid"]),
-               ("openid", rec["openid"]), ("phone", norm_phone(rec["phone"]))]
+        out = [
+            ("member_id", rec["member_id"]),
+            ("unionid", rec["unionid"]),
+            ("openid", rec["openid"]),
+            ("phone", norm_phone(rec["phone"])),
+        ]
     elif ds == "pos_sales":
         out = [("card_no", rec["member_card_no"]), ("phone", norm_phone(rec["member_phone"]))]
     elif ds == "crm_members":
-        out = [("member_id", rec["member_id"]), ("card_no", rec["card_no"]),
-               ("phone", norm_phone(rec["phone"])), ("email", rec["email"].strip().lower()),
-               ("unionid", rec["unionid"])]
+        out = [
+            ("member_id", rec["member_id"]),
+            ("card_no", rec["card_no"]),
+            ("phone", norm_phone(rec["phone"])),
+            ("email", rec["email"].strip().lower()),
+            ("unionid", rec["unionid"]),
+        ]
     elif ds == "campaign_touches":
-        out = [("member_id", rec["member_id"]), ("phone", norm_phone(rec["phone"])),
-               ("unionid", rec["unionid"])]
+        out = [
+            ("member_id", rec["member_id"]),
+            ("phone", norm_phone(rec["phone"])),
+            ("unionid", rec["unionid"]),
+        ]
     return [(t, v) for t, v in out if v]
 
 

@@ -33,14 +33,23 @@ def scan(root: pathlib.Path, only: str | None = None) -> Iterator[Line]:
         header, lines = split_file(ds, path.read_bytes())
         first = 1 if header is None else 2
         for i, raw in enumerate(lines):
-            yield ds, dt, name, i + first, raw, line_problem(
-                ds, raw, len(header) if header else None), header
+            yield (
+                ds,
+                dt,
+                name,
+                i + first,
+                raw,
+                line_problem(ds, raw, len(header) if header else None),
+                header,
+            )
 
 
 def test_bad_records_match_unreadable_lines_exactly() -> None:
     root, _ = small()
-    bad = {(b["dataset"], b["dt"], b["file_name"], int(b["line_no"])): b
-           for b in read_truth(root, "bad_records.csv")}
+    bad = {
+        (b["dataset"], b["dt"], b["file_name"], int(b["line_no"])): b
+        for b in read_truth(root, "bad_records.csv")
+    }
     assert bad, "no bad records at all"
     seen = set()
     for ds, dt, name, ln, _, problem, _ in scan(root):
@@ -97,13 +106,18 @@ def test_corrections_change_the_listed_rows() -> None:
 
 def test_identifiers_complete_and_one_person_per_record() -> None:
     root, _ = small()
-    owner = {(r["identifier_type"], r["value"]): r["person_id"]
-             for r in read_truth(root, "identifiers.csv")}
-    shared = {(r["identifier_type"], r["value"])
-              for r in read_truth(root, "shared_identifiers.csv")}
+    owner = {
+        (r["identifier_type"], r["value"]): r["person_id"]
+        for r in read_truth(root, "identifiers.csv")
+    }
+    shared = {
+        (r["identifier_type"], r["value"]) for r in read_truth(root, "shared_identifiers.csv")
+    }
     assert not set(owner) & shared
-    bad = {(b["dataset"], b["dt"], b["file_name"], int(b["line_no"]))
-           for b in read_truth(root, "bad_records.csv")}
+    bad = {
+        (b["dataset"], b["dt"], b["file_name"], int(b["line_no"]))
+        for b in read_truth(root, "bad_records.csv")
+    }
     used = set()
     for ds, dt, name, ln, raw, problem, header in scan(root):
         if problem is not None or (ds, dt, name, ln) in bad:
@@ -126,8 +140,11 @@ def test_cross_platform_people_and_shared_numbers() -> None:
         kinds[r["person_id"]].add(r["identifier_type"])
     assert any({"tmall_nick", "jd_pin", "phone"} <= k for k in kinds.values())
     assert any({"tmall_nick", "card_no"} <= k for k in kinds.values())
-    members = collections.Counter(r["person_id"] for r in read_truth(root, "identifiers.csv")
-                                  if r["identifier_type"] == "member_id")
+    members = collections.Counter(
+        r["person_id"]
+        for r in read_truth(root, "identifiers.csv")
+        if r["identifier_type"] == "member_id"
+    )
     assert max(members.values()) >= 2, "nobody holds two CRM member records"
     shared = read_truth(root, "shared_identifiers.csv")
     assert {r["reason"] for r in shared} >= {"store_phone"}
@@ -137,12 +154,16 @@ def test_cross_platform_people_and_shared_numbers() -> None:
 
 def _stores(root: pathlib.Path, d: str) -> list[dict]:
     from .test_support import clean_records
+
     return clean_records(root, "master", d, f"stores_{d.replace('-', '')}.csv")
 
 
 def test_store_phone_keyed_on_many_tickets() -> None:
-    store_phones = {r["value"] for r in read_truth(medium(), "shared_identifiers.csv")
-                    if r["reason"] == "store_phone"}
+    store_phones = {
+        r["value"]
+        for r in read_truth(medium(), "shared_identifiers.csv")
+        if r["reason"] == "store_phone"
+    }
     tickets: dict[str, set[tuple[str, str]]] = collections.defaultdict(set)
     for ds, _, _, _, raw, problem, header in scan(medium(), "pos_sales"):
         if problem is not None:
@@ -152,8 +173,9 @@ def test_store_phone_keyed_on_many_tickets() -> None:
         if phone in store_phones:
             tickets[phone].add((rec["store_code"], rec["ticket_no"]))
     assert tickets and max(len(v) for v in tickets.values()) >= 3
-    openids = [r for r in read_truth(medium(), "shared_identifiers.csv")
-               if r["reason"] == "family_device"]
+    openids = [
+        r for r in read_truth(medium(), "shared_identifiers.csv") if r["reason"] == "family_device"
+    ]
     assert openids
 
 
@@ -162,8 +184,9 @@ def test_orders_truth_matches_delivered_records() -> None:
     orders = read_truth(root, "orders.csv")
     lines = read_truth(root, "order_lines.csv")
     assert {o["channel"] for o in orders} == {"TMALL", "JD", "MALL", "POS"}
-    per_order = collections.Counter((ln["channel"], ln["order_id"], ln["store_code"])
-                                    for ln in lines)
+    per_order = collections.Counter(
+        (ln["channel"], ln["order_id"], ln["store_code"]) for ln in lines
+    )
     for o in orders:
         assert per_order[(o["channel"], o["order_id"], o["store_code"])] >= 1
         goods, disc = float(o["goods_amount"]), float(o["discount_amount"])

@@ -16,8 +16,11 @@ from .test_truth import scan
 
 def clean(root: pathlib.Path, want: str) -> Iterator[tuple[str, str, dict]]:
     """(dt, file name, record) of the clean lines of one dataset."""
-    bad = {(b["dt"], b["file_name"], int(b["line_no"]))
-           for b in read_truth(root, "bad_records.csv") if b["dataset"] == want}
+    bad = {
+        (b["dt"], b["file_name"], int(b["line_no"]))
+        for b in read_truth(root, "bad_records.csv")
+        if b["dataset"] == want
+    }
     for ds, dt, name, ln, raw, problem, header in scan(root, want):
         if problem is None and (dt, name, ln) not in bad:
             yield dt, name, record(ds, raw, header)
@@ -28,20 +31,41 @@ def test_tmall_order_numbers_and_spellings() -> None:
     statuses, grouped = set(), 0
     for _, _, r in clean(medium(), "tmall_orders"):
         raw = r["订单编号"]
-        styles["eq" if raw.startswith("=") else "tab" if raw.startswith("\t") else
-               "apos" if raw.startswith("'") else "plain"] += 1
+        styles[
+            "eq"
+            if raw.startswith("=")
+            else "tab"
+            if raw.startswith("\t")
+            else "apos"
+            if raw.startswith("'")
+            else "plain"
+        ] += 1
         assert re.fullmatch(r"\d{18,19}", unwrap_order_no(raw)), raw
         p = r["联系手机"]
-        phones["masked" if "*" in p else "+86" if p.startswith("+86") else
-               "86-" if p.startswith("86-") else "empty" if not p else "plain"] += 1
+        phones[
+            "masked"
+            if "*" in p
+            else "+86"
+            if p.startswith("+86")
+            else "86-"
+            if p.startswith("86-")
+            else "empty"
+            if not p
+            else "plain"
+        ] += 1
         norm_phone(p)
         statuses.add(r["订单状态"])
         grouped += "," in r["买家实际支付金额"]
         assert len(r["收货地址"].split(" ")) in (3, 4)  # 3: a first export later corrected
     assert set(styles) == {"eq", "tab", "apos", "plain"}
     assert set(phones) == {"masked", "+86", "86-", "empty", "plain"}
-    assert statuses == {"等待买家付款", "买家已付款，等待卖家发货", "卖家已发货，等待买家确认",
-                        "交易成功", "交易关闭"}
+    assert statuses == {
+        "等待买家付款",
+        "买家已付款，等待卖家发货",
+        "卖家已发货，等待买家确认",
+        "交易成功",
+        "交易关闭",
+    }
     assert grouped > 0
 
 
@@ -81,7 +105,8 @@ def test_mall_orders_shape() -> None:
         if r["status"] == "REFUNDED":
             assert r["refund_fen"] == r["paid_fen"] > 0
     assert statuses == {"CREATED", "PAID", "SHIPPED", "COMPLETED", "CANCELLED", "REFUNDED"} - (
-        {"CREATED"} - statuses)
+        {"CREATED"} - statuses
+    )
     assert guests > 0 and coupons > 0
 
 
@@ -111,9 +136,19 @@ def test_crm_variants() -> None:
             continue
         genders.add(r["gender"])
         b = r["birthday"]
-        birthdays.add("iso" if re.fullmatch(r"(19|20)\d\d-\d\d-\d\d", b) and b != "1900-01-01"
-                      else "slash" if "/" in b else "compact" if re.fullmatch(r"\d{8}", b)
-                      else "empty" if not b else "placeholder" if b == "1900-01-01" else b)
+        birthdays.add(
+            "iso"
+            if re.fullmatch(r"(19|20)\d\d-\d\d-\d\d", b) and b != "1900-01-01"
+            else "slash"
+            if "/" in b
+            else "compact"
+            if re.fullmatch(r"\d{8}", b)
+            else "empty"
+            if not b
+            else "placeholder"
+            if b == "1900-01-01"
+            else b
+        )
         days.add(r["register_channel"])
     assert genders == {"M", "F", "男", "女", "1", "2", "0", ""}
     assert birthdays == {"iso", "slash", "compact", "empty", "placeholder"}

@@ -19,8 +19,17 @@ from lakehouse.silver.order_lines import (
 LINEAGE = (date(2026, 3, 2), "file:/l/f", 2, "h")
 LINEAGE_DDL = "_delivery_date date, _source_file string, _line_no int, _record_hash string"
 PICK = [
-    "order_key", "line_id", "line_no", "platform_sku_code", "outer_sku_id", "quantity",
-    "unit_price", "line_amount", "refund_status", "refunded_quantity", "refunded_amount",
+    "order_key",
+    "line_id",
+    "line_no",
+    "platform_sku_code",
+    "outer_sku_id",
+    "quantity",
+    "unit_price",
+    "line_amount",
+    "refund_status",
+    "refunded_quantity",
+    "refunded_amount",
     "orig_order_key",
 ]
 PICK_DDL = (
@@ -49,12 +58,40 @@ def test_tmall_lines_normalise_codes_and_refunds(spark):
         ('="2937001"', "9001", "杯", "10.00", "1", "NR00002", "无退款", "0.00", *LINEAGE),
     ]
     got = tmall_lines(spark.createDataFrame(rows, ddl))
-    _check(spark, got, [
-        ("TMALL:2937001", "9001", 1, "NR00002", None, 1, Decimal("10.00"), Decimal("10.00"),
-         "NONE", 0, Decimal("0.00"), None),
-        ("TMALL:2937001", "9002", 2, "NR00001", None, 2, Decimal("99.00"), Decimal("198.00"),
-         "REFUNDED", 2, Decimal("198.00"), None),
-    ])
+    _check(
+        spark,
+        got,
+        [
+            (
+                "TMALL:2937001",
+                "9001",
+                1,
+                "NR00002",
+                None,
+                1,
+                Decimal("10.00"),
+                Decimal("10.00"),
+                "NONE",
+                0,
+                Decimal("0.00"),
+                None,
+            ),
+            (
+                "TMALL:2937001",
+                "9002",
+                2,
+                "NR00001",
+                None,
+                2,
+                Decimal("99.00"),
+                Decimal("198.00"),
+                "REFUNDED",
+                2,
+                Decimal("198.00"),
+                None,
+            ),
+        ],
+    )
 
 
 def test_jd_and_mall_lines_explode_nested_items(spark):
@@ -63,14 +100,32 @@ def test_jd_and_mall_lines_explode_nested_items(spark):
         "skuName:string, jdPrice:string, itemTotal:string>>, " + LINEAGE_DDL
     )
     jd = spark.createDataFrame(
-        [("230012345678", [("100012345", "sku-00123", "a", "99.00", "3")], *LINEAGE),
-         ("230012345679", [], *LINEAGE)],
+        [
+            ("230012345678", [("100012345", "sku-00123", "a", "99.00", "3")], *LINEAGE),
+            ("230012345679", [], *LINEAGE),
+        ],
         jd_ddl,
     )
-    _check(spark, jd_lines(jd), [
-        ("JD:230012345678", "1", 1, "100012345", "SKU-00123", 3, Decimal("99.00"),
-         Decimal("297.00"), None, None, None, None),
-    ])
+    _check(
+        spark,
+        jd_lines(jd),
+        [
+            (
+                "JD:230012345678",
+                "1",
+                1,
+                "100012345",
+                "SKU-00123",
+                3,
+                Decimal("99.00"),
+                Decimal("297.00"),
+                None,
+                None,
+                None,
+                None,
+            ),
+        ],
+    )
     mall_ddl = (
         "order_id string, items array<struct<sku_id:string, qty:string, price_fen:string>>, "
         + LINEAGE_DDL
@@ -78,12 +133,40 @@ def test_jd_and_mall_lines_explode_nested_items(spark):
     mall = spark.createDataFrame(
         [("M1", [("SKU-1", "1", "29900"), ("SKU-2", "2", "100")], *LINEAGE)], mall_ddl
     )
-    _check(spark, mall_lines(mall), [
-        ("MALL:M1", "1", 1, "SKU-1", None, 1, Decimal("299.00"), Decimal("299.00"), None, None,
-         None, None),
-        ("MALL:M1", "2", 2, "SKU-2", None, 2, Decimal("1.00"), Decimal("2.00"), None, None,
-         None, None),
-    ])
+    _check(
+        spark,
+        mall_lines(mall),
+        [
+            (
+                "MALL:M1",
+                "1",
+                1,
+                "SKU-1",
+                None,
+                1,
+                Decimal("299.00"),
+                Decimal("299.00"),
+                None,
+                None,
+                None,
+                None,
+            ),
+            (
+                "MALL:M1",
+                "2",
+                2,
+                "SKU-2",
+                None,
+                2,
+                Decimal("1.00"),
+                Decimal("2.00"),
+                None,
+                None,
+                None,
+                None,
+            ),
+        ],
+    )
 
 
 def test_pos_return_lines_point_at_the_original_ticket(spark):
@@ -93,13 +176,47 @@ def test_pos_return_lines_point_at_the_original_ticket(spark):
         "qty string, unit_price string, discount string, amount string, pay_method string, "
         "orig_ticket_no string, " + LINEAGE_DDL
     )
-    rows = [("S001", "P1", "T9", "1", "2026/03/05 09:00:00", "C1", "", "", "6901234567892",
-             "-1", "50.00", "5.00", "-45.00", "CASH", "T1", *LINEAGE)]
+    rows = [
+        (
+            "S001",
+            "P1",
+            "T9",
+            "1",
+            "2026/03/05 09:00:00",
+            "C1",
+            "",
+            "",
+            "6901234567892",
+            "-1",
+            "50.00",
+            "5.00",
+            "-45.00",
+            "CASH",
+            "T1",
+            *LINEAGE,
+        )
+    ]
     got = pos_order_lines(pos_lines(spark.createDataFrame(rows, ddl)))
-    _check(spark, got, [
-        ("POS:S001:T9", "1", 1, "6901234567892", None, -1, Decimal("50.00"), Decimal("-45.00"),
-         "RETURN", 1, Decimal("45.00"), "POS:S001:T1"),
-    ])
+    _check(
+        spark,
+        got,
+        [
+            (
+                "POS:S001:T9",
+                "1",
+                1,
+                "6901234567892",
+                None,
+                -1,
+                Decimal("50.00"),
+                Decimal("-45.00"),
+                "RETURN",
+                1,
+                Decimal("45.00"),
+                "POS:S001:T1",
+            ),
+        ],
+    )
 
 
 def test_a_line_amount_beyond_the_money_type_is_null_not_an_error(spark):
