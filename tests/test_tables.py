@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
+from functools import reduce
 
-from lakehouse.tables import Tables, file_order, newer_when
+from pyspark.sql import DataFrame
+
+from lakehouse.tables import Tables, file_order, in_few_files, newer_when
 
 DDL = "key string, updated int, delivered date, state string"
 
@@ -114,3 +117,13 @@ def test_version_sees_a_commit_not_made_through_tables(spark, tmp_path):
     assert tables.version("ops", "log") == 0
     spark.range(1).write.format("delta").mode("append").save(tables.path("ops", "log"))
     assert tables.version("ops", "log") == 1
+
+
+def test_in_few_files_coalesces_a_union_to_one_partition_per_core(spark):
+    """A union keeps every input's partitions (a write task each); the small tables are written
+    from one partition per core, the same rows."""
+    union = reduce(DataFrame.unionByName, [spark.range(0, 10, 1, 3) for _ in range(4)])
+    few = in_few_files(union)
+    assert union.rdd.getNumPartitions() == 12
+    assert few.rdd.getNumPartitions() == spark.sparkContext.defaultParallelism < 12
+    assert sorted(few.collect()) == sorted(union.collect())
