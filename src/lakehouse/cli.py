@@ -7,9 +7,12 @@ line saying why (set LAKEHOUSE_DEBUG=1 for the traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import os
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from datetime import date, timedelta
@@ -183,10 +186,33 @@ def _add_run_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _session(settings: Settings):
+# Commands that run jobs, hence gates: Great Expectations takes ~6 s of one core to import, and
+# every job process (spark-submit, an Airflow task) pays it at its first gate. Imported on a
+# thread while the JVM starts instead.
+GATED_COMMANDS = frozenset({"run", "run-all", "run-layer", "audience", "demo"})
+
+
+def _session(settings: Settings, gated: bool = False):
     from lakehouse.spark import build_session
 
-    return build_session(settings)
+    if not gated:
+        return build_session(settings)
+    # The session's first Python-to-Java conversion imports pandas (pyspark.sql.types imports
+    # pyspark.testing.utils); imported first, the session start imports nothing the thread
+    # imports too, so the two never wait on each other's import locks (a deadlock if in a cycle).
+    importlib.import_module("pyspark.testing.utils")
+    gates = threading.Thread(target=_import_gates, name="import-gates")
+    gates.start()
+    try:
+        return build_session(settings)
+    finally:
+        gates.join()
+
+
+def _import_gates() -> None:
+    # A failed import is not cached: the first gate imports it again and raises it there.
+    with contextlib.suppress(Exception):
+        importlib.import_module("lakehouse.quality.results")
 
 
 def _run_one(settings: Settings, spark, name: str, run_date: date) -> bool:
@@ -389,7 +415,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"Generating landing data: scale {args.scale}, {args.days} days from {args.start} ...")
     generate(landing, scale=args.scale, days=args.days, start=args.start, seed=args.seed)
     print(f"  written to {landing} in {time.monotonic() - started:.1f}s")
-    spark = _session(settings)
+    spark = _session(settings, gated=True)
     last = args.start + timedelta(days=args.days - 1)
     ok = _run_layer(settings, spark, _days(args.start, last))
     _print_summary(settings, spark)
@@ -523,7 +549,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "erase":
         return _erase(args, settings)
-    spark = _session(settings)
+    spark = _session(settings, gated=args.command in GATED_COMMANDS)
     if args.command == "summary":
         _print_summary(settings, spark)
         return 0
