@@ -188,8 +188,8 @@ def _add_run_args(parser: argparse.ArgumentParser) -> None:
 
 # Commands that run jobs, hence gates: Great Expectations takes ~6 s of one core to import, and
 # every job process (spark-submit, an Airflow task) pays it at its first gate. Imported on a
-# thread while the JVM starts instead.
-GATED_COMMANDS = frozenset({"run", "run-all", "run-layer", "audience", "demo"})
+# thread while the JVM starts instead. (`demo` starts its own session in _demo, gated too.)
+GATED_COMMANDS = frozenset({"run", "run-all", "run-layer", "audience"})
 
 
 def _session(settings: Settings, gated: bool = False):
