@@ -68,20 +68,8 @@ SMALL_DATA_CONF = {
 }
 
 
-def runs_long_tests(session: pytest.Session) -> bool:
-    return any(item.get_closest_marker("long") for item in session.items)
-
-
-# The crash-recovery test (`long`) dumps the classes this JVM loaded while it ran the tiny day into
-# a class-data-sharing archive for its cold child processes (`jcmd <pid> VM.cds dynamic_dump`,
-# which needs the JVM started with this flag). Other runs leave the JVM as it is.
-RECORD_CLASSES_FOR_ARCHIVE = "-XX:+RecordDynamicDumpInfo"
-
-
 @pytest.fixture(scope="session")
-def spark(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[SparkSession]:
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
     from lakehouse.spark import build_session
 
     warehouse = tmp_path_factory.mktemp("catalog")
@@ -94,9 +82,6 @@ def spark(
         "spark.sql.warehouse.dir": str(warehouse),
         "spark.driver.memory": "2g",
     }
-    if runs_long_tests(request.session):
-        java_options = [conf.get("spark.driver.extraJavaOptions", ""), RECORD_CLASSES_FOR_ARCHIVE]
-        conf["spark.driver.extraJavaOptions"] = " ".join(filter(None, java_options))
     spark_settings = settings.spark.model_copy(update={"master": "local[2]", "conf": conf})
     session = build_session(settings.model_copy(update={"spark": spark_settings}))
     yield session

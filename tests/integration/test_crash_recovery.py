@@ -14,9 +14,7 @@ just before, during (a timer while Spark writes or Delta commits) or just after 
 write of that job. Each kill is followed by another `run-all`, which resumes from ops.run_log:
 jobs that succeeded are skipped, the killed job runs again from the start. The points run in
 the registry's order, so every child gets further than the last, bronze to gold, and a last
-child without a crash point finishes the day. The children's JVMs start from a class-data-sharing
-archive of the classes this session's JVM loaded while it ran the reference day (`class_archive`):
-most of a cold child's extra seconds are Spark and Delta loading their classes.
+child without a crash point finishes the day.
 
 The points are picked from the reference run's own write counts (the first and the last write
 of each killed job, the middle one too for the busiest; the last write of a job is its
@@ -27,14 +25,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-import yaml
 from delta.tables import DeltaTable
 
 from lakehouse.registry import build_registry, in_order
@@ -79,43 +74,10 @@ def crash_points(writes_by_job: dict[str, int], order: list[str]) -> list[tuple[
     return points
 
 
-def class_archive(spark, archive: Path) -> Path | None:
-    """This session's JVM, which ran the whole tiny day for the reference, dumps the classes it
-    loaded into a class-data-sharing archive (`jcmd <pid> VM.cds dynamic_dump`; the spark fixture
-    started it with -XX:+RecordDynamicDumpInfo). A cold child that maps it skips loading and
-    verifying ~17,000 of Spark's, Delta's and the jobs' classes: a cold bronze layer of the tiny day
-    took 64-66 s with it, 78-94 s without (2026-12-02). None where there is no jcmd (a JRE): the
-    children then start as before."""
-    jvm = spark.sparkContext._jvm
-    jcmd = Path(jvm.java.lang.System.getProperty("java.home")) / "bin" / "jcmd"
-    if not jcmd.is_file():
-        return None
-    pid = str(jvm.java.lang.ProcessHandle.current().pid())
-    command = [str(jcmd), pid, "VM.cds", "dynamic_dump", str(archive)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0 and archive.is_file(), (command, done.stdout, done.stderr)
-    return archive
-
-
-def children_conf(tiny_day, root: Path, archive: Path | None) -> Path:
-    """The tiny day's conf/ for the children: the same, their driver JVMs started from the
-    archive (a JVM that cannot map it says so and loads its classes as usual)."""
-    conf = root / "conf"
-    shutil.copytree(tiny_day.conf, conf)
-    if archive is not None:
-        local = conf / "local.yml"
-        overlay = yaml.safe_load(local.read_text(encoding="utf-8"))
-        overlay["spark"]["conf"]["spark.driver.extraJavaOptions"] = (
-            f"-XX:SharedArchiveFile={archive}"
-        )
-        local.write_text(yaml.safe_dump(overlay, allow_unicode=True), encoding="utf-8")
-    return conf
-
-
-def _run_all(tiny_day, conf, warehouse, crash: str | None, log) -> subprocess.CompletedProcess:
+def _run_all(tiny_day, warehouse, crash: str | None, log) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "PYSPARK_"))}
     env.update(
-        LAKEHOUSE_CONF=str(conf),
+        LAKEHOUSE_CONF=str(tiny_day.conf),
         LAKEHOUSE_EXPECTATIONS=str(ROOT / "expectations"),
         LAKEHOUSE_LANDING=str(tiny_day.landing),
         LAKEHOUSE_WAREHOUSE=str(warehouse),
@@ -151,12 +113,11 @@ def kill_and_resume(spark, tiny_day, tmp_path, points: list[tuple[str, int, str]
     order = [job.name for job in in_order(build_registry(tiny_day.settings))]
     warehouse = tmp_path / "warehouse"
     tables = Tables(spark, str(warehouse))
-    conf = children_conf(tiny_day, tmp_path, class_archive(spark, tmp_path / "classes.jsa"))
     killed = []
     with (tmp_path / "children.log").open("w") as log:
         for job, write, stage in points:
             spec = f"{job}:{write}:{stage}"
-            done = _run_all(tiny_day, conf, warehouse, spec, log)
+            done = _run_all(tiny_day, warehouse, spec, log)
             forget_cached_table_states(spark)
             assert done.returncode == -signal.SIGKILL, (
                 spec,
@@ -180,7 +141,7 @@ def kill_and_resume(spark, tiny_day, tmp_path, points: list[tuple[str, int, str]
             path = target if target.startswith("/") else tables.path(*target.split(".", 1))
             if DeltaTable.isDeltaTable(spark, path):
                 spark.read.format("delta").load(path).count()
-        done = _run_all(tiny_day, conf, warehouse, None, log)
+        done = _run_all(tiny_day, warehouse, None, log)
         forget_cached_table_states(spark)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
