@@ -56,13 +56,15 @@ KILLED_JOBS = (
 STAGES = ("during", "before", "after")
 
 
-# Jobs with many writes get a point in the middle too.
-MIDDLE_TOO = ("silver.sales", "oneid.link")
+# The busiest job gets a point in the middle too: 21 kills, one over the issue's 20. (oneid.link's
+# middle was a 22nd; each kill is a cold child of about a minute, and oneid.link's first and last
+# writes are killed already.)
+MIDDLE_TOO = ("silver.sales",)
 
 
 def crash_points(writes_by_job: dict[str, int], order: list[str]) -> list[tuple[str, int, str]]:
     """The first and the last write of each killed job (the last is its ops.run_log entry), and
-    the middle one of the busiest jobs, in run order; the stage rotates over the points."""
+    the middle one of the busiest job, in run order; the stage rotates over the points."""
     points = []
     for job in order:
         if job not in KILLED_JOBS:
