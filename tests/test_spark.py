@@ -9,6 +9,22 @@ from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
+from pyspark.sql import Row
+from pyspark.sql.types import (
+    ArrayType,
+    BinaryType,
+    ByteType,
+    DecimalType,
+    DoubleType,
+    FloatType,
+    IntegerType,
+    LongType,
+    MapType,
+    ShortType,
+    StringType,
+    StructField,
+    StructType,
+)
 
 from lakehouse.bronze.job import FILES_SCHEMA
 from lakehouse.quality.results import DQ_RESULTS_SCHEMA
@@ -81,12 +97,65 @@ EVERY_KIND_ROWS = [
     ),
 ]
 
+# The rest of the types and the values a literal could get wrong: text SQL would have to escape,
+# non-finite and negative-zero doubles, exponents, the extremes of the integers, structs given
+# as a Row or a dict, nesting, and a non-null field's nullability.
+MORE_KINDS = StructType(
+    [
+        StructField("text", StringType(), False),
+        StructField("tiny", ByteType()),
+        StructField("small", ShortType()),
+        StructField("ratio", FloatType()),
+        StructField("raw", BinaryType()),
+        StructField("points", ArrayType(DoubleType(), False)),
+        StructField("tiny_amount", DecimalType(38, 10)),
+        StructField("at_most", LongType()),
+        StructField(
+            "lines",
+            ArrayType(
+                StructType([StructField("sku", StringType()), StructField("qty", IntegerType())])
+            ),
+        ),
+        StructField("by_store", MapType(StringType(), ArrayType(IntegerType()))),
+        StructField("where", StructType([StructField("city", StringType(), False)])),
+    ]
+)
+MORE_KINDS_ROWS = [
+    (
+        "it's \\ a 'quote'\n\t\\x00 \\u0041 ${x} %_ 😀 \u0000",
+        -128,
+        32767,
+        1.1,
+        b"\x00\xff'",
+        [float("inf"), float("-inf"), -0.0, 1e-300, 5e-324, 1.7976931348623157e308],
+        Decimal("1E-10"),
+        -(2**63),
+        [Row(sku="A-1", qty=2), ("B-2", None), {"sku": None, "qty": -1}],
+        {"S001": [1, None], "S002": []},
+        {"city": "北京"},
+    ),
+    (
+        "",
+        None,
+        None,
+        None,
+        None,
+        [],
+        Decimal("12345678901234567890.0123456789"),
+        2**63 - 1,
+        None,
+        None,
+        None,
+    ),
+]
+
 
 @pytest.mark.parametrize(
     ("schema", "rows"),
     [
         (EVERY_KIND, EVERY_KIND_ROWS),
         (EVERY_KIND, []),
+        (MORE_KINDS, MORE_KINDS_ROWS),
         ("business_date date", [(date(2026, 3, d),) for d in range(1, 29)]),
         (
             RUN_LOG_SCHEMA,
@@ -130,6 +199,13 @@ def test_small_frame_refuses_what_create_data_frame_refuses(spark):
         small_frame(spark, [(None,) * len(RUN_LOG_SCHEMA.fields)], RUN_LOG_SCHEMA)
     with pytest.raises(ValueError, match="a row of 1 values for 2 columns"):
         small_frame(spark, [("x",)], "a string, b int")
+
+
+def test_small_frame_leaves_a_value_of_another_type_to_create_data_frame(spark):
+    """A value the SQL text cannot spell as its field's type (a bool for a double) goes to
+    `createDataFrame`, which refuses it as it always does, rather than being cast."""
+    with pytest.raises(TypeError, match="share"):
+        small_frame(spark, [(True,)], "share double")
 
 
 def test_small_frame_hands_many_rows_to_create_data_frame(spark, monkeypatch):
