@@ -196,3 +196,38 @@ def test_an_empty_file_is_a_delivery_with_no_lines(spark, settings_for, tmp_path
         0,
         0,
     )
+
+
+def test_a_dataset_whose_only_file_is_a_redelivery_lands_nothing_new(spark, settings_for, tmp_path):
+    """The contract lets a source deliver yesterday's file again (same name, same bytes); when
+    that is a dataset's only file of the day, the dataset lands no row, and the job succeeds."""
+    root = tmp_path / "landing"
+    _master(root, D1, [PRODUCT])
+    day1 = root / "master" / "dt=2026-03-01"
+    _write(root, "master", D2, "stores_20260301.csv", (day1 / "stores_20260301.csv").read_bytes())
+    for name in ("products", "sku_mapping"):
+        content = (day1 / f"{name}_20260301.csv").read_bytes()
+        _write(root, "master", D2, f"{name}_20260302.csv", content)
+    crm = b"member_id,card_no,name,phone,email,gender,birthday,register_channel,"
+    crm += b"register_store_code,register_time,level,points,unionid,marketing_opt_out\n"
+    crm += "M1,C1,张三,13800138000,,M,,STORE,S0001,2026-03-01 10:00:00,普卡,0,,N\n".encode()
+    _write(root, "crm_members", D1, "crm_members_20260301.csv", crm)
+    _write(root, "crm_members", D2, "crm_members_20260301.csv", crm)  # nothing else that day
+    settings = settings_for(root)
+    tables = Tables(spark, settings.warehouse)
+
+    for name in ("bronze.master", "bronze.crm_members"):
+        run_job(get_job(settings, name), settings, spark, D1)
+        second = run_job(get_job(settings, name), settings, spark, D2)
+        assert second.details["redelivered"] == 1, name
+    assert _count(tables, "stores", D2) == 0
+    assert _count(tables, "products", D2) == 1
+    assert _count(tables, "crm_members", D1) == 1
+    assert _count(tables, "crm_members", D2) == 0
+    files = tables.read("bronze", "ingested_files").where(F.col("delivery_date") == F.lit(D2))
+    assert {(r.file_name, r.status) for r in files.collect()} == {
+        ("stores_20260301.csv", "REDELIVERY"),
+        ("products_20260302.csv", "INGESTED"),
+        ("sku_mapping_20260302.csv", "INGESTED"),
+        ("crm_members_20260301.csv", "REDELIVERY"),
+    }

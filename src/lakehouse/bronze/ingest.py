@@ -153,14 +153,20 @@ def bronze_rows(
     `file_dates` maps each file path to the date its name carries (see `file_date`).
     """
     names = record_schema(spec).fieldNames()
-    dates = F.create_map(*[F.lit(x) for kv in file_dates.items() for x in kv])
+    # A day whose only file of the dataset is a redelivery parses no file: an empty map() is
+    # map<void,void>, which a string path cannot index.
+    dates = (
+        F.create_map(*[F.lit(x) for kv in file_dates.items() for x in kv])[F.col("path")]
+        if file_dates
+        else F.lit(None)
+    )
     rows = parsed.where(F.col("tag") == ROW)
     return rows.select(
         *[F.col("record")[n].alias(n) for n in names],
         F.col("extra_fields").alias("_extra_fields"),
         F.col("path").alias("_source_file"),
         _file_name().alias("_file_name"),
-        dates[F.col("path")].cast("date").alias("_file_date"),
+        dates.cast("date").alias("_file_date"),
         F.col("line_no").alias("_line_no"),
         F.col("record_hash").alias("_record_hash"),
         F.lit(lineage.delivery_date).alias("_delivery_date"),
