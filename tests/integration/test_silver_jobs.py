@@ -291,3 +291,63 @@ def test_a_row_lost_between_gate_and_merge_fails_the_run_and_publishes_nothing(
     assert failed.count() == 1
     [row] = failed.collect()
     assert row.policy == "fail" and row.unexpected_count == 1
+
+
+STORES_HEADER = (
+    "store_code,store_name,store_type,province,city,region,floor_area_sqm,staff_count,"
+    "open_date,close_date,store_phone"
+)
+
+
+def _store(code: str, store_type: str = "DIRECT") -> str:
+    return f"{code},店{code},{store_type},浙江,杭州市,华东,120,6,2020-01-01,,0571-88880000"
+
+
+def test_a_header_only_stores_file_closes_no_store_and_a_quarantined_one_stays_open(
+    spark, settings_for, tmp_path
+):
+    """The contract: a source with nothing new still delivers its files, possibly header only.
+    The online shops' virtual stores join the delivered ones before the SCD2 step, so the
+    history must not read a header-only day as every physical store gone; and a store whose
+    row is quarantined today was delivered, not closed."""
+    root = tmp_path / "landing"
+    stores_by_day = {
+        D1: [_store("S001"), _store("S002"), _store("S003")],
+        D2: [],  # header only: nothing new
+        D3: [_store("S001"), _store("S002", "BOGUS")],  # S002 quarantined, S003 gone
+    }
+    for day, stores in stores_by_day.items():
+        stamp = day.strftime("%Y%m%d")
+        folder = root / "master" / f"dt={day.isoformat()}"
+        folder.mkdir(parents=True)
+        (folder / f"stores_{stamp}.csv").write_text(
+            "\n".join([STORES_HEADER, *stores]) + "\n", encoding="utf-8"
+        )
+        (folder / f"products_{stamp}.csv").write_text(
+            HEADERS[("master", "products")]
+            + "\nSKU-1,6901234567892,T恤,B,服装,女装,T恤,100.00,40.00,2025-01-01,ACTIVE\n",
+            encoding="utf-8",
+        )
+        (folder / f"sku_mapping_{stamp}.csv").write_text(
+            "platform,platform_sku_code,sku_id\n", encoding="utf-8"
+        )
+    settings = settings_for(root)
+    tables = Tables(spark, settings.warehouse)
+
+    def physical() -> set[tuple]:
+        history = tables.read("silver", "stores").where("store_type <> 'ONLINE'")
+        return {(r.store_code, str(r.valid_to), r.is_current) for r in history.collect()}
+
+    _run(settings, spark, D1, {"bronze.master", "silver.master"})
+    opened = {("S001", "None", True), ("S002", "None", True), ("S003", "None", True)}
+    assert physical() == opened
+    _run(settings, spark, D2, {"bronze.master", "silver.master"})
+    assert physical() == opened
+    _run(settings, spark, D3, {"bronze.master", "silver.master"})
+    assert physical() == {
+        ("S001", "None", True),
+        ("S002", "None", True),
+        ("S003", "2026-03-03", False),
+    }
+    reasons = tables.read("silver", "quarantine").where("table = 'silver.stores'").collect()
+    assert {(r.record_key, r.expectation) for r in reasons} == {("S002", "store_type_known")}

@@ -123,6 +123,7 @@ def _master(ctx: JobContext, bronze: dict[str, DataFrame]) -> JobResult:
             )
         ]
         counts = {
+            # A record delivered today but quarantined was not removed: it stays open.
             "products": apply_scd2(
                 spark,
                 tables.path("silver", "products"),
@@ -130,7 +131,11 @@ def _master(ctx: JobContext, bronze: dict[str, DataFrame]) -> JobResult:
                 master.PRODUCT_KEY,
                 master.PRODUCT_TRACKED,
                 "snapshot_date",
+                keep_open=products.join(gates[0].good, master.PRODUCT_KEY, "left_anti"),
             ),
+            # The online stores are derived, never empty: without a delivered store line (a
+            # header-only file, or only yesterday's file again) the physical stores are
+            # unchanged, not closed, as an empty snapshot changes nothing.
             "stores": apply_scd2(
                 spark,
                 tables.path("silver", "stores"),
@@ -138,6 +143,8 @@ def _master(ctx: JobContext, bronze: dict[str, DataFrame]) -> JobResult:
                 master.STORE_KEY,
                 master.STORE_TRACKED,
                 "snapshot_date",
+                close_missing=not bronze["stores"].isEmpty(),
+                keep_open=stores.join(gates[1].good, master.STORE_KEY, "left_anti"),
             ),
         }
         for name in ("products", "stores"):
