@@ -70,6 +70,46 @@ def test_csv_bad_lines_are_quarantined_with_reason_and_line_number():
     assert parsed.lines[1].detail == "expected 3 fields, got 2"
 
 
+def test_csv_quoted_field_may_hold_a_line_break():
+    """A double-quoted address or nick may carry a line break (CRLF or LF): one record, whose
+    line number is its first physical line's; the file's data lines count records."""
+    content = gb(
+        "订单编号,买家会员名,买家实际支付金额",
+        '1,"张\r\n三",1.00',
+        '2,"a ""quoted""',
+        ' name, with comma",2.00',
+        "3,c,3.00",
+    )
+    parsed = p.parse_csv(content, "gb18030", TMALL_COLUMNS)
+    assert parsed.data_lines == 3
+    assert [(line.line_no, line.values) for line in parsed.lines] == [
+        (2, {"order_no": "1", "buyer_nick": "张\n三", "paid": "1.00"}),
+        (4, {"order_no": "2", "buyer_nick": 'a "quoted"\n name, with comma', "paid": "2.00"}),
+        (6, {"order_no": "3", "buyer_nick": "c", "paid": "3.00"}),
+    ]
+
+
+def test_csv_stray_quote_does_not_swallow_the_lines_after_it():
+    """An unclosed quote that no later line closes into one record of the header's width stays
+    one malformed line; the lines after it are read on their own. (Closed into a record of the
+    right width, the lines are one record, as CSV reads them.)"""
+    content = gb(
+        "订单编号,买家会员名,买家实际支付金额",
+        '1,"a,1.00',
+        "2,b,2.00",
+        '3,"c",3.00,x"',
+        "4,d,4.00",
+    )
+    parsed = p.parse_csv(content, "gb18030", TMALL_COLUMNS)
+    assert parsed.data_lines == 4
+    assert [(line.line_no, line.reason) for line in parsed.lines] == [
+        (2, p.MALFORMED_CSV),
+        (3, None),
+        (4, p.WRONG_FIELD_COUNT),
+        (5, None),
+    ]
+
+
 def test_csv_utf8_bom_is_not_part_of_the_first_header():
     content = "\ufeffstore_code,qty\nS001,2\n".encode()
     [line] = p.parse_csv(content, "utf-8-sig", {"store_code": "store_code", "qty": "qty"}).lines

@@ -6,7 +6,11 @@ physical line a record came from. Here each physical line is decoded strictly in
 encoding, so every line ends either as one bronze record or as one quarantined line with its
 reason: `data lines = bronze rows + quarantined lines`, exactly, per file.
 
-One physical line is one record: the contract's files have no line breaks inside fields.
+One physical line is one record, except that a CSV field in double quotes may hold a line break
+(the contract's CSVs are double-quoted, and an address or a name can carry one): a line whose
+quotes do not close is joined with the lines after it when, and only when, that gives one record
+of the header's width. The record's line number is its first physical line's, and a file's data
+lines count records.
 """
 
 from __future__ import annotations
@@ -104,7 +108,7 @@ def parse_csv(
     a listed column cannot be read: each of its lines is quarantined with the missing names.
     """
     lines = split_lines(content)
-    result = ParsedFile(data_lines=max(len(lines) - 1, 0))
+    result = ParsedFile()
     if not lines:
         return result
     header_raw, data = lines[0], lines[1:]
@@ -124,13 +128,52 @@ def parse_csv(
         header = []
         problem = (UNREADABLE_HEADER, f"header line cannot be read: {exc}")
 
-    for offset, raw in enumerate(data):
-        line_no = offset + 2
+    records = csv_records(data, encoding, 0 if problem else len(header))
+    result.data_lines = len(records)
+    for line_no, raw in records:
         if problem:
             result.lines.append(_quarantined(line_no, raw, encoding, *problem, max_raw_chars))
             continue
         result.lines.append(_csv_line(line_no, raw, encoding, header, columns, max_raw_chars))
     return result
+
+
+# A quoted field may span this many physical lines at most; a stray quote beyond it stays a
+# malformed line of its own.
+MAX_LINES_PER_RECORD = 50
+
+
+def csv_records(data: list[bytes], encoding: str, width: int) -> list[tuple[int, bytes]]:
+    """(line number, raw bytes) of each data record, the header being line 1.
+
+    A line with an odd number of double quotes (0x22 is never part of a multi-byte character in
+    UTF-8 or GB18030) opens a quoted field that a line break continues; it is joined with the
+    next lines until its quotes balance, if the joined text then reads as one record of `width`
+    fields. Otherwise the line stays alone (and is quarantined as malformed), so a stray quote
+    cannot swallow the lines after it.
+    """
+    records: list[tuple[int, bytes]] = []
+    i = 0
+    while i < len(data):
+        raw, end = data[i], i + 1
+        if width and raw.count(b'"') % 2:
+            joined = raw
+            for j in range(i + 1, min(len(data), i + MAX_LINES_PER_RECORD)):
+                joined += b"\n" + data[j]
+                if data[j].count(b'"') % 2:
+                    if _reads_as_record(joined, encoding, width):
+                        raw, end = joined, j + 1
+                    break
+        records.append((i + 2, raw))
+        i = end
+    return records
+
+
+def _reads_as_record(raw: bytes, encoding: str, width: int) -> bool:
+    try:
+        return len(next(csv.reader([_decode(raw, encoding)], strict=True))) == width
+    except (UnicodeDecodeError, csv.Error, StopIteration):
+        return False
 
 
 def _csv_line(
