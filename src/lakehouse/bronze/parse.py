@@ -149,8 +149,8 @@ def csv_records(data: list[bytes], encoding: str, width: int) -> list[tuple[int,
     A line with an odd number of double quotes (0x22 is never part of a multi-byte character in
     UTF-8 or GB18030) opens a quoted field that a line break continues; it is joined with the
     next lines until its quotes balance, if the joined text then reads as one record of `width`
-    fields. Otherwise the line stays alone (and is quarantined as malformed), so a stray quote
-    cannot swallow the lines after it.
+    fields. Otherwise the line stays alone (and is quarantined with its own reason), so a stray
+    quote cannot swallow the lines after it.
     """
     records: list[tuple[int, bytes]] = []
     i = 0
