@@ -94,6 +94,37 @@ def test_tmall_lines_normalise_codes_and_refunds(spark):
     )
 
 
+def test_a_partial_tmall_refund_gives_back_the_units_its_amount_pays_for(spark):
+    """退款成功 ends a partial refund too: the export gives no refunded quantity, so the units
+    are 退款金额 / 价格 (half up, within the line's quantity); without a usable amount or
+    price, all of them."""
+    ddl = (
+        "order_no string, line_no string, title string, unit_price string, quantity string, "
+        "merchant_sku_code string, refund_status string, refund_amount string, " + LINEAGE_DDL
+    )
+    cases = [  # line id, price, qty, status, amount, expected units back
+        ("1", "99.00", "3", "退款成功", "99.00", 1),  # one of three
+        ("2", "99.00", "3", "退款成功", "150.00", 2),  # 1.52 units: half up
+        ("3", "99.00", "3", "退款成功", "10.00", 0),  # a price adjustment, no unit back
+        ("4", "99.00", "3", "退款成功", "297.00", 3),
+        ("5", "99.00", "3", "退款成功", "999.00", 3),  # never more than the line
+        ("6", "99.00", "3", "退款成功", "0.00", 3),  # the amount says nothing
+        ("7", "99.00", "3", "退款成功", "", 3),
+        ("8", "0.00", "3", "退款成功", "5.00", 3),  # a free line: the price says nothing
+        ("9", "99.00", "3", "退款中", "99.00", 0),  # not refunded yet
+        ("10", "99.00", "", "退款成功", "99.00", None),  # no quantity to give back
+    ]
+    rows = [
+        ("1", line, "t", price, qty, "S", status, amount, *LINEAGE)
+        for line, price, qty, status, amount, _ in cases
+    ]
+    got = {
+        r.line_id: r.refunded_quantity
+        for r in tmall_lines(spark.createDataFrame(rows, ddl)).collect()
+    }
+    assert got == {line: units for line, *_, units in cases}
+
+
 def test_jd_and_mall_lines_explode_nested_items(spark):
     jd_ddl = (
         "orderId string, itemInfoList array<struct<skuId:string, outerSkuId:string, "

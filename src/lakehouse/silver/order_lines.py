@@ -46,12 +46,29 @@ def _line_amount(quantity: Column, unit_price: Column) -> Column:
     return (quantity * unit_price).try_cast(n.MONEY)
 
 
+def refunded_units(status: Column, quantity: Column, unit_price: Column, refund: Column) -> Column:
+    """Units a Tmall line gave back: 0 unless 退款成功; then 退款金额 / 价格 rounded half up,
+    at most the line's quantity; all of them when the amount (not above 0) or price does not say.
+
+    Why: the export gives a refund status and amount but no refunded quantity, and 退款成功
+    also ends a partial refund (one unit of three, a price adjustment). Counting every unit
+    of such a line as returned would erase units that were kept and paid for.
+    """
+    said = F.when(refund > 0, refund)  # 0.00 or a negative amount says nothing
+    estimate = F.round(F.try_divide(said, F.nullif(unit_price, F.lit(0))), 0).try_cast("int")
+    units = F.when(quantity.isNull() | estimate.isNull(), quantity).otherwise(
+        F.least(F.greatest(estimate, F.lit(0)), quantity)
+    )
+    return F.when(status == "REFUNDED", units).otherwise(F.lit(0))
+
+
 def tmall_lines(bronze_items: DataFrame) -> DataFrame:
     """Tmall line export rows → order lines; 子订单编号 is the line's own id."""
     order_key = F.concat(F.lit("TMALL:"), n.order_number(F.col("order_no")))
     line_id = n.order_number(F.col("line_no"))
     qty = n.quantity(F.col("quantity"))
     price = n.yuan(F.col("unit_price"))
+    refund = n.yuan(F.col("refund_amount"))
     status = F.create_map(*[F.lit(x) for kv in REFUND_STATUS.items() for x in kv])[
         F.trim(F.col("refund_status"))
     ]
@@ -66,8 +83,8 @@ def tmall_lines(bronze_items: DataFrame) -> DataFrame:
         price.alias("unit_price"),
         _line_amount(qty, price).alias("line_amount"),
         status.alias("refund_status"),
-        F.when(status == "REFUNDED", qty).otherwise(F.lit(0)).alias("refunded_quantity"),
-        n.yuan(F.col("refund_amount")).alias("refunded_amount"),
+        refunded_units(status, qty, price, refund).alias("refunded_quantity"),
+        refund.alias("refunded_amount"),
         F.lit(None).cast("string").alias("orig_order_key"),
         *LINEAGE,
     )
