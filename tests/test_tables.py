@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from functools import reduce
 
+import pytest
 from pyspark.sql import DataFrame
 
 from lakehouse.tables import Tables, file_order, in_few_files, newer_when
@@ -28,6 +29,33 @@ def test_upsert_keeps_the_newest_state_and_reruns_change_nothing(spark, tmp_path
     tables.upsert(day1, "silver", "t", ["key"], newer)  # rerun of an earlier day
     tables.upsert(day2, "silver", "t", ["key"], newer)  # rerun of the same day
     assert sorted((r.key, r.state) for r in tables.read("silver", "t").collect()) == first
+
+
+def test_upsert_with_a_delete_flag_deletes_in_the_same_commit_and_writes_no_steering(
+    spark, tmp_path
+):
+    tables = Tables(spark, str(tmp_path))
+    ddl = "key string, state string, _merge_delete boolean, _merge_force boolean"
+    first = spark.createDataFrame(
+        [("A", "a", False, False), ("B", "b", False, False), ("Z", "never", True, False)], ddl
+    )
+    tables.upsert(first, "silver", "f", ["key"], "false", delete_flag="_merge_delete")
+    written = tables.read("silver", "f")
+    assert written.columns == ["key", "state"]
+    assert sorted(tuple(r) for r in written.collect()) == [("A", "a"), ("B", "b")]
+    version = tables.version("silver", "f")
+    second = spark.createDataFrame(
+        [("A", None, True, False), ("B", "b2", False, True), ("C", "c", False, False)], ddl
+    )
+    # B updates only because the steering column says so: `false` alone would keep it.
+    tables.upsert(second, "silver", "f", ["key"], "s._merge_force", delete_flag="_merge_delete")
+    assert tables.version("silver", "f") == version + 1
+    assert sorted(tuple(r) for r in tables.read("silver", "f").collect()) == [
+        ("B", "b2"),
+        ("C", "c"),
+    ]
+    with pytest.raises(ValueError, match="_merge_"):
+        tables.upsert(second, "silver", "f", ["key"], "true", delete_flag="state")
 
 
 def test_newer_when_breaks_ties_left_to_right():

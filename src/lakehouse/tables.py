@@ -123,27 +123,43 @@ class Tables:
         keys: list[str],
         newer_when: str,
         partition_by: list[str] | None = None,
+        delete_flag: str | None = None,
     ) -> int:
         """MERGE `df` on `keys`: insert new keys, replace a matched row only when `newer_when`
         (a condition over `s.` source and `t.` target columns) holds. `df` must hold one row
-        per key (MERGE refuses duplicate source keys; deduplicate first)."""
+        per key (MERGE refuses duplicate source keys; deduplicate first).
+
+        `delete_flag` names a boolean source column: a row with it true deletes its matched
+        target row and is never inserted. Source columns named `_merge_*` (the flag among
+        them) steer the MERGE and are not written; `newer_when` may use them. One commit
+        either way, so a reader never sees a key deleted and its replacement not yet written.
+        """
         path = self.path(layer, name)
+        steering = [c for c in df.columns if c.startswith("_merge_")]
+        if delete_flag is not None and delete_flag not in steering:
+            raise ValueError(f"delete_flag {delete_flag!r} must be a _merge_* column of the source")
+        written = [c for c in df.columns if c not in steering]
         faults.before_write(f"{layer}.{name}")
         if not self.exists(layer, name):
-            writer = df.write.format("delta").mode("overwrite")
+            rows = df.where(~F.col(delete_flag)) if delete_flag else df
+            writer = rows.select(*written).write.format("delta").mode("overwrite")
             if partition_by:
                 writer = writer.partitionBy(*partition_by)
             writer.save(path)
         else:
             on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-            (
-                DeltaTable.forPath(self.spark, path)
-                .alias("t")
-                .merge(df.alias("s"), on)
-                .whenMatchedUpdateAll(condition=newer_when)
-                .whenNotMatchedInsertAll()
-                .execute()
-            )
+            merge = DeltaTable.forPath(self.spark, path).alias("t").merge(df.alias("s"), on)
+            if not steering:
+                merge = merge.whenMatchedUpdateAll(condition=newer_when).whenNotMatchedInsertAll()
+            else:
+                values = {f"`{c}`": f"s.`{c}`" for c in written}
+                keep = f"NOT s.`{delete_flag}`" if delete_flag else "true"
+                if delete_flag:
+                    merge = merge.whenMatchedDelete(condition=f"s.`{delete_flag}`")
+                merge = merge.whenMatchedUpdate(
+                    condition=f"{keep} AND ({newer_when})", set=values
+                ).whenNotMatchedInsert(condition=keep, values=values)
+            merge.execute()
         faults.after_write(f"{layer}.{name}")
         self.register(layer, name)
         return self.version(layer, name)  # type: ignore[return-value]

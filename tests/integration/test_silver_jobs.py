@@ -5,6 +5,7 @@ MERGE). Reconciliation of every dataset is checked on the shared generated pipel
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from datetime import date
 from pathlib import Path
@@ -351,3 +352,62 @@ def test_a_header_only_stores_file_closes_no_store_and_a_quarantined_one_stays_o
     }
     reasons = tables.read("silver", "quarantine").where("table = 'silver.stores'").collect()
     assert {(r.record_key, r.expectation) for r in reasons} == {("S002", "store_type_known")}
+
+
+def _jd(modified: str, items: list[tuple[str, str, str]], line_state: str = "FINISHED_L") -> str:
+    """One JD order record at version `modified`: items are (skuId, jdPrice, itemTotal)."""
+    goods = sum(float(price) * int(qty) for _, price, qty in items)
+    record = {
+        "orderId": 230012345678,
+        "pin": "jd_pin_1",
+        "orderState": line_state,
+        "orderTotalPrice": f"{goods:.2f}",
+        "orderSellerPrice": f"{goods:.2f}",
+        "orderPayment": f"{goods:.2f}",
+        "freightPrice": "0.00",
+        "sellerDiscount": "0.00",
+        "orderStartTime": "2026-03-01 10:22:01",
+        "paymentConfirmTime": "2026-03-01 10:23:40",
+        "modified": modified,
+        "refundAmount": "0.00",
+        "itemInfoList": [
+            {"skuId": sku, "outerSkuId": "", "skuName": "T恤", "jdPrice": price, "itemTotal": qty}
+            for sku, price, qty in items
+        ],
+    }
+    return json.dumps(record, ensure_ascii=False)
+
+
+def test_an_order_s_lines_are_those_of_the_version_silver_keeps(spark, settings_for, tmp_path):
+    """A JD record carries its order's whole item list at one version. Day 2 brings a newer
+    version without the second item, and after it, in the same file, the day-1 version
+    again: the second line goes and the older version's lines do not come back (before: the
+    later line of the file won, line by line, and a dropped line stayed)."""
+    root = tmp_path / "landing"
+    first = _jd("2026-03-01 10:23:40", [("100", "50.00", "1"), ("200", "30.00", "2")])
+    versions_by_day = {
+        D1: [first],
+        D2: [_jd("2026-03-02 08:00:00", [("100", "40.00", "3")]), first],
+    }
+    for day, records in versions_by_day.items():
+        _deliver(root, day, [], [])
+        stamp = day.strftime("%Y%m%d")
+        (root / "jd_orders" / f"dt={day.isoformat()}" / f"jd_orders_{stamp}.jsonl").write_text(
+            "\n".join(records) + "\n", encoding="utf-8"
+        )
+        (root / "master" / f"dt={day.isoformat()}" / f"sku_mapping_{stamp}.csv").write_text(
+            "platform,platform_sku_code,sku_id\nJD,100,SKU-1\nJD,200,SKU-1\n", encoding="utf-8"
+        )
+    settings = settings_for(root)
+    tables = Tables(spark, settings.warehouse)
+
+    def lines() -> set[tuple]:
+        rows = tables.read("silver", "order_lines").collect()
+        return {(r.line_id, r.platform_sku_code, str(r.unit_price), r.quantity) for r in rows}
+
+    _run(settings, spark, D1, SALES_JOBS)
+    assert lines() == {("1", "100", "50.00", 1), ("2", "200", "30.00", 2)}
+    _run(settings, spark, D2, {"bronze.jd_orders", "silver.sales"})
+    assert lines() == {("1", "100", "40.00", 3)}
+    [order] = tables.read("silver", "orders").collect()
+    assert (str(order.paid_amount), order._line_no) == ("120.00", 1)

@@ -11,7 +11,12 @@ import pytest
 
 from lakehouse.config import ConfigError, load_settings
 from lakehouse.quality import run_gate
-from lakehouse.silver.sales_job import earliest_time, future_limit, sales_parameters
+from lakehouse.silver.sales_job import (
+    earliest_time,
+    future_limit,
+    lines_to_merge,
+    sales_parameters,
+)
 
 RUN_DATE = dt.date(2026, 3, 2)
 ORDERS_DDL = (
@@ -77,3 +82,75 @@ def test_earliest_business_date_must_be_a_date(tmp_path):
     (conf / "local.yml").write_text("silver:\n  limits:\n    earliest_business_date: long ago\n")
     with pytest.raises(ConfigError, match=r"silver.limits.earliest_business_date"):
         load_settings("local", conf)
+
+
+def test_lines_to_merge_keep_the_lines_of_the_order_version_silver_keeps(spark):
+    """JD / mall lines follow their order's version: a version older than silver's brings no
+    line, a newer one (or the same one again, a rerun) replaces the order's lines and deletes
+    those it no longer holds, one without lines leaves them; Tmall lines stay per line."""
+    d1, d2 = dt.date(2026, 3, 1), dt.date(2026, 3, 2)
+    ten, nine, eleven = (dt.datetime(2026, 3, 1, h) for h in (10, 9, 11))
+    version_ddl = (
+        "order_key string, platform string, updated_at timestamp, _delivery_date date, "
+        "_source_file string, _line_no int"
+    )
+    line_ddl = (
+        "order_key string, line_id string, platform string, unit_price string, "
+        "_delivery_date date, _source_file string, _line_no int"
+    )
+    silver_orders = spark.createDataFrame(
+        [
+            ("A", "JD", ten, d1, "f1", 1),
+            ("B", "JD", ten, d1, "f1", 2),
+            ("C", "MALL", ten, d1, "m1", 1),
+            ("D", "JD", ten, d1, "f1", 3),
+        ],
+        version_ddl,
+    )
+    silver_lines = spark.createDataFrame(
+        [
+            ("A", "1", "JD", "old", d1, "f1", 1),
+            ("A", "2", "JD", "old", d1, "f1", 1),
+            ("B", "1", "JD", "old", d1, "f1", 2),
+            ("B", "2", "JD", "old", d1, "f1", 2),
+            ("C", "1", "MALL", "old", d1, "m1", 1),
+            ("D", "1", "JD", "old", d1, "f1", 3),
+        ],
+        line_ddl,
+    )
+    order_latest = spark.createDataFrame(
+        [
+            ("A", "JD", nine, d2, "f2", 1),  # late: older than silver's
+            ("B", "JD", eleven, d2, "f2", 2),  # newer, one line left
+            ("C", "MALL", ten, d1, "m1", 1),  # the same version again
+            ("D", "JD", eleven, d2, "f2", 3),  # newer, its item list empty
+            ("E", "MALL", ten, d2, "m2", 1),  # new
+        ],
+        version_ddl,
+    )
+    line_rows = spark.createDataFrame(
+        [
+            ("A", "1", "JD", "late", d2, "f2", 1),
+            ("B", "1", "JD", "new", d2, "f2", 2),
+            ("B", "1", "JD", "older version", d2, "f2", 9),
+            ("C", "1", "MALL", "again", d1, "m1", 1),
+            ("E", "1", "MALL", "new", d2, "m2", 1),
+            ("F", "1", "TMALL", "first", d1, "t1", 5),
+            ("F", "1", "TMALL", "corrected", d2, "t2", 1),
+        ],
+        line_ddl,
+    )
+    got = lines_to_merge(line_rows, order_latest, silver_orders, silver_lines)
+    assert sorted(
+        (r.order_key, r.line_id, r.unit_price, r._merge_replace, r._merge_delete)
+        for r in got.collect()
+    ) == [
+        ("B", "1", "new", True, False),
+        ("B", "2", "old", False, True),
+        ("C", "1", "again", True, False),
+        ("E", "1", "new", True, False),
+        ("F", "1", "corrected", False, False),
+    ]
+    first_run = lines_to_merge(line_rows, order_latest, None, None)
+    assert {r.order_key for r in first_run.collect()} == {"A", "B", "C", "E", "F"}
+    assert first_run.where("_merge_delete").count() == 0

@@ -14,7 +14,8 @@ Steps, all before the first write so that a failed gate or reconciliation commit
 6. reconcile per bronze dataset: bronze rows = rows handed to the MERGE + duplicates +
    quarantined, and bronze amount = accepted + quarantined amount to the cent, judged by the
    `silver.reconciliation` suite (policy fail);
-7. keep the latest state per key and MERGE it (a late, older state never overwrites a newer),
+7. keep the latest state per key and MERGE it (a late, older state never overwrites a newer;
+   a JD or mall order's lines are those of the order version kept, see `lines_to_merge`),
    then write quarantine and reconciliation.
 
 The reconciliation helpers at the end of this module serve every silver job.
@@ -64,8 +65,17 @@ from lakehouse.silver.scd2 import valid_at
 from lakehouse.spark import small_frame
 from lakehouse.tables import in_few_files, newer_when
 
-ORDER_NEWER = newer_when(["updated_at", "_delivery_date", "_source_file", "_line_no"])
+ORDER_VERSION = ["updated_at", "_delivery_date", "_source_file", "_line_no"]
+ORDER_NEWER = newer_when(ORDER_VERSION)
 LINE_NEWER = newer_when(["_delivery_date", "_source_file", "_line_no"])
+LINEAGE_KEY = ["_delivery_date", "_source_file", "_line_no"]
+# Platforms whose records carry an order's whole item list (see lines_to_merge).
+WHOLE_ORDER_PLATFORMS = ("JD", "MALL")
+REPLACE, DELETE = "_merge_replace", "_merge_delete"
+# A line of an order's newer version replaces what silver holds; any other line only a
+# line of an earlier delivery.
+LINE_MERGE = f"s.`{REPLACE}` OR ({LINE_NEWER})"
+LINE_FLAGS = {"delete_flag": DELETE}
 SILVER_QUARANTINE = "quarantine"
 RECONCILIATION = "reconciliation"
 COORDS = ["_source_file", "_line_no"]
@@ -418,17 +428,20 @@ def _commit(ctx, cfg, frames, quarantined, bronze) -> JobResult:
         ),
     )
 
+    # Decided against silver as it is before either MERGE, and materialised: the choice of an
+    # order's lines must not see the orders MERGE just below.
+    line_merge = lines_to_merge(
+        line_rows,
+        order_latest,
+        tables.read("silver", "orders") if tables.exists("silver", "orders") else None,
+        tables.read("silver", "order_lines") if tables.exists("silver", "order_lines") else None,
+    ).localCheckpoint()
     result = JobResult()
     result.versions["silver.orders"] = tables.upsert(
         order_latest, "silver", "orders", ["order_key"], ORDER_NEWER
     )
-    line_latest = latest_state(
-        line_rows.withColumn("_line_key", F.concat_ws("#", "order_key", "line_id")),
-        "_line_key",
-        change_time="_delivery_date",
-    ).drop("_line_key")
     result.versions["silver.order_lines"] = tables.upsert(
-        line_latest, "silver", "order_lines", ["order_key", "line_id"], LINE_NEWER
+        line_merge, "silver", "order_lines", ["order_key", "line_id"], LINE_MERGE, **LINE_FLAGS
     )
     quarantine = [
         *duplicates,
@@ -465,11 +478,61 @@ def _commit(ctx, cfg, frames, quarantined, bronze) -> JobResult:
     report = reconciliation_report(reconciled)
     result.details["reconciliation"] = report
     result.rows_read = sum(v["bronze_rows"] for v in report.values())
-    result.rows_written = order_latest.count() + line_latest.count()
+    result.rows_written = order_latest.count() + line_merge.where(~F.col(DELETE)).count()
     result.rows_quarantined = sum(
         v["quarantined_rows"] + v["duplicate_rows"] for v in report.values()
     )
     return result
+
+
+def lines_to_merge(
+    line_rows: DataFrame,
+    order_latest: DataFrame,
+    silver_orders: DataFrame | None,
+    silver_lines: DataFrame | None,
+) -> DataFrame:
+    """The MERGE source for silver.order_lines: one row per (order_key, line_id), with the
+    steering flags `_merge_replace` and `_merge_delete` (see LINE_MERGE).
+
+    Why two rules: a JD or mall record carries its order's whole item list at one version
+    (its change time), so an order's lines are the lines of the version silver keeps for the
+    order: they replace every line silver held for it (a line the new version no longer holds
+    is deleted), and a version older than silver's order leaves its lines alone. Tmall's line
+    export and POS lines carry no version of their order: each line is its own latest
+    delivery (`LINE_NEWER`). A version that brings no line (an empty or missing item list)
+    leaves the order's lines as they are rather than deleting them.
+    """
+    whole = F.col("platform").isin(*WHOLE_ORDER_PLATFORMS)
+    per_line = latest_state(
+        line_rows.where(~whole).withColumn("_line_key", F.concat_ws("#", "order_key", "line_id")),
+        "_line_key",
+        change_time="_delivery_date",
+    ).drop("_line_key")
+
+    versions = order_latest.where(whole).select("order_key", *ORDER_VERSION)
+    if silver_orders is not None:
+        kept = silver_orders.select("order_key", *ORDER_VERSION, F.lit(True).alias("_kept"))
+        versions = (
+            versions.alias("s")
+            .join(kept.alias("t"), "order_key", "left")
+            .where(F.col("t._kept").isNull() | F.expr(ORDER_NEWER))
+            .select("order_key", *[F.col(f"s.{c}").alias(c) for c in ORDER_VERSION])
+        )
+    of_version = line_rows.where(whole).join(
+        versions.select("order_key", *LINEAGE_KEY), ["order_key", *LINEAGE_KEY], "left_semi"
+    )
+    flags = [F.lit(True).alias(REPLACE), F.lit(False).alias(DELETE)]
+    merged = per_line.select("*", F.lit(False).alias(REPLACE), F.lit(False).alias(DELETE))
+    merged = merged.unionByName(of_version.select("*", *flags))
+    if silver_lines is None:
+        return merged
+    replaced = of_version.select("order_key").distinct()
+    dropped = silver_lines.join(replaced, "order_key", "left_semi").join(
+        of_version.select("order_key", "line_id"), ["order_key", "line_id"], "left_anti"
+    )
+    return merged.unionByName(
+        dropped.select(*line_rows.columns, F.lit(False).alias(REPLACE), F.lit(True).alias(DELETE))
+    )
 
 
 def _map_skus(
