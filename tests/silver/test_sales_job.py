@@ -146,7 +146,7 @@ def test_lines_to_merge_keep_the_lines_of_the_order_version_silver_keeps(spark):
         for r in got.collect()
     ) == [
         ("B", "1", "new", True, False),
-        ("B", "2", "old", False, True),
+        ("B", "2", None, False, True),  # a delete needs its key only
         ("C", "1", "again", True, False),
         ("E", "1", "new", True, False),
         ("F", "1", "corrected", False, False),

@@ -526,12 +526,20 @@ def lines_to_merge(
     merged = merged.unionByName(of_version.select("*", *flags))
     if silver_lines is None:
         return merged
-    replaced = of_version.select("order_key").distinct()
-    dropped = silver_lines.join(replaced, "order_key", "left_semi").join(
-        of_version.select("order_key", "line_id"), ["order_key", "line_id"], "left_anti"
+    # Only the keys of silver's lines are read (two columns of a large table), and the day's
+    # replaced orders are broadcast: a delete row needs its key, nothing else.
+    replaced = F.broadcast(of_version.select("order_key").distinct())
+    dropped = (
+        silver_lines.select("order_key", "line_id")
+        .join(replaced, "order_key", "left_semi")
+        .join(of_version.select("order_key", "line_id"), ["order_key", "line_id"], "left_anti")
     )
+    keys_only = [
+        F.col(c) if c in ("order_key", "line_id") else F.lit(None).cast(t).alias(c)
+        for c, t in line_rows.dtypes
+    ]
     return merged.unionByName(
-        dropped.select(*line_rows.columns, F.lit(False).alias(REPLACE), F.lit(True).alias(DELETE))
+        dropped.select(*keys_only, F.lit(False).alias(REPLACE), F.lit(True).alias(DELETE))
     )
 
 
