@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+import pytest
 from chispa import assert_df_equality
 
 from lakehouse.silver.order_lines import (
@@ -200,7 +201,10 @@ def test_jd_and_mall_lines_explode_nested_items(spark):
     )
 
 
-def test_pos_return_lines_point_at_the_original_ticket(spark):
+@pytest.mark.parametrize("printed", ["-45.00", "45.00"])
+def test_pos_return_lines_point_at_the_original_ticket(spark, printed):
+    """A return is marked by its negative qty; the contract gives no sign for its amount, so
+    a positive one is money going back too (before: a refund of -45 quarantined its ticket)."""
     ddl = (
         "store_code string, pos_id string, ticket_no string, line_no string, txn_time string, "
         "cashier_id string, member_card_no string, member_phone string, barcode string, "
@@ -221,7 +225,7 @@ def test_pos_return_lines_point_at_the_original_ticket(spark):
             "-1",
             "50.00",
             "5.00",
-            "-45.00",
+            printed,
             "CASH",
             "T1",
             *LINEAGE,

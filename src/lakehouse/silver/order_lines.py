@@ -155,6 +155,17 @@ def pos_key(store_code, ticket_no):
     return F.concat(F.lit("POS:"), store_code, F.lit(":"), ticket_no)
 
 
+def pos_amount(quantity: Column, amount: Column) -> Column:
+    """A POS line's amount, signed as its quantity on a return: money going back.
+
+    Why: the contract marks a return by its negative qty and does not say the amount's sign;
+    a till that writes a return's amount as a positive figure would otherwise read as a
+    negative refund and take its whole ticket to quarantine. A sale's sign is kept (a negative
+    sale amount is dirt the rules judge).
+    """
+    return F.when(quantity < 0, -F.abs(amount)).otherwise(amount)
+
+
 def pos_lines(bronze: DataFrame) -> DataFrame:
     """Store POS bronze rows → typed, normalised line items (one per delivered line).
 
@@ -178,7 +189,7 @@ def pos_lines(bronze: DataFrame) -> DataFrame:
         n.quantity(F.col("qty")).alias("quantity"),
         n.yuan(F.col("unit_price")).alias("unit_price"),
         n.yuan(F.col("discount")).alias("discount"),
-        n.yuan(F.col("amount")).alias("line_amount"),
+        pos_amount(n.quantity(F.col("qty")), n.yuan(F.col("amount"))).alias("line_amount"),
         n.code(F.col("pay_method")).alias("pay_method"),
         F.when(original.isNotNull(), pos_key(store, original)).alias("orig_order_key"),
         "_delivery_date",

@@ -50,6 +50,7 @@ from lakehouse.silver.dedup import mark_exact_duplicates
 from lakehouse.silver.order_lines import (
     jd_lines,
     mall_lines,
+    pos_amount,
     pos_lines,
     pos_order_lines,
     tmall_lines,
@@ -119,7 +120,8 @@ def _bronze_amounts() -> dict[str, Column]:
         ),
         "jd_paid": n.yuan(F.col("orderPayment")),
         "mall_paid": n.fen_to_yuan(F.col("paid_fen")),
-        "pos_line": n.yuan(F.col("amount")),
+        # A return's amount counts as money going back whatever its printed sign (`pos_amount`).
+        "pos_line": pos_amount(n.quantity(F.col("qty")), n.yuan(F.col("amount"))),
     }
 
 
