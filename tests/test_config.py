@@ -89,6 +89,14 @@ def test_deep_merge_keeps_nested_keys():
     }
 
 
+def test_unknown_skus_stop_no_run_unless_a_threshold_is_set():
+    """The landing contract: a code that maps to nothing may not stop a run."""
+    silver = load_settings("local").silver
+    assert silver.unmapped_rate_threshold is None
+    assert silver.unmapped_threshold(14)[0] is None
+    assert silver.unmapped_threshold(10_000)[0] is None
+
+
 def test_small_deliveries_are_judged_by_the_small_unmapped_threshold():
     silver = load_settings("local").silver.model_copy(
         update={

@@ -147,13 +147,17 @@ class SilverSettings(_Strict):
     online_store_prefix: dict[Literal["TMALL", "JD", "MALL"], str]
     online_default_shop: dict[Literal["JD", "MALL"], str]
     limits: SilverLimits
-    unmapped_rate_threshold: float = Field(ge=0, le=1)
+    # None (the default): unknown SKUs never stop a run, as the landing contract demands; they
+    # are kept, flagged and counted. A share makes a higher rate fail the run (opt in).
+    unmapped_rate_threshold: float | None = Field(default=None, ge=0, le=1)
     unmapped_rate_min_lines: int = Field(ge=0)
     unmapped_rate_threshold_small: float = Field(ge=0, le=1)
 
-    def unmapped_threshold(self, lines: int) -> tuple[float, str]:
-        """The unmapped-rate threshold a delivery of `lines` order lines is judged by, and its
-        setting's name (for the error message)."""
+    def unmapped_threshold(self, lines: int) -> tuple[float | None, str]:
+        """The unmapped-rate threshold a delivery of `lines` order lines is judged by (None: not
+        judged), and its setting's name (for the error message)."""
+        if self.unmapped_rate_threshold is None:
+            return None, "silver.unmapped_rate_threshold"
         if lines < self.unmapped_rate_min_lines:
             return (
                 max(self.unmapped_rate_threshold, self.unmapped_rate_threshold_small),

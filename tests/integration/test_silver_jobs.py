@@ -174,9 +174,9 @@ def test_a_gate_set_to_fail_commits_nothing(spark, settings_for, tmp_path, monke
     assert results.where("expectation = 'register_channel_known' AND NOT success").count() == 1
 
 
-def test_too_many_unknown_skus_fail_the_run_before_anything_is_published(
-    spark, settings_for, tmp_path
-):
+def test_unknown_skus_never_stop_a_run_unless_a_threshold_is_set(spark, settings_for, tmp_path):
+    """The contract: a code that maps to nothing may not stop a run. Opted in, a threshold
+    fails a run whose lines are too unknown before anything is published (a broken mapping)."""
     root = tmp_path / "landing"
     item = '"=""2937000000000000001""","9001","T恤","100.00","1","nope-404","无退款","0.00"'
     _deliver(
@@ -186,12 +186,21 @@ def test_too_many_unknown_skus_fail_the_run_before_anything_is_published(
         [],
         [item],
     )
-    settings = settings_for(root)
-    tables = Tables(spark, settings.warehouse)
+    default = settings_for(root)
+    strict = default.model_copy(
+        update={"silver": default.silver.model_copy(update={"unmapped_rate_threshold": 0.05})}
+    )
+    tables = Tables(spark, default.warehouse)
     with pytest.raises(JobError, match=r"1 of 1 order lines \(100.0%\) have an unknown SKU"):
-        _run(settings, spark, D1, SALES_JOBS)
+        _run(strict, spark, D1, SALES_JOBS)
     assert not tables.exists("silver", "orders")
     assert not tables.exists("silver", "order_lines")
+
+    _run(default, spark, D1, {"silver.sales"})
+    [line] = tables.read("silver", "order_lines").collect()
+    assert (line.platform_sku_code, line.sku_mapped, line.sku_id) == ("NOPE-404", False, None)
+    reasons = tables.read("silver", "quarantine").where("table = 'silver.order_lines'").collect()
+    assert [r.expectation for r in reasons] == ["unknown_sku"]
 
 
 # --- one small generated day of Tmall sales ---------------------------------------------------

@@ -395,7 +395,7 @@ def _commit(ctx, cfg, frames, quarantined, bronze) -> JobResult:
     ).first()
     total, unmapped = int(stats["total"]), int(stats["unmapped"])
     threshold, setting = cfg.unmapped_threshold(total)
-    if total and unmapped / total > threshold:
+    if threshold is not None and total and unmapped / total > threshold:
         raise JobError(
             f"{unmapped} of {total} order lines ({unmapped / total:.1%}) have an unknown SKU, "
             f"above {setting} {threshold:.1%}: "
@@ -439,6 +439,7 @@ def _commit(ctx, cfg, frames, quarantined, bronze) -> JobResult:
         tables.read("silver", "order_lines") if tables.exists("silver", "order_lines") else None,
     ).localCheckpoint()
     result = JobResult()
+    result.details["unknown_sku_lines"] = {"lines": total, "unknown_sku": unmapped}
     result.versions["silver.orders"] = tables.upsert(
         order_latest, "silver", "orders", ["order_key"], ORDER_NEWER
     )
