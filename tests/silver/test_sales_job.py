@@ -22,15 +22,20 @@ RUN_DATE = dt.date(2026, 3, 2)
 ORDERS_DDL = (
     "order_key string, platform string, status string, created_at timestamp, "
     "updated_at timestamp, paid_at timestamp, paid_amount decimal(18,2), "
-    "gross_amount decimal(18,2), refunded_amount decimal(18,2), total_units int"
+    "gross_amount decimal(18,2), refunded_amount decimal(18,2), total_units int, "
+    "shipping_amount decimal(18,2)"
 )
 
 
-def _order(key: str, created: str, paid: str | None) -> tuple:
+def _order(
+    key: str, created: str, paid: str | None, updated: str | None = None, shipping: str = "0.00"
+) -> tuple:
     created_at = dt.datetime.fromisoformat(created)
+    updated_at = dt.datetime.fromisoformat(updated) if updated else created_at
     paid_at = dt.datetime.fromisoformat(paid) if paid else None
     ten, zero = Decimal("10.00"), Decimal("0.00")
-    return (key, "MALL", "PAID", created_at, created_at, paid_at, ten, ten, zero, 1)
+    fee = Decimal(shipping)
+    return (key, "MALL", "PAID", created_at, updated_at, paid_at, ten, ten, zero, 1, fee)
 
 
 def test_limits_are_timestamps_in_utc():
@@ -47,7 +52,7 @@ def test_sales_parameters_come_from_conf():
     assert parameters["min_return_quantity"] == -limits.max_line_quantity
 
 
-def test_an_order_at_the_epoch_or_paid_at_the_epoch_is_quarantined_with_its_reason(spark):
+def test_an_order_at_the_epoch_in_the_future_or_with_a_negative_fee_is_quarantined(spark):
     orders = spark.createDataFrame(
         [
             _order("ok", "2026-03-02 10:00:00", "2026-03-02 10:05:00"),
@@ -55,6 +60,10 @@ def test_an_order_at_the_epoch_or_paid_at_the_epoch_is_quarantined_with_its_reas
             _order("epoch", "1970-01-01 00:00:00", "2026-03-02 10:05:00"),
             _order("epoch_paid", "2026-03-02 10:00:00", "1970-01-01 08:00:00"),
             _order("future", "2099-12-31 00:00:00", None),
+            # A change time in 2099 would win over every later real change (a refund).
+            _order("changed_in_2099", "2026-03-02 10:00:00", None, "2099-01-01 00:00:00"),
+            # Net sales are paid − shipping − refunds: a negative fee would inflate them.
+            _order("negative_shipping", "2026-03-02 10:00:00", None, shipping="-10.00"),
         ],
         ORDERS_DDL,
     )
@@ -70,9 +79,12 @@ def test_an_order_at_the_epoch_or_paid_at_the_epoch_is_quarantined_with_its_reas
         assert sorted(r.order_key for r in outcome.good.collect()) == ["ok", "old_but_real"]
         reasons = sorted((r.record_key, r.expectation) for r in outcome.quarantined.collect())
     assert reasons == [
+        ("changed_in_2099", "updated_not_in_future"),
         ("epoch", "created_not_before_earliest_date"),
         ("epoch_paid", "paid_not_before_earliest_date"),
         ("future", "created_not_in_future"),
+        ("future", "updated_not_in_future"),
+        ("negative_shipping", "shipping_amount_plausible"),
     ]
 
 

@@ -80,6 +80,7 @@ def parameters(ctx: JobContext) -> dict:
         "run_date": ctx.run_date.isoformat(),
         "future_limit": future_limit(ctx.run_date, limits.future_tolerance_hours),
         "earliest_time": earliest_time(limits.earliest_business_date),
+        "earliest_date": limits.earliest_business_date.isoformat(),
         "max_stock_quantity": limits.max_stock_quantity,
     }
 
