@@ -634,3 +634,47 @@ def test_driver_and_executor_agree(spark):
     on_driver = frame(spark, [(r,) for r in raw], "raw string").select(*columns)
     in_a_job = spark.createDataFrame([(r,) for r in raw], "raw string").select(*columns)
     assert_df_equality(in_a_job, on_driver)
+
+
+def test_shanghai_any_local_to_utc_reads_every_common_spelling(spark):
+    """The CRM's register_time has no format in the contract: every usual spelling reads."""
+    instant = ts(2026, 3, 1, 2, 22, 1)
+    rows = [
+        ("2026-03-01 10:22:01", instant),
+        ("2026/03/01 10:22:01", instant),
+        ("2026/3/1 10:22:01", instant),
+        ("2026-03-01T10:22:01", instant),
+        ("2026-03-01 10:22:01.000", instant),
+        ("2026-03-01T02:22:01Z", instant),  # an explicit zone is honoured
+        ("2026-03-01T10:22:01+08:00", instant),
+        ("2026-03-01", ts(2026, 2, 28, 16, 0, 0)),  # a date alone: its midnight
+        ("2026/3/1", ts(2026, 2, 28, 16, 0, 0)),
+        ("2026-02-30 10:00:00", None),
+        ("2026-03-01 25:00:00", None),
+        ("yesterday", None),
+        ("", None),
+        (None, None),
+    ]
+    df = frame(spark, rows, "raw string, expected timestamp").withColumn(
+        "actual", n.shanghai_any_local_to_utc(F.col("raw"))
+    )
+    assert_column_equality(df, "actual", "expected")
+
+
+def test_calendar_date_reads_the_spellings_a_system_writes(spark):
+    """Master, campaign and inventory dates have no format in the contract beyond ISO."""
+    rows = [
+        ("2026-03-01", dt.date(2026, 3, 1)),
+        (" 2026/3/1 ", dt.date(2026, 3, 1)),
+        ("2026/03/01", dt.date(2026, 3, 1)),
+        ("20260301", dt.date(2026, 3, 1)),
+        ("1900-01-01", dt.date(1900, 1, 1)),  # not a birthday: no placeholder here
+        ("2026-02-30", None),
+        ("2026-3", None),
+        ("", None),
+        (None, None),
+    ]
+    df = frame(spark, rows, "raw string, expected date").withColumn(
+        "actual", n.calendar_date(F.col("raw"))
+    )
+    assert_column_equality(df, "actual", "expected")

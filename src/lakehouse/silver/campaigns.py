@@ -83,7 +83,7 @@ def campaign_touches(bronze_touches: DataFrame) -> DataFrame:
     phone_for_key = F.coalesce(phone, n.non_blank(F.col("phone")))
     unionid = n.non_blank(F.col("unionid"))
     raw_time = n.non_blank(F.col("touch_time"))
-    touch_time = n.shanghai_local_to_utc(F.col("touch_time"))
+    touch_time = n.shanghai_any_local_to_utc(F.col("touch_time"))
     typed = bronze_touches.select(
         attribute_hash([campaign_id, raw_time, member_id, phone_for_key, unionid]).alias(
             "touch_key"

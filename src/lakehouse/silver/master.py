@@ -73,12 +73,13 @@ SKU_MAP_COLUMNS = [
 
 
 def iso_date(col: Column) -> Column:
-    """DateType from a `YYYY-MM-DD` string (surrounding blanks ignored); null otherwise.
+    """DateType from `YYYY-MM-DD` (or `YYYY/M/D`, `YYYYMMDD`: `normalise.calendar_date`),
+    surrounding blanks ignored; null otherwise.
 
     Why: master files write plain ISO dates; an empty or impossible one (2026-02-30) is null,
     never an ANSI error.
     """
-    return F.try_to_date(n.non_blank(col), "yyyy-MM-dd")
+    return n.calendar_date(col)
 
 
 def latest_line(df: DataFrame, key: Sequence[str], order: Sequence[Column] = ()) -> DataFrame:

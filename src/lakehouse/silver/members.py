@@ -85,7 +85,7 @@ def members(bronze_crm: DataFrame) -> DataFrame:
         n.birthday(F.col("birthday")).alias("birthday"),
         n.code(F.col("register_channel")).alias("register_channel"),
         n.code(F.col("register_store_code")).alias("register_store_code"),
-        n.shanghai_local_to_utc(F.col("register_time")).alias("register_time"),
+        n.shanghai_any_local_to_utc(F.col("register_time")).alias("register_time"),
         n.member_level(F.col("level")).alias("level"),
         n.non_blank(F.col("level")).alias("level_raw"),
         n.quantity(F.col("points")).alias("points"),

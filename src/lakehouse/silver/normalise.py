@@ -222,6 +222,26 @@ def shanghai_local_to_utc(col: Column, fmt: str = LOCAL_FORMAT) -> Column:
     return F.try_to_timestamp(F.concat(s, F.lit(" " + SHANGHAI)), F.lit(fmt + " VV"))
 
 
+def shanghai_any_local_to_utc(col: Column) -> Column:
+    """The instant of a Shanghai local time in any common spelling: `2026-03-01 10:22:01`,
+    `2026/3/1 10:22:01`, `2026-03-01T10:22:01` (fractions of a second dropped), or a date alone
+    (its midnight); with an explicit offset or `Z`, that offset. Null for anything else.
+
+    Why: the contract gives the CRM's register_time no format. Reading one spelling only would
+    turn every other into a silent null, and One ID's earliest registration with it.
+    """
+    s = F.upper(_strip(col))
+    if_zoned = F.regexp_extract(s, _ISO_UTC, 3) != ""
+    local = F.regexp_replace(F.regexp_replace(s, "[T/]", " "), r"\.\d+$", "")
+    local = F.regexp_replace(local, r"^(\d{4}) (\d{1,2}) (\d{1,2})", "$1-$2-$3")
+    zone = F.lit(" " + SHANGHAI)
+    parsed = F.coalesce(
+        F.try_to_timestamp(F.concat(local, zone), F.lit("yyyy-M-d H:m:s VV")),
+        F.try_to_timestamp(F.concat(local, zone), F.lit("yyyy-M-d VV")),
+    )
+    return F.when(s.rlike(_ISO_UTC) & if_zoned, utc_iso_to_timestamp(col)).otherwise(parsed)
+
+
 def utc_iso_to_timestamp(col: Column) -> Column:
     """The instant (TimestampType) of an ISO-8601 UTC string such as `2026-03-01T02:22:01Z`.
 
@@ -260,6 +280,19 @@ def birthday(col: Column) -> Column:
     (in any spelling), dates before it and impossible dates (2026-02-30) are null. Future dates
     are kept: judging them is a quality rule (see `is_future`).
     """
+    parsed = calendar_date(col)
+    return F.when(parsed > F.lit(PLACEHOLDER_BIRTHDAY), parsed)
+
+
+def calendar_date(col: Column) -> Column:
+    """DateType from `YYYY-MM-DD`, `YYYY/M/D`, `YYYY/MM/DD` or `YYYYMMDD`; null for anything
+    else and for impossible dates (2026-02-30), never an ANSI error.
+
+    Why: the contract spells dates `YYYY-MM-DD` but names no format for the master, campaign
+    and inventory dates; the CRM shows the other spellings a system writes. Reading one
+    spelling only would make the others silent nulls (a store never opened, a campaign
+    without dates).
+    """
     s = _strip(col)
     iso = F.when(
         s.rlike(_DATE_SEPARATED),
@@ -270,8 +303,7 @@ def birthday(col: Column) -> Column:
             F.lpad(F.regexp_extract(s, _DATE_SEPARATED, 4), 2, "0"),
         ),
     ).when(s.rlike(_DATE_COMPACT), F.regexp_replace(s, _DATE_COMPACT, "$1-$2-$3"))
-    parsed = F.try_to_date(iso, "yyyy-MM-dd")
-    return F.when(parsed > F.lit(PLACEHOLDER_BIRTHDAY), parsed)
+    return F.try_to_date(iso, "yyyy-MM-dd")
 
 
 def is_future(date_col: Column, as_of: Column | dt.date | str) -> Column:
