@@ -514,7 +514,11 @@ def lines_to_merge(
 
     versions = order_latest.where(whole).select("order_key", *ORDER_VERSION)
     if silver_orders is not None:
-        kept = silver_orders.select("order_key", *ORDER_VERSION, F.lit(True).alias("_kept"))
+        # The day's orders are few beside silver's: silver.orders is cut to them by a broadcast
+        # semi-join first, so the large table is scanned, not shuffled.
+        kept = silver_orders.select("order_key", *ORDER_VERSION, F.lit(True).alias("_kept")).join(
+            F.broadcast(versions.select("order_key")), "order_key", "left_semi"
+        )
         versions = (
             versions.alias("s")
             .join(kept.alias("t"), "order_key", "left")
