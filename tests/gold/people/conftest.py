@@ -234,8 +234,9 @@ def people_world(spark):
     )
     history = order_history(orders, mapping, AS_OF, CFG).cache()
     lines = spark.createDataFrame(
-        [(k, s, q, _m(a)) for k, s, q, a in LINES],
-        "order_key string, sku_id string, quantity int, line_amount decimal(18,2)",
+        [(k, s, q, _m(a), None, None) for k, s, q, a in LINES],
+        "order_key string, sku_id string, quantity int, line_amount decimal(18,2), "
+        "refunded_quantity int, refunded_amount decimal(18,2)",
     )
     products = spark.createDataFrame(
         [(s, c, b, _d(v) if v else None) for s, c, b, v in PRODUCTS],

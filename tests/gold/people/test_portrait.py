@@ -3,10 +3,11 @@ behaviour, preferences, city, membership, RFM, lifecycle, masking."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from chispa import assert_df_equality
+from pyspark.sql import functions as F
 
 from lakehouse.gold.people.portrait import PORTRAIT_COLUMNS
 from lakehouse.gold.people.rfm import RFM_COLUMNS
@@ -287,3 +288,79 @@ def test_rfm_and_lifecycle(spark, people_world):
         _pick(people_world, cols), expected, ignore_row_order=True, ignore_nullable=True
     )
     assert people_world["model"].buyers == 2
+
+
+def test_refunded_lines_weigh_nothing_in_preferences_and_price(spark):
+    """A Tmall order paid 400: a 女装 line of 300 refunded in full, a 男装 line of 100 kept
+    (net sales 100). Before, lines were weighed by their sold amount: 女装 took 75 of the 100
+    and became the preferred category, and the average unit price was 200 (goods returned)."""
+    from lakehouse.gold.people.portrait import behaviour, order_history, purchase_lines
+
+    from .conftest import AS_OF, CFG, ORDER_SCHEMA
+
+    orders = spark.createDataFrame(
+        [
+            (
+                k,
+                "tmall_orders",
+                "TMALL",
+                "TMALL:shop",
+                date(2026, 3, 5),
+                "COMPLETED",
+                datetime(2026, 3, 5, 4, 0),
+                Decimal(p),
+                Decimal(n),
+                Decimal(r),
+                u,
+                None,
+                "杭州",
+                None,
+            )
+            for k, p, n, r, u in [
+                ("T1", "400.00", "100.00", "300.00", 2),
+                ("T2", "90.00", "90.00", "0.00", 3),
+                ("P1", "50.00", "50.00", "0.00", 1),
+            ]
+        ],
+        ORDER_SCHEMA,
+    ).withColumn("platform", F.when(F.col("order_key") == "P1", "POS").otherwise(F.col("platform")))
+    mapping = spark.createDataFrame(
+        [("tmall_orders", "T1", "X"), ("tmall_orders", "T2", "Y"), ("tmall_orders", "P1", "Z")],
+        "source string, record_key string, one_id string",
+    )
+    history = order_history(orders, mapping, AS_OF, CFG)
+    lines = spark.createDataFrame(
+        [
+            ("T1", "W", 1, Decimal("300.00"), 1, Decimal("300.00")),  # refunded in full
+            ("T1", "M", 1, Decimal("100.00"), 0, Decimal("0.00")),
+            ("T2", "W", 3, Decimal("90.00"), 1, Decimal("30.00")),  # one of three refunded
+            ("P1", "W", 1, Decimal("50.00"), None, None),  # POS: as printed
+        ],
+        "order_key string, sku_id string, quantity int, line_amount decimal(18,2), "
+        "refunded_quantity int, refunded_amount decimal(18,2)",
+    )
+    products = spark.createDataFrame(
+        [("W", "女装", "拾光", None), ("M", "男装", "木野", None)],
+        "sku_id string, category_l1 string, brand string, valid_to date",
+    )
+    plines = purchase_lines(history, lines, products, "category_l1")
+    assert_df_equality(
+        plines.select("order_key", "category", "quantity", "line_amount", "line_net"),
+        spark.createDataFrame(
+            [
+                ("P1", "女装", 1, Decimal("50.00"), Decimal("50.00")),
+                ("T1", "女装", 0, Decimal("0.00"), Decimal("0.00")),
+                ("T1", "男装", 1, Decimal("100.00"), Decimal("100.00")),
+                ("T2", "女装", 2, Decimal("60.00"), Decimal("90.00")),
+            ],
+            "order_key string, category string, quantity int, line_amount decimal(18,2), "
+            "line_net decimal(18,2)",
+        ),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
+    got = {
+        r.one_id: (r.preferred_category, r.avg_unit_price)
+        for r in behaviour(history, plines, CFG).collect()
+    }
+    assert got == {"X": ("男装", 100.0), "Y": ("女装", 30.0), "Z": ("女装", 50.0)}

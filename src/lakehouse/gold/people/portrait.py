@@ -13,7 +13,8 @@ Definitions (docs/people.md has the full list):
 - **net sales** is silver's net_sales (paid − shipping − refunded) summed over the member's
   orders that are not cancelled;
 - line-level net sales (for category and brand preferences) share the order's net sales among
-  its lines by line amount.
+  its lines by the amount kept (line amount less the line's refund, as the store marts weigh
+  them), and the average unit price counts kept units only.
 """
 
 from __future__ import annotations
@@ -151,15 +152,40 @@ def purchase_lines(
     history: DataFrame, lines: DataFrame, products: DataFrame, category_level: str
 ) -> DataFrame:
     """one_id, order_key, quantity, line_amount, line_net, category, brand: the lines of
-    purchases, with the order's net sales shared among its lines by line amount and the
-    category and brand of the product's current version."""
-    purchases = history.where("is_purchase").select("one_id", "order_key", "net_sales")
+    purchases as kept (units and amount less what was refunded on the line), with the order's
+    net sales shared among them by kept amount and the category and brand of the product's
+    current version.
+
+    Why kept, not sold: an online line refunded in full is goods that came back; weighted by
+    its sold amount it would take the order's net sales and make the returned item the
+    member's preferred category (the store marts weigh lines the same way). A POS line is kept
+    as printed: a return is its own ticket with negative lines.
+    """
+    purchases = history.where("is_purchase").select("one_id", "order_key", "platform", "net_sales")
     current = products.where(F.col("valid_to").isNull()).select(
         "sku_id", F.col(category_level).alias("category"), "brand"
     )
+    pos = F.col("platform") == "POS"
+    kept_amount = F.when(pos, F.col("line_amount")).otherwise(
+        F.col("line_amount") - F.coalesce(F.col("refunded_amount"), F.lit(0))
+    )
+    kept_units = F.when(pos, F.col("quantity")).otherwise(
+        F.col("quantity") - F.coalesce(F.col("refunded_quantity"), F.lit(0))
+    )
     by_order = Window.partitionBy("order_key")
-    rows = lines.select("order_key", "sku_id", "quantity", "line_amount").join(
-        purchases, "order_key"
+    rows = (
+        lines.select(
+            "order_key", "sku_id", "quantity", "line_amount", "refunded_quantity", "refunded_amount"
+        )
+        .join(purchases, "order_key")
+        .select(
+            "one_id",
+            "order_key",
+            "sku_id",
+            "net_sales",
+            kept_units.alias("quantity"),
+            kept_amount.cast(MONEY).alias("line_amount"),
+        )
     )
     share = F.try_divide(F.col("line_amount"), F.sum("line_amount").over(by_order))
     return rows.join(current, "sku_id", "left").select(
