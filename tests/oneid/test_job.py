@@ -89,21 +89,22 @@ def three_days(spark, tmp_path_factory):
 
     settings = load_settings("local")
     tables = Tables(spark, settings.warehouse)
-    maps, histories = {}, {}
+    maps, histories, commits = {}, {}, {}
     for day in (DAY1, DAY2, DAY3):
         _write_day(spark, tables, day)
         _run(settings, spark, tables, day)
         maps[day], histories[day] = _map(tables), _history(tables)
+        commits[day] = tables.version("oneid", "identity_map")
     # The CRM snapshot delivers M2 again, unchanged: nothing to link, only last_seen moves.
     _write_day(spark, tables, DAY4, [RECORDS[DAY1][1]], first=DAY1)
     redelivered = _run(settings, spark, tables, DAY4)
     maps[DAY4], histories[DAY4] = _map(tables), _history(tables)
-    yield settings, tables, maps, histories, redelivered
+    yield settings, tables, maps, histories, redelivered, commits
     mp.undo()
 
 
 def test_day_one_links_each_record(three_days):
-    _, _, maps, histories, _ = three_days
+    _, _, maps, histories, *_ = three_days
     day1 = maps[DAY1]
     assert day1["member_id:M1"] == day1["phone:13911110001"]
     assert day1["member_id:M2"] == day1["phone:13911110002"]
@@ -113,7 +114,7 @@ def test_day_one_links_each_record(three_days):
 
 
 def test_a_growing_person_keeps_the_id_and_a_merge_keeps_the_larger(three_days):
-    _, _, maps, histories, _ = three_days
+    _, _, maps, histories, *_ = three_days
     day1, day2 = maps[DAY1], maps[DAY2]
     m1, m2 = day1["member_id:M1"], day1["member_id:M2"]
     # M1's component (M1, phone, e-mail) is larger than M2's (M2, phone): it survives
@@ -126,7 +127,7 @@ def test_a_growing_person_keeps_the_id_and_a_merge_keeps_the_larger(three_days):
 
 
 def test_a_value_found_shared_links_nothing_and_splits_its_component(three_days):
-    _, tables, maps, histories, _ = three_days
+    _, tables, maps, histories, _, commits = three_days
     day2, day3 = maps[DAY2], maps[DAY3]
     assert "phone:13911110001" not in day3
     suppressed = tables.read("oneid", "suppressed_identifiers").collect()
@@ -142,6 +143,9 @@ def test_a_value_found_shared_links_nothing_and_splits_its_component(three_days)
     # the cards keyed in with the shared phone stand alone
     cards = {day3[f"card_no:88600{i}"] for i in (7, 8, 9)}
     assert len(cards) == 3
+    # the shared phone leaves the map in the commit that splits its component (a crash between
+    # a delete and the upsert, two commits before, left the glued id for good)
+    assert commits[DAY3] == commits[DAY2] + 1
     # nothing links through the shared value
     links = tables.read("oneid", "links")
     assert (
@@ -153,7 +157,7 @@ def test_a_value_found_shared_links_nothing_and_splits_its_component(three_days)
 
 
 def test_rerunning_a_day_changes_nothing(three_days, spark):
-    settings, tables, maps, histories, _ = three_days
+    settings, tables, maps, histories, *_ = three_days
     links_before = sorted(map(tuple, tables.read("oneid", "links").collect()))
     _run(settings, spark, tables, DAY3)
     assert _map(tables) == maps[DAY3]
@@ -180,7 +184,7 @@ def test_a_giant_component_fails_the_run_and_publishes_nothing(spark, tmp_path, 
 
 
 def test_an_unchanged_record_delivered_again_recomputes_nothing(three_days):
-    _, tables, maps, histories, redelivered = three_days
+    _, tables, maps, histories, redelivered, _ = three_days
     assert redelivered.details["touched_identifiers"] == 0
     assert redelivered.details["recomputed_identifiers"] == 0
     assert redelivered.details["seen_again_identifiers"] == 2
@@ -193,3 +197,43 @@ def test_an_unchanged_record_delivered_again_recomputes_nothing(three_days):
     }
     assert last_seen["M2"] == last_seen["13911110002"] == datetime(2026, 3, 4, 9)
     assert last_seen["M1"] < datetime(2026, 3, 4)
+
+
+def test_a_record_that_gains_an_identifier_merges_both_people_whole(spark, tmp_path, monkeypatch):
+    """Day 2's CRM snapshot shows member M1 with a unionid that a guest mall order of day 1
+    carried. Only the pair (M1's record, unionid) is new. Before, only the unionid's person was
+    recomputed: M1 and its phone moved over, the openid of M1's own mall order stayed behind
+    under the old id, and no history said so."""
+    monkeypatch.setenv("LAKEHOUSE_LANDING", str(tmp_path / "landing"))
+    monkeypatch.setenv("LAKEHOUSE_WAREHOUSE", str(tmp_path / "warehouse"))
+    from lakehouse.config import load_settings
+
+    settings = load_settings("local")
+    tables = Tables(spark, settings.warehouse)
+    crm = [("member_id", "M1"), ("phone", "13911110001")]
+    _write_day(
+        spark,
+        tables,
+        DAY1,
+        [
+            ("crm_members", "M1", crm),
+            ("mall_orders", "O1", [("member_id", "M1"), ("openid", "oA")]),
+            ("mall_orders", "O2", [("unionid", "U1"), ("openid", "oB")]),
+        ],
+    )
+    _run(settings, spark, tables, DAY1)
+    day1 = _map(tables)
+    member, guest = day1["member_id:M1"], day1["unionid:U1"]
+    assert member != guest and day1["openid:oA"] == member
+
+    _write_day(spark, tables, DAY2, [("crm_members", "M1", crm)], first=DAY1)
+    _write_day(spark, tables, DAY2, [("crm_members", "M1", [("unionid", "U1")])])
+    version = tables.version("oneid", "identity_map")
+    _run(settings, spark, tables, DAY2)
+
+    day2 = _map(tables)
+    # the member's side is larger (3 identifiers against 2): it keeps its id
+    assert set(day2.values()) == {member}, day2
+    assert _history(tables) == [(DAY2, guest, member, "MERGE", 2)]
+    # the map changes in one commit (a crash cannot leave half of it)
+    assert tables.version("oneid", "identity_map") == version + 1

@@ -65,6 +65,9 @@ def frozen(df: DataFrame) -> DataFrame:
     return df.localCheckpoint(eager=True)
 
 
+DROP = "_merge_drop"  # a map row of a value suppressed today: deleted by the map's MERGE
+
+
 def build_one_id(ctx: JobContext) -> JobResult:
     settings = ctx.settings.oneid
     tables = ctx.tables
@@ -109,16 +112,29 @@ def build_one_id(ctx: JobContext) -> JobResult:
     )
 
     # Guards. Placeholders and store phones are judged over every node (a store's phone may
-    # arrive in the master after the number was seen); degrees only change for nodes on the
-    # day's records, so only those are measured, over all records that carry them.
+    # arrive in the master after the number was seen). Degrees change only for the nodes on a
+    # record that gained a pair today: the new identifier, and every other identifier of that
+    # record (a CRM member whose unionid appears has a new neighbour on its member_id and
+    # phone too). Those are measured, each over every record that carries it; values already
+    # suppressed are not measured again and not followed (they link nothing, and a store
+    # phone's records are many).
     fixed = fixed_suppressions(identities, store_phones, settings)
+    judged = fixed.select("node_id").unionByName(previous_suppressed.select("node_id"))
     reach = identities.join(
-        identities.join(touched, "node_id", "left_semi").select(*RECORD).distinct(),
+        identities.join(touched.join(judged, "node_id", "left_anti"), "node_id", "left_semi")
+        .select(*RECORD)
+        .distinct(),
+        RECORD,
+        "left_semi",
+    )
+    measured = frozen(reach.select("node_id").distinct().join(judged, "node_id", "left_anti"))
+    around = identities.join(
+        identities.join(measured, "node_id", "left_semi").select(*RECORD).distinct(),
         RECORD,
         "left_semi",
     )
     shared = shared_identifiers(
-        neighbour_degrees(reach, fixed).join(touched, "node_id", "left_semi"), settings
+        neighbour_degrees(around, fixed).join(measured, "node_id", "left_semi"), settings
     )
     new_suppressed = frozen(
         first_reason(fixed.unionByName(shared))
@@ -130,10 +146,12 @@ def build_one_id(ctx: JobContext) -> JobResult:
         previous_suppressed.select("node_id").unionByName(new_suppressed.select("node_id"))
     )
 
-    # What the day reaches: components holding a node of the day or a node to be removed.
+    # What the day reaches: components holding a node of a record that gained a pair today
+    # (not only the new identifier's own: the record's old identifiers may belong to another
+    # one_id, which the new pair merges with this one), or a node to be removed.
     removed = frozen(previous_map.join(suppressed, "node_id", "left_semi").select("node_id"))
     reached_ids = (
-        previous_map.join(touched.unionByName(removed), "node_id", "left_semi")
+        previous_map.join(reach.select("node_id").unionByName(removed), "node_id", "left_semi")
         .select("one_id")
         .distinct()
     )
@@ -228,13 +246,21 @@ def build_one_id(ctx: JobContext) -> JobResult:
     result.versions["oneid.one_id_history"] = tables.upsert(
         history_rows, LAYER, "one_id_history", HISTORY_KEY, "false"
     )
-    tables.delete_matching(removed, LAYER, "identity_map", ["node_id"])
+    # Suppressed values leave the map in the same commit that re-assigns their component: with
+    # a delete first and the upsert after, a crash between the two left the glued one_id on the
+    # component, and the rerun no longer saw the value in the map to reach it again.
+    map_changes = (
+        new_map.unionByName(seen_again)
+        .withColumn(DROP, F.lit(False))
+        .unionByName(removed.withColumn(DROP, F.lit(True)), allowMissingColumns=True)
+    )
     result.versions["oneid.identity_map"] = tables.upsert(
-        new_map.unionByName(seen_again),
+        map_changes,
         LAYER,
         "identity_map",
         ["node_id"],
         "t.one_id <> s.one_id OR t.first_seen <> s.first_seen OR t.last_seen <> s.last_seen",
+        delete_flag=DROP,
     )
     histogram = frozen(
         size_histogram(tables.read(LAYER, "identity_map")).select(run_day.alias("run_date"), "*")
