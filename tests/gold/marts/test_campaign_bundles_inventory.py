@@ -6,7 +6,12 @@ from pydantic import ValidationError
 from pyspark.sql import functions as F
 
 from lakehouse.gold.marts.bundles import baskets, rules
-from lakehouse.gold.marts.campaign import attribute_orders, campaign_performance
+from lakehouse.gold.marts.campaign import (
+    attribute_orders,
+    campaign_performance,
+    campaigns_to_recompute,
+    orders_in_scope,
+)
 from lakehouse.gold.marts.inventory import ONLINE_DEMAND, inventory_position
 from lakehouse.gold.marts.settings import BundleSettings, MartSettings
 from tests.gold.marts.rows import D, yuan
@@ -90,6 +95,62 @@ def test_campaign_attribution_last_touch_direct_coupon_and_roi(spark):
         "coupon_redemptions long, attributed_gross_profit decimal(28,2), roi double",
     )
     assert_df_equality(perf, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_an_order_naming_a_campaign_after_its_touch_window_is_counted(spark):
+    """C1 runs 03-01 to 03-14 with coupon CP1 and touched on 03-01 and 03-02 (window to
+    03-09); an order paid on 03-12 carries CP1. Before, the run of 03-12 chose campaigns by
+    their touch window only and read orders of that window: C1 kept 0 redemptions and ROI -1.
+    And an order naming C3 (not recomputed) was attributed by touch to C2, which was."""
+    day = lambda d: D + timedelta(days=d - 1)  # noqa: E731  (day(12) = 03-12)
+    at = lambda d, h=10: datetime(2026, 3, d, h)  # noqa: E731
+    campaigns = spark.createDataFrame(
+        [
+            ("C1", "spring", "SMS", day(1), day(14), yuan(1000), "CP1"),
+            ("C2", "app", "APP_PUSH", day(10), day(10), yuan(10), None),
+            ("C3", "old", "SMS", day(1), day(1), yuan(10), None),
+        ],
+        CAMPAIGNS,
+    )
+    touches = spark.createDataFrame(
+        [
+            ("C1", "t1", at(1), day(1), "P", day(1)),
+            ("C1", "t2", at(2), day(2), "Q", day(2)),
+            ("C2", "t3", at(10), day(10), "R", day(10)),
+            ("C3", "t4", at(1), day(1), "S", day(1)),
+        ],
+        TOUCHES + ", _delivery_date date",
+    )
+    orders = spark.createDataFrame(
+        [
+            ("O1", "P", at(12), day(12), None, "CP1", yuan(200), yuan(80)),  # C1, late coupon
+            ("O2", "X", at(11), day(11), None, None, yuan(50), yuan(20)),  # in C2's window
+            ("O3", "R", at(11, 12), day(11), "C3", None, yuan(30), yuan(10)),  # names C3
+            ("O4", "Q", datetime(2026, 2, 20), D - timedelta(days=9), None, None, yuan(9), None),
+            ("O5", "P", datetime(2026, 3, 20), day(20), "C1", None, yuan(70), yuan(7)),  # later
+        ],
+        ORDERS,
+    )
+    chosen = campaigns_to_recompute(campaigns, touches, orders, [day(12)], day(12), 7)
+    assert sorted(r.campaign_id for r in chosen.collect()) == ["C1", "C2"]
+    everything = campaigns_to_recompute(campaigns, touches, orders, [day(12)], day(12), 7, True)
+    assert everything.count() == 3
+
+    scope = orders_in_scope(orders, chosen, day(10), day(12), day(12))
+    assert sorted(r.order_key for r in scope.collect()) == ["O1", "O2", "O3"]
+
+    perf = {
+        r.campaign_id: (r.coupon_redemptions, r.attributed_orders, r.attributed_net_sales, r.roi)
+        for r in campaign_performance(
+            campaigns.join(chosen.select("campaign_id"), "campaign_id", "left_semi"),
+            touches.drop("_delivery_date"),
+            scope,
+            spark.createDataFrame([(m,) for m in "PQRX"], "one_id string"),
+            7,
+            every_campaign=campaigns,
+        ).collect()
+    }
+    assert perf == {"C1": (1, 1, yuan(200), -0.92), "C2": (0, 0, yuan(0), None)}
 
 
 def test_fp_growth_respects_thresholds_and_basket_size(spark):

@@ -41,6 +41,80 @@ CAMPAIGN_COLUMNS = [
 ]
 
 
+def campaigns_to_recompute(
+    campaigns: DataFrame,
+    touches: DataFrame,
+    orders: DataFrame,
+    dates: list,
+    run_date,
+    window_days: int,
+    everything: bool = False,
+) -> DataFrame:
+    """campaign_id, coupon_code, _from, _to of the campaigns a run can change.
+
+    A campaign is recomputed when a touch of it was delivered today, when its window (first
+    touch, else start_date, to last touch, else end_date, + the attribution window) reaches a
+    recomputed date, or when an order of a recomputed date names it by campaign_id or coupon:
+    direct attribution has no window (a coupon redeemed after the touches' window counts), so
+    the window alone missed those orders. `everything`: the mart is new, every campaign.
+    """
+    day = F.lit(run_date).cast("date")
+    spans = touches.groupBy("campaign_id").agg(
+        F.min("touch_date").alias("_first"),
+        F.max("touch_date").alias("_last"),
+        F.bool_or(F.col("_delivery_date") == day).alias("_today"),
+    )
+    lo, hi = min(dates), max(dates)
+    day_orders = orders.where(F.col("business_date").isin(dates))
+    named = (
+        day_orders.where(F.col("campaign_id").isNotNull())
+        .select("campaign_id")
+        .unionByName(
+            campaigns.join(
+                day_orders.where(F.col("coupon_code").isNotNull()).select(
+                    F.col("coupon_code").alias("_coupon")
+                ),
+                F.col("coupon_code") == F.col("_coupon"),
+                "left_semi",
+            ).select("campaign_id")
+        )
+        .distinct()
+        .withColumn("_named", F.lit(True))
+    )
+    return (
+        campaigns.join(spans, "campaign_id", "left")
+        .join(named, "campaign_id", "left")
+        .withColumn("_from", F.coalesce("_first", "start_date"))
+        .withColumn("_to", F.date_add(F.coalesce("_last", "end_date", "start_date"), window_days))
+        .where(
+            F.coalesce("_today", F.lit(False))
+            | F.coalesce("_named", F.lit(False))
+            | ((F.col("_from") <= F.lit(hi)) & (F.col("_to") >= F.lit(lo)))
+            | F.lit(everything)
+        )
+        .select("campaign_id", "coupon_code", "_from", "_to")
+    )
+
+
+def orders_in_scope(orders: DataFrame, chosen: DataFrame, start, end, run_date) -> DataFrame:
+    """The orders the chosen campaigns' figures read: every order of [start, end] (touch
+    attribution and the control group), and every order up to the run date that names one of
+    them by campaign_id or coupon (direct attribution, whenever it was paid)."""
+    ids = [r[0] for r in chosen.select("campaign_id").distinct().collect()]
+    coupons = [
+        r[0]
+        for r in chosen.where(F.col("coupon_code").isNotNull())
+        .select("coupon_code")
+        .distinct()
+        .collect()
+    ]
+    names = F.col("campaign_id").isin(ids) | F.col("coupon_code").isin(coupons)
+    return orders.where(
+        F.col("business_date").between(start, end)
+        | (F.coalesce(names, F.lit(False)) & (F.col("business_date") <= F.lit(run_date)))
+    )
+
+
 def attribute_orders(
     orders: DataFrame, campaigns: DataFrame, touches: DataFrame, window_days: int
 ) -> DataFrame:
@@ -99,15 +173,22 @@ def campaign_performance(
     orders: DataFrame,
     members: DataFrame,
     window_days: int,
+    every_campaign: DataFrame | None = None,
 ) -> DataFrame:
     """One row per campaign of `campaigns`.
+
+    `every_campaign`: all campaigns, when `campaigns` is the subset a run recomputes. Orders are
+    attributed among all of them, so an order naming a campaign outside the subset is that
+    campaign's, not a touch's of one inside it.
 
     `touches`: every touch that may matter (campaign_id, touch_key, touch_time, touch_date,
     one_id or null); `orders`: paid orders (order_key, one_id, paid_at, business_date,
     campaign_id, coupon_code, net_sales, gross_profit: the order's costed gross profit, null
     when none of its lines has a cost); `members`: one_id of every CRM member.
     """
-    attributed = attribute_orders(orders, campaigns, touches, window_days)
+    attributed = attribute_orders(
+        orders, every_campaign if every_campaign is not None else campaigns, touches, window_days
+    ).join(campaigns.select("campaign_id"), "campaign_id", "left_semi")
     person = F.coalesce(F.col("one_id"), F.concat(F.lit("touch:"), F.col("touch_key")))
     touched = touches.groupBy("campaign_id").agg(
         F.count_distinct(person).alias("people_touched"),

@@ -218,8 +218,8 @@ def _touch_one_ids(touches: DataFrame, identity_map, identities, suppressed) -> 
 
 
 def build_campaign_performance(ctx: JobContext) -> JobResult:
-    """gold.campaign_performance for every campaign whose window (first day to last touch +
-    attribution window) reaches a touched date, or that has a touch delivered today."""
+    """gold.campaign_performance for the campaigns the day can change
+    (`campaign.campaigns_to_recompute`)."""
     require(
         ctx,
         ("silver", "campaigns", "silver.campaigns"),
@@ -234,22 +234,15 @@ def build_campaign_performance(ctx: JobContext) -> JobResult:
 
     dates = touched_dates(ctx, orders, lines, "campaign_performance")
     day = F.lit(ctx.run_date).cast("date")
-    spans = touches_all.groupBy("campaign_id").agg(
-        F.min("touch_date").alias("_first"),
-        F.max("touch_date").alias("_last"),
-        F.bool_or(F.col("_delivery_date") == day).alias("_today"),
-    )
-    lo, hi = min(dates), max(dates)
-    chosen = (
-        campaigns.join(spans, "campaign_id", "left")
-        .withColumn("_from", F.coalesce("_first", "start_date"))
-        .withColumn("_to", F.date_add(F.coalesce("_last", "end_date", "start_date"), window))
-        .where(
-            F.coalesce("_today", F.lit(False))
-            | ((F.col("_from") <= F.lit(hi)) & (F.col("_to") >= F.lit(lo)))
-            | F.lit(not t.exists(GOLD, "campaign_performance"))
-        )
-    )
+    chosen = campaign_model.campaigns_to_recompute(
+        campaigns,
+        touches_all,
+        orders,
+        dates,
+        ctx.run_date,
+        window,
+        everything=not t.exists(GOLD, "campaign_performance"),
+    ).localCheckpoint()
     ids = sorted(r[0] for r in chosen.select("campaign_id").collect())
     bounds = chosen.agg(F.min("_from"), F.max("_to")).first()
     start = bounds[0] or ctx.run_date
@@ -261,7 +254,7 @@ def build_campaign_performance(ctx: JobContext) -> JobResult:
         identities,
         suppressed,
     )
-    paid = _between(orders, start, end).where(
+    paid = campaign_model.orders_in_scope(orders, chosen, start, end, ctx.run_date).where(
         F.col("paid_at").isNotNull() & (F.col("paid_amount") > 0)
     )
     buyers = order_one_ids(paid, identity_map, identities, suppressed)
@@ -276,7 +269,12 @@ def build_campaign_performance(ctx: JobContext) -> JobResult:
     )
     members = member_one_ids(identity_map, identities, suppressed)
     perf = campaign_model.campaign_performance(
-        campaigns.where(F.col("campaign_id").isin(ids)), touches, order_rows, members, window
+        campaigns.where(F.col("campaign_id").isin(ids)),
+        touches,
+        order_rows,
+        members,
+        window,
+        every_campaign=campaigns,
     ).withColumn("as_of", day)
     version, written = gate_and_replace(
         ctx, perf, "campaign_performance", ["campaign_id"], in_list("campaign_id", ids)
