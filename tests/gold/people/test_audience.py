@@ -73,6 +73,15 @@ def test_create_excludes_opted_out_and_export(spark, people_world, settings_for,
     text = "".join(p.read_text() for p in Path(ads.path).glob("*.csv"))
     digest = hashlib.sha256(b"13812345678").hexdigest()
     assert text.splitlines() == ["one_id,phone_sha256", f"OID_A,{digest}"]
+    assert (sms.rows, sms.without_identifier, sms.opted_out) == (1, 0, 0)
+    # OID_A opts out after the audience was made: left out of the export, and counted
+    tables.replace_where(
+        golden.withColumn("marketing_opt_out", F.lit(True)), "oneid", "golden_members", "true"
+    )
+    late = audience.export(spark, tables, settings, "buyers", "SMS")
+    text = "".join(p.read_text() for p in Path(late.path).glob("*.csv"))
+    assert text.splitlines() == ["one_id,phone"]
+    assert (late.rows, late.without_identifier, late.opted_out) == (0, 0, 1)
     with pytest.raises(audience.AudienceError, match="unknown channel 'FAX'"):
         audience.export(spark, tables, settings, "buyers", "FAX")
     with pytest.raises(audience.AudienceError, match="no audience 'ghost'"):

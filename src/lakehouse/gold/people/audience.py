@@ -54,6 +54,7 @@ class Exported:
     rows: int
     without_identifier: int
     path: str
+    opted_out: int = 0  # members opted out since the audience was created: left out
 
 
 def check_name(name: str) -> str:
@@ -220,18 +221,21 @@ def export(
     golden = tables.read("oneid", "golden_members").select(
         "one_id", F.col(spec.identifier).alias("_id"), "marketing_opt_out"
     )
-    joined = members.join(golden, "one_id", "left").where(
-        ~F.coalesce(F.col("marketing_opt_out"), F.lit(False))
-    )
+    everyone = members.join(golden, "one_id", "left")
+    opted_out = F.coalesce(F.col("marketing_opt_out"), F.lit(False))
+    joined = everyone.where(~opted_out)
     column = spec.identifier if spec.hash == "none" else f"{spec.identifier}_{spec.hash}"
     rows = joined.where(F.col("_id").isNotNull()).select(
         "one_id", _export_value(F.col("_id"), spec.hash, salt_value).alias(column)
     )
-    total = joined.count()
+    counts = everyone.agg(
+        F.count(F.lit(1)).alias("all"), F.count_if(opted_out).alias("opted_out")
+    ).first()
+    total = int(counts["all"]) - int(counts["opted_out"])
     written = rows.count()
     base = out or cfg.export_dir or f"{settings.warehouse.rstrip('/')}/_exports"
     path = f"{base.rstrip('/')}/{name}/{channel.upper()}"
     if "://" not in path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     rows.orderBy("one_id").coalesce(1).write.mode("overwrite").option("header", True).csv(path)
-    return Exported(name, channel.upper(), written, total - written, path)
+    return Exported(name, channel.upper(), written, total - written, path, int(counts["opted_out"]))

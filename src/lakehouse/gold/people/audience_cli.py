@@ -57,7 +57,8 @@ def dispatch(args: argparse.Namespace, settings: Settings, spark) -> int:
             done = audience.export(spark, tables, settings, args.name, args.channel, args.out)
             print(
                 f"audience {done.audience} → {done.channel}: {done.rows} rows written to "
-                f"{done.path} ({done.without_identifier} members without the identifier)"
+                f"{done.path} ({done.without_identifier} members without the identifier, "
+                f"{done.opted_out} opted out since the audience was created, left out)"
             )
             return 0
         if args.audience_command == "list":
