@@ -155,9 +155,17 @@ def tag_values(
         )
     history_tags = [t for t in tags if t.over == "orders"]
     if history_tags:
-        agg = history.groupBy("one_id").agg(
-            *[F.expr(t.expr).alias(f"_v{i}") for i, t in enumerate(history_tags)]
+        values = [F.expr(t.expr).alias(f"_v{i}") for i, t in enumerate(history_tags)]
+        # A member without orders gets what the expression gives over no orders (count_if 0,
+        # so "bought in 30 days" is false; sum null, so no row), not a missing row: an
+        # audience's `NOT bought_30d` must not drop every prospect.
+        over_nothing = history.limit(0).agg(*values)
+        no_orders = (
+            portrait.select("one_id")
+            .join(history.select("one_id"), "one_id", "left_anti")
+            .crossJoin(over_nothing)
         )
+        agg = history.groupBy("one_id").agg(*values).unionByName(no_orders)
         pairs = F.array(
             *[
                 F.struct(
