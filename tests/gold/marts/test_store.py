@@ -162,3 +162,22 @@ def test_store_daily_and_monthly_edge_cases(spark):
     assert got["S1"] == -1.0  # 0 vs 200
     assert got["S3"] is None  # closed in March: not comparable
     daily.unpersist()
+
+
+def test_a_store_that_drops_out_of_the_snapshot_is_not_open(spark):
+    """S5's last version closed on D2 (the stores snapshot of D2 no longer held it). Before,
+    with no version its open / close dates were null, which read as open for good: a zero row
+    every day after and a comparable store in every later month."""
+    gone = ("S5", "S5", "DIRECT", "East", yuan(100), 4, date(2025, 1, 1), None)
+    orders, lines, products, stores = frames(
+        spark, stores=[store("S1"), (*gone, date(2025, 1, 1), D2, False)]
+    )
+    buyers = spark.createDataFrame([], "order_key string, one_id string, is_member boolean")
+    daily = store_daily(orders, buyers, sold_lines(orders, lines, products), stores, [D, D2])
+    got = sorted((r.business_date, r.store_code) for r in daily.where("is_open").collect())
+    assert got == [(D, "S1"), (D, "S5"), (D2, "S1")]
+
+    april = date(2026, 4, 1)
+    april_daily = daily.withColumn("business_date", F.add_months("business_date", 1))
+    monthly = store_monthly(april_daily, None, orders, buyers, stores, [april])
+    assert {r.store_code: r.comparable for r in monthly.collect()} == {"S1": True, "S5": False}

@@ -85,7 +85,9 @@ def _line_facts(lines: DataFrame) -> DataFrame:
 
 def _store_grid(stores: DataFrame, dates: list[date], spark) -> DataFrame:
     """(business_date, store_code) of every store open on each date, with the attributes of the
-    version valid that day."""
+    version valid that day. A store with no version that day (it dropped out of the stores
+    snapshot) is not open: without a version its open and close dates are null, which read as
+    "open forever"."""
     days = small_frame(spark, [(d,) for d in dates], "business_date date")
     codes = stores.select("store_code").distinct()
     grid = valid_at(
@@ -93,9 +95,11 @@ def _store_grid(stores: DataFrame, dates: list[date], spark) -> DataFrame:
         stores,
         ["store_code"],
         "business_date",
-        columns=[*STORE_ATTRIBUTES, "open_date", "close_date"],
+        columns=[*STORE_ATTRIBUTES, "open_date", "close_date", "valid_from"],
     )
-    return grid.where(open_on(F.col("business_date")))
+    return grid.where(F.col("valid_from").isNotNull() & open_on(F.col("business_date"))).drop(
+        "valid_from"
+    )
 
 
 def _rates(df: DataFrame) -> DataFrame:
@@ -246,7 +250,7 @@ def store_monthly(
                 stores,
                 ["store_code"],
                 "_end",
-                columns=[*STORE_ATTRIBUTES, "open_date", "close_date"],
+                columns=[*STORE_ATTRIBUTES, "open_date", "close_date", "valid_from"],
             )
         )
     )
@@ -272,7 +276,11 @@ def store_monthly(
             {
                 "identified_buyers": F.coalesce("identified_buyers", F.lit(0)).cast("long"),
                 "repeat_buyers": F.coalesce("repeat_buyers", F.lit(0)).cast("long"),
-                "comparable": F.coalesce(comparable(stores, F.col("month")), F.lit(False)),
+                # a store out of the snapshot at month end has no dates to judge: not comparable
+                "comparable": F.coalesce(
+                    F.col("valid_from").isNotNull() & comparable(stores, F.col("month")),
+                    F.lit(False),
+                ),
             }
         )
     )
