@@ -2,7 +2,8 @@
 
 Both tables hold the current state as of the last run date (the run date is column `as_of`;
 Delta's history keeps earlier states): the portrait is recomputed for every one_id each run,
-since RFM quintiles and means are relative to all buyers. Rerunning a day writes the same rows.
+since RFM quintiles and means are relative to all buyers. Rerunning the last day writes the
+same rows; an older day is rewritten from silver and One ID as they are now (docs/people.md).
 Each table passes its gate (expectations/gold.*.json, policy fail) before it is written.
 """
 
