@@ -102,7 +102,10 @@ def build_store_marts(ctx: JobContext) -> JobResult:
     month_orders = orders.where(month_col.isin(months) & as_of).persist()
     try:
         month_buyers = order_one_ids(month_orders, identity_map, identities, suppressed)
-        all_daily = ctx.tables.read(GOLD, "store_daily")
+        # The month's daily rows as of the run date too: after later days ran, their rows are
+        # in store_daily, and a rerun of an earlier day summed them against silver as of it
+        # (the gate failed).
+        all_daily = ctx.tables.read(GOLD, "store_daily").where(as_of)
         previous = (
             ctx.tables.read(GOLD, "store_monthly")
             if ctx.tables.exists(GOLD, "store_monthly")
