@@ -93,6 +93,26 @@ def test_a_job_reruns_when_a_dependency_ran_after_it(spark, settings):
     assert calls == [("silver.b", D1), ("gold.d", D1)]
 
 
+def test_a_later_day_runs_again_after_an_earlier_day_was_rerun(spark, settings):
+    calls: list[tuple[str, date]] = []
+    registry = _registry(calls, set())
+    layers = ("bronze", "silver", "gold")
+    run_days(settings, spark, [D1, D2], layers, registry=registry)
+    calls.clear()
+    # days run in order stay done
+    summary = run_days(settings, spark, [D1, D2], layers, registry=registry)
+    assert calls == [] and set(_status(summary).values()) == {DONE}
+    # a backfill reruns D1 (`run-all --run-date D1 --rerun`, or silver.b alone for D1): the
+    # tables it rewound are as of D1 now, so D2's earlier success no longer counts
+    run_days(settings, spark, [D1], ("silver",), registry=registry, resume=False)
+    calls.clear()
+    run_days(settings, spark, [D2], layers, registry=registry)
+    assert calls == [("silver.b", D2), ("gold.d", D2)]
+    calls.clear()
+    run_days(settings, spark, [D2], layers, registry=registry)
+    assert calls == []
+
+
 def test_without_resume_everything_runs_again(spark, settings):
     calls: list[tuple[str, date]] = []
     registry = _registry(calls, set())

@@ -2,8 +2,9 @@
 
 A failed job stops its dependants (their input would be missing or stale), for that day and the
 later days of the range, and leaves unrelated jobs running. A rerun resumes: a job whose last run
-for the day succeeded, after the last successful run of each job it depends on, is not run again
-(bronze to gold are idempotent per day, so running it again would change nothing but the time).
+for the day succeeded, after the last successful run of each job it depends on and after its own
+last success for any earlier day, is not run again (bronze to gold are idempotent per day, so
+running it again would change nothing but the time).
 """
 
 from __future__ import annotations
@@ -68,18 +69,37 @@ def one_line(exc: BaseException) -> str:
 
 
 def last_successes(tables: Tables, run_date: date) -> dict[str, datetime]:
-    """job → end time of its latest run for `run_date`, for the jobs whose latest run succeeded."""
+    """job → end time of its latest run for `run_date`, for the jobs whose latest run succeeded
+    and that have not succeeded for an earlier day since.
+
+    A job run for an earlier day after this one (a backfill, `run-all --run-date <earlier>
+    --rerun`) rewinds what it keeps whole-table as of its run date (gold portraits and tags,
+    One ID's state): the later day's success no longer describes the tables, so it runs again.
+    """
     if not tables.exists(*RUN_LOG):
         return {}
+    on_day = F.col("run_date") == F.lit(run_date)
+    earlier = (F.col("run_date") < F.lit(run_date)) & (F.col("status") == SUCCEEDED)
     rows = (
         tables.read(*RUN_LOG)
-        .where(F.col("run_date") == F.lit(run_date))
+        .where(F.col("run_date") <= F.lit(run_date))
         .groupBy("job")
-        .agg(F.max_by(F.struct("status", "end_time"), "end_time").alias("last"))
-        .select("job", "last.status", "last.end_time")
+        .agg(
+            F.max_by(F.struct("status", "end_time"), F.when(on_day, F.col("end_time"))).alias(
+                "last"
+            ),
+            F.max(F.when(earlier, F.col("end_time"))).alias("earlier_day_since"),
+        )
+        .where(F.col("last").isNotNull())
+        .select("job", "last.status", "last.end_time", "earlier_day_since")
         .collect()
     )
-    return {r["job"]: r["end_time"] for r in rows if r["status"] == SUCCEEDED}
+    return {
+        r["job"]: r["end_time"]
+        for r in rows
+        if r["status"] == SUCCEEDED
+        and (r["earlier_day_since"] is None or r["earlier_day_since"] < r["end_time"])
+    }
 
 
 def already_done(job: Job, successes: dict[str, datetime], rerun: set[str]) -> bool:
