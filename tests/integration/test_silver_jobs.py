@@ -420,3 +420,65 @@ def test_an_order_s_lines_are_those_of_the_version_silver_keeps(spark, settings_
     assert lines() == {("1", "100", "40.00", 3)}
     [order] = tables.read("silver", "orders").collect()
     assert (str(order.paid_amount), order._line_no) == ("120.00", 1)
+
+
+def test_a_bad_version_beside_a_good_one_takes_only_its_own_lines(spark, settings_for, tmp_path):
+    """One delivery holds two versions of a JD order and of a Tmall order, the earlier one
+    with a status the platform's map does not know. Before, the order's lines followed the
+    bad version by order key: the JD day failed to reconcile (its good record counted as
+    both published and quarantined) and the Tmall lines of a published order went to
+    quarantine."""
+    root = tmp_path / "landing"
+    item = ("100", "50.00", "2")
+    tmall_item = '"=""2937000000000000001""","L1","T恤","100.00","1","SKU-1","无退款","0.00"'
+    _deliver(
+        root,
+        D1,
+        [
+            _tmall("等待核实", "2026-03-01 23:10:00", "2026-03-01 23:10:00"),
+            _tmall("交易成功", "2026-03-01 23:10:00", "2026-03-01 23:30:00"),
+        ],
+        [],
+        [tmall_item],
+    )
+    day = root / "jd_orders" / f"dt={D1.isoformat()}" / "jd_orders_20260301.jsonl"
+    day.write_text(
+        _jd("2026-03-01 10:23:40", [item], "SOMETHING_NEW")
+        + "\n"
+        + _jd("2026-03-01 12:00:00", [item])
+        + "\n",
+        encoding="utf-8",
+    )
+    settings = settings_for(root)
+    tables = Tables(spark, settings.warehouse)
+    _run(settings, spark, D1, SALES_JOBS)
+
+    orders = {r.order_key: r for r in tables.read("silver", "orders").collect()}
+    assert set(orders) == {"JD:230012345678", "TMALL:2937000000000000001"}
+    assert orders["JD:230012345678"].source_status == "FINISHED_L"
+    assert orders["TMALL:2937000000000000001"].source_status == "交易成功"
+    lines = {(r.order_key, r.line_id) for r in tables.read("silver", "order_lines").collect()}
+    assert lines == {("JD:230012345678", "1"), ("TMALL:2937000000000000001", "L1")}
+    quarantined = {
+        (r.table, r.expectation, r.line_no)
+        for r in tables.read("silver", "quarantine")
+        .where(F.col("table").isin("silver.orders", "silver.order_lines"))
+        .where(F.col("expectation") != "unknown_sku")  # kept and reported, not removed
+        .collect()
+    }
+    # the bad versions, and the JD line that came in the bad record: nothing else
+    assert quarantined == {
+        ("silver.orders", "status_known", 2),
+        ("silver.orders", "status_known", 1),
+        ("silver.order_lines", "order_quarantined", 1),
+    }
+    reconciliation = {
+        r.dataset: (r.bronze_rows, r.accepted_rows, r.quarantined_rows)
+        for r in tables.read("silver", "reconciliation").collect()
+        if r.dataset in ("jd_orders", "tmall_orders", "tmall_order_items")
+    }
+    assert reconciliation == {
+        "jd_orders": (2, 1, 1),
+        "tmall_orders": (2, 1, 1),
+        "tmall_order_items": (1, 1, 0),
+    }

@@ -302,6 +302,27 @@ def known_orders(ctx: JobContext, conformed: Sequence[DataFrame]) -> DataFrame:
     return keys
 
 
+def lines_following_their_order(
+    quarantined_orders: DataFrame, good_orders: DataFrame
+) -> tuple[DataFrame, DataFrame]:
+    """What takes an order's lines into quarantine with it: (bronze coordinates of the
+    quarantined order records, order keys with no version through the gate today).
+
+    Several versions of one order in a delivery are normal. Keyed by order alone, one bad
+    version took the lines of a good one along: a JD or mall order then counted as both
+    published and quarantined (the day failed to reconcile), and Tmall lines of a published
+    order went to quarantine.
+    """
+    records = quarantine_coords(quarantined_orders)
+    keys = (
+        quarantined_orders.select(F.get_json_object("record", "$.order_key").alias("order_key"))
+        .where(F.col("order_key").isNotNull())
+        .distinct()
+        .join(good_orders.select("order_key"), "order_key", "left_anti")
+    )
+    return records, keys
+
+
 def _finish(ctx, cfg, order_gate, line_gate, bad_lines, duplicates, bronze, masters):
     tables = ctx.tables
     for outcome in (line_gate, order_gate):
@@ -309,19 +330,29 @@ def _finish(ctx, cfg, order_gate, line_gate, bad_lines, duplicates, bronze, mast
     raise_if_failed(line_gate)
     raise_if_failed(order_gate)
 
-    # Lines of an order quarantined today follow it; lines whose record lost another line
-    # (JD / mall) follow their record. The small frames the later steps join on are
-    # checkpointed: each gate's plan already holds the other's, and without the cut the plans
-    # of the steps below (and the reconciliation over all of them) grow too big to optimise.
-    bad_orders = (
-        order_gate.quarantined.select(F.get_json_object("record", "$.order_key").alias("order_key"))
-        .distinct()
-        .localCheckpoint()
-    )
+    # Lines follow their order into quarantine: the lines of a quarantined record (JD / mall
+    # items, which come in it), and every line of an order with no good version today
+    # (Tmall's separate line export, a POS ticket). A good version delivered beside a bad
+    # one keeps its lines. Lines whose record lost another line (JD / mall) follow their
+    # record. The small frames the later steps join on are checkpointed: each gate's plan
+    # already holds the other's, and without the cut the plans of the steps below (and the
+    # reconciliation over all of them) grow too big to optimise.
+    bad_orders = lines_following_their_order(order_gate.quarantined, order_gate.good)
+    bad_records, bad_order_keys = (frame.localCheckpoint() for frame in bad_orders)
     good_lines = line_gate.good.join(bad_lines, COORDS, "left_anti")
-    lines_good = good_lines.join(bad_orders, "order_key", "left_anti")
+    follow = (
+        good_lines.join(bad_order_keys.withColumn("_bad_order", F.lit(True)), "order_key", "left")
+        .join(bad_records.withColumn("_bad_record", F.lit(True)), COORDS, "left")
+        .withColumn(
+            "_follows_order",
+            F.coalesce(F.col("_bad_order"), F.lit(False))
+            | F.coalesce(F.col("_bad_record"), F.lit(False)),
+        )
+    )
+    lines_good = follow.where(~F.col("_follows_order")).select(*good_lines.columns)
     orphaned = (
-        good_lines.join(bad_orders, "order_key", "left_semi")
+        follow.where(F.col("_follows_order"))
+        .select(*good_lines.columns)
         .unionByName(line_gate.good.join(bad_lines, COORDS, "left_semi"))
         .localCheckpoint()
     )
