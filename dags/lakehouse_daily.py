@@ -27,7 +27,7 @@ try:  # Airflow 3
 except ImportError:  # Airflow 2
     from airflow import DAG
 
-from lakehouse.config import CONF_DIR_VAR, load_settings
+from lakehouse.config import CONF_DIR_VAR, LANDING_VAR, WAREHOUSE_VAR, load_settings
 from lakehouse.registry import LAYER_ORDER, build_registry, in_order
 
 HERE = Path(__file__).resolve().parent
@@ -87,18 +87,41 @@ def _packages(configured: str | None) -> str:
     return delta_package()
 
 
+def _flag(config: dict[str, Any], key: str) -> bool:
+    """A YAML boolean: `catchup: "false"` (a string) would be true under bool()."""
+    value = config[key]
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false, not {value!r}")
+    return value
+
+
 def build_dag(config: dict[str, Any]) -> DAG:
     home = _home(config)
     conf_dir = Path(os.environ.get(CONF_DIR_VAR) or home / "conf")
     env = config["env"]
-    settings = load_settings(env, conf_dir)
+    # The paths the tasks will run with (env_vars, else the scheduler's own environment) are
+    # what load_settings checks: a cluster environment without them fails here, on import, with
+    # the variable's name, not in every task.
+    task_env = {str(k): str(v) for k, v in (config["env_vars"] or {}).items()}
+    saved = {var: os.environ.get(var) for var in (LANDING_VAR, WAREHOUSE_VAR)}
+    try:
+        for var in saved:
+            if var in task_env:
+                os.environ[var] = task_env[var]
+        settings = load_settings(env, conf_dir)
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
     jobs = in_order(build_registry(settings), LAYER_ORDER)
     daily = {job.name for job in jobs}
     env_vars = {
         CONF_DIR_VAR: str(conf_dir),
         EXPECTATIONS_VAR: os.environ.get(EXPECTATIONS_VAR) or str(home / "expectations"),
         "LAKEHOUSE_ENV": env,
-        **{str(k): str(v) for k, v in (config["env_vars"] or {}).items()},
+        **task_env,
     }
     start = config["start_date"]
     if isinstance(start, str):
@@ -108,12 +131,12 @@ def build_dag(config: dict[str, Any]) -> DAG:
         description="lakehouse: every daily job (bronze, silver, One ID, gold) for one day",
         schedule=CronDataIntervalTimetable(config["schedule"], timezone="UTC"),
         start_date=datetime(start.year, start.month, start.day),
-        catchup=bool(config["catchup"]),
+        catchup=_flag(config, "catchup"),
         max_active_runs=int(config["max_active_runs"]),
         default_args={
             "retries": int(config["retries"]),
             "retry_delay": timedelta(minutes=float(config["retry_delay_minutes"])),
-            "depends_on_past": bool(config["depends_on_past"]),
+            "depends_on_past": _flag(config, "depends_on_past"),
         },
         tags=["lakehouse"],
     )

@@ -72,3 +72,67 @@ def test_that_module_brings_great_expectations_in():
     probe = "import sys, lakehouse.quality.results; print('great_expectations' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "silver_sales", "--run-date", "2026-03-01"], "unknown job 'silver_sales'"),
+        (["run-all", "--run-date", "2026-03-01", "--layers", ""], "--layers names no layer"),
+        (["run-all", "--run-date", "2026-03-01", "--layers", " , "], "--layers names no layer"),
+        (["run-all", "--from", "2026-03-02", "--to", "2026-03-01"], "before --from"),
+        (["run-layer", "silver", "--from", "2026-03-02", "--to", "2026-03-01"], "before --from"),
+    ],
+)
+def test_a_mistake_on_the_command_line_exits_2_before_a_session_starts(
+    monkeypatch, capsys, argv, message
+):
+    def no_session(*args, **kwargs):
+        raise AssertionError("a session was started")
+
+    monkeypatch.setattr(cli, "_session", no_session)
+    assert cli.main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_misspelt_quality_table_exits_2_before_a_session_starts(monkeypatch, capsys, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    root = Path(cli.__file__).resolve().parents[2]
+    conf = tmp_path / "conf"
+    shutil.copytree(root / "conf", conf)
+    text = (conf / "quality.yml").read_text().replace("silver.order_lines:", "silver.order_line:")
+    (conf / "quality.yml").write_text(text)
+    monkeypatch.setenv("LAKEHOUSE_CONF", str(conf))
+    monkeypatch.setenv("LAKEHOUSE_EXPECTATIONS", str(root / "expectations"))
+    monkeypatch.setattr(cli, "_session", lambda *a, **k: pytest.fail("a session was started"))
+    assert cli.main(["run", "silver.sales", "--run-date", "2026-03-01"]) == 2
+    assert "tables.silver.order_line name no expectation suite" in capsys.readouterr().err
+
+
+def test_demo_removes_only_an_earlier_demo(monkeypatch, capsys, tmp_path):
+    precious = tmp_path / "data"
+    (precious / "warehouse").mkdir(parents=True)
+    (precious / "landing").mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    monkeypatch.setattr(cli, "_session", lambda *a, **k: pytest.fail("a session was started"))
+    assert cli.main(["demo", "--dir", str(precious)]) == 2
+    assert "not removing it" in capsys.readouterr().err
+    assert (precious / "notes.txt").read_text() == "keep me"
+    assert (precious / "warehouse").is_dir()
+
+
+def test_demo_starts_over_in_a_folder_an_earlier_demo_left(monkeypatch, tmp_path):
+    earlier = tmp_path / "demo"
+    (earlier / "warehouse" / "old").mkdir(parents=True)
+    (earlier / "landing").mkdir()
+
+    def stop(*args, **kwargs):
+        raise RuntimeError("generator reached")
+
+    import lakehouse.datagen
+
+    monkeypatch.setattr(lakehouse.datagen, "generate", stop)
+    assert cli.main(["demo", "--dir", str(earlier)]) == 1
+    assert not (earlier / "warehouse" / "old").exists()

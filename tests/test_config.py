@@ -111,3 +111,29 @@ def test_small_deliveries_are_judged_by_the_small_unmapped_threshold():
     # the small threshold never makes small deliveries stricter than big ones
     strict = silver.model_copy(update={"unmapped_rate_threshold_small": 0.01})
     assert strict.unmapped_threshold(10)[0] == 0.05
+
+
+def test_the_cluster_environment_needs_its_paths(monkeypatch):
+    monkeypatch.delenv("LAKEHOUSE_LANDING", raising=False)
+    monkeypatch.setenv("LAKEHOUSE_WAREHOUSE", "hdfs:///lakehouse")
+    # before: the driver's local data/landing under the bundle, which executors cannot see
+    with pytest.raises(ConfigError, match=r"no landing path .*set LAKEHOUSE_LANDING"):
+        load_settings("cluster", CONF)
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_path_variable_is_an_error_not_the_default(monkeypatch, value):
+    monkeypatch.setenv("LAKEHOUSE_WAREHOUSE", value)
+    with pytest.raises(ConfigError, match="LAKEHOUSE_WAREHOUSE is set but empty"):
+        load_settings("local", CONF)
+
+
+def test_a_uri_with_one_slash_is_not_a_relative_path(monkeypatch):
+    monkeypatch.setenv("LAKEHOUSE_WAREHOUSE", "file:/data/wh")
+    assert load_settings("local", CONF).warehouse == "file:/data/wh"
+
+
+@pytest.mark.parametrize("env", ["base", "sources", "quality"])
+def test_a_shared_file_is_not_an_environment(env):
+    with pytest.raises(ConfigError, match=rf"unknown environment '{env}'.*known: cluster, local"):
+        load_settings(env, CONF)

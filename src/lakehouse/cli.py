@@ -394,11 +394,23 @@ def _print_silver(tables) -> None:
     print(format_table([r.asDict() for r in reasons.collect()], ["table", "expectation", "rows"]))
 
 
+DEMO_PARTS = ("landing", "warehouse")
+
+
 def _demo(args: argparse.Namespace) -> int:
     from lakehouse.datagen import generate
 
     root = Path(args.dir).resolve()
     if root.exists():
+        # Only what an earlier demo left is removed: `--dir data` or `--dir ~` must not wipe a
+        # real landing zone and warehouse or a home folder.
+        others = sorted(p.name for p in root.iterdir() if p.name not in DEMO_PARTS)
+        if not root.is_dir() or others:
+            raise UsageError(
+                f"--dir {root} holds more than a demo's {' and '.join(DEMO_PARTS)}/ "
+                f"({', '.join(others[:5]) or 'it is a file'}): not removing it; "
+                "give a new or empty folder"
+            )
         shutil.rmtree(root)
     landing, warehouse = root / "landing", root / "warehouse"
     os.environ["LAKEHOUSE_LANDING"] = str(landing)
@@ -472,7 +484,8 @@ def _run_layer(
     return summary.ok
 
 
-def _run_all(args: argparse.Namespace, settings: Settings, spark) -> int:
+def _run_all_plan(args: argparse.Namespace) -> tuple[list[date], tuple[str, ...]]:
+    """The days and layers `run-all` was asked for: checked before a session starts."""
     from lakehouse.registry import LAYER_ORDER
 
     if args.run_date is not None:
@@ -484,14 +497,43 @@ def _run_all(args: argparse.Namespace, settings: Settings, spark) -> int:
             raise UsageError("--from needs --to (the last day of the backfill)")
         days = _days(args.start, args.end)
     layers = LAYER_ORDER
-    if args.layers:
+    if args.layers is not None:
         layers = tuple(x.strip() for x in args.layers.split(",") if x.strip())
+        if not layers:
+            # An empty value (say, an unset Airflow template) must not mean every layer.
+            raise UsageError(f"--layers names no layer; one or more of {', '.join(LAYER_ORDER)}")
         unknown = [x for x in layers if x not in LAYER_ORDER]
         if unknown:
             raise UsageError(
                 f"unknown layer(s) {', '.join(unknown)}; one of {', '.join(LAYER_ORDER)}"
             )
+    return days, layers
+
+
+def _run_all(args: argparse.Namespace, settings: Settings, spark) -> int:
+    days, layers = _run_all_plan(args)
     return 0 if _run_layer(settings, spark, days, layers, resume=not args.rerun) else 1
+
+
+def _check_before_session(args: argparse.Namespace, settings: Settings) -> None:
+    """Mistakes in the command line or conf/quality.yml, reported (exit 2) before a JVM starts
+    or, under spark-submit, before the cluster is asked for anything."""
+    if args.command == "run":
+        from lakehouse.registry import get_job
+        from lakehouse.runtime import JobError
+
+        try:
+            get_job(settings, args.job)
+        except JobError as exc:
+            raise UsageError(str(exc)) from None
+    if args.command == "run-all":
+        _run_all_plan(args)
+    if args.command == "run-layer":
+        _days(args.start, args.end)
+    if args.command in GATED_COMMANDS:
+        from lakehouse.quality.policy import load_quality_settings
+
+        load_quality_settings()
 
 
 def _one_line(exc: BaseException) -> str:
@@ -549,6 +591,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "erase":
         return _erase(args, settings)
+    _check_before_session(args, settings)
     spark = _session(settings, gated=args.command in GATED_COMMANDS)
     if args.command == "summary":
         _print_summary(settings, spark)

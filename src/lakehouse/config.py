@@ -361,7 +361,7 @@ def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
 
 def _resolve(path: str, root: Path) -> str:
     """Relative local paths are relative to the project root; URIs (s3a://, hdfs://) stay."""
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", path):
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]+:/", path):  # s3a://b/x, hdfs:///x, file:/x
         return path
     expanded = Path(os.path.expanduser(path))
     return str(expanded if expanded.is_absolute() else (root / expanded).resolve())
@@ -388,7 +388,7 @@ def load_settings(env: str | None = None, conf_dir: str | Path | None = None) ->
     if not conf.is_dir():
         raise ConfigError(f"configuration folder {conf} does not exist (set {CONF_DIR_VAR})")
     overlay_path = conf / f"{env}.yml"
-    if not overlay_path.is_file():
+    if not overlay_path.is_file() or env in NOT_ENVIRONMENTS:
         known = sorted(p.stem for p in conf.glob("*.yml") if p.stem not in NOT_ENVIRONMENTS)
         raise ConfigError(
             f"unknown environment {env!r}: there is no {overlay_path}; known: {', '.join(known)}"
@@ -400,10 +400,18 @@ def load_settings(env: str | None = None, conf_dir: str | Path | None = None) ->
 
     root = conf.resolve().parent
     paths = dict(raw.get("paths") or {})
-    if os.environ.get(LANDING_VAR):
-        paths["landing"] = os.environ[LANDING_VAR]
-    if os.environ.get(WAREHOUSE_VAR):
-        paths["warehouse"] = os.environ[WAREHOUSE_VAR]
+    for key, var in (("landing", LANDING_VAR), ("warehouse", WAREHOUSE_VAR)):
+        if var in os.environ:
+            if not os.environ[var].strip():
+                # An empty variable is a mistake, not "use the default": on a cluster the
+                # default is a folder on the driver's own disk.
+                raise ConfigError(f"{var} is set but empty: unset it or give the {key} path")
+            paths[key] = os.environ[var]
+        elif key in paths and paths[key] is None:
+            raise ConfigError(
+                f"the {env} environment has no {key} path ({overlay_path} sets paths.{key}: "
+                f"null): set {var} (hdfs://, s3a:// or a path every node shares)"
+            )
     for key in ("landing", "warehouse"):
         value = paths.get(key)
         if value is not None and not isinstance(value, str):

@@ -129,3 +129,22 @@ def test_every_repository_suite_loads_and_its_policies_resolve():
         "rows_reconcile": "fail",
         "amount_reconciles": "fail",
     }
+
+
+def test_a_misspelt_table_in_the_file_is_an_error_not_a_fallback_to_the_default(tmp_path):
+    (tmp_path / "quality.yml").write_text(
+        "default: fail\ntables:\n  silver.order_line:\n    default: quarantine\n"
+    )
+    with pytest.raises(
+        ConfigError, match=r"tables\.silver\.order_line name no expectation suite .*silver\.orders"
+    ):
+        load_quality_settings(tmp_path)
+
+
+def test_gold_never_quarantines():
+    with pytest.raises(ConfigError, match=r"tables\.gold\.store_daily: quarantine is for bronze"):
+        quality_settings({"tables": {"gold.store_daily": {"expectations": {"x": "quarantine"}}}})
+    # inherited from the global default, quarantine is read as fail, as for table-level rules
+    settings = quality_settings({"default": "quarantine"})
+    gold = SUITE.__class__(name="gold.store_daily", rules=SUITE.rules, document=SUITE.document)
+    assert set(resolve_policies(settings, gold).values()) == {"fail"}

@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from lakehouse.config import ConfigError, default_conf_dir
 
@@ -23,6 +30,7 @@ if TYPE_CHECKING:
 Policy = Literal["quarantine", "warn", "fail"]
 POLICIES: tuple[str, ...] = ("quarantine", "warn", "fail")
 QUALITY_FILE = "quality.yml"
+GOLD = "gold"
 
 
 class _Strict(BaseModel):
@@ -66,6 +74,19 @@ class QualitySettings(_Strict):
                 raise ValueError(f"table {name!r} must be named '<layer>.<table>' like its suite")
         return value
 
+    @model_validator(mode="after")
+    def _gold_never_quarantines(self) -> QualitySettings:
+        for name, table in self.tables.items():
+            if name.startswith(f"{GOLD}.") and "quarantine" in (
+                table.default,
+                *table.expectations.values(),
+            ):
+                raise ValueError(
+                    f"tables.{name}: quarantine is for bronze and silver rows; a gold table "
+                    "publishes all it computed or nothing, so use warn or fail"
+                )
+        return self
+
     def for_table(self, table: str) -> TablePolicies:
         return self.tables.get(table, TablePolicies())
 
@@ -85,6 +106,9 @@ def _describe(exc: ValidationError, source: str) -> str:
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
         if err["type"] == "extra_forbidden":
             problems.append(f"unknown key '{where}'")
+        elif err["type"] == "value_error":
+            prefix = "" if where == "(top level)" else f"'{where}': "
+            problems.append(prefix + err["msg"].removeprefix("Value error, "))
         elif err["type"] == "literal_error":
             problems.append(f"'{where}' must be one of {', '.join(POLICIES)}, not {err['input']!r}")
         else:
@@ -116,7 +140,25 @@ def load_quality_settings(conf_dir: str | Path | None = None) -> QualitySettings
         raise ConfigError(f"{path} must hold a mapping at the top level")
     if "root" in raw:
         raise ConfigError(f"invalid quality configuration ({path}): unknown key 'root'")
-    return quality_settings({**raw, "root": conf.resolve().parent}, str(path))
+    settings = quality_settings({**raw, "root": conf.resolve().parent}, str(path))
+    _check_tables_have_suites(settings, path)
+    return settings
+
+
+def _check_tables_have_suites(settings: QualitySettings, path: Path) -> None:
+    """A misspelt table is not ignored: its real table would fall back to the default."""
+    from lakehouse.quality.suite import default_expectations_dir
+
+    folder = default_expectations_dir()
+    if not folder.is_dir():
+        return
+    known = {p.stem for p in folder.glob("*.json")}
+    unknown = sorted(set(settings.tables) - known)
+    if unknown:
+        raise ConfigError(
+            f"invalid quality configuration ({path}): tables.{', tables.'.join(unknown)} "
+            f"name no expectation suite in {folder}; known: {', '.join(sorted(known))}"
+        )
 
 
 def resolve_policies(settings: QualitySettings, suite: Suite) -> dict[str, Policy]:
@@ -124,8 +166,9 @@ def resolve_policies(settings: QualitySettings, suite: Suite) -> dict[str, Polic
 
     Lookup: the table's entry for the rule's name, then for its `<type>:<columns>` key, then
     the table's default, then the global default. Quarantine means nothing for a table-level
-    expectation (there is no row to move): configured explicitly it is an error, inherited
-    from a default it becomes `fail`, the safe reading.
+    expectation (there is no row to move), nor for a gold table (gold publishes what it
+    computed or nothing): configured explicitly it is an error, inherited from the global
+    default it becomes `fail`, the safe reading.
     """
     table = settings.for_table(suite.name)
     known = {rule.name for rule in suite.rules} | {rule.key for rule in suite.rules}
@@ -144,7 +187,7 @@ def resolve_policies(settings: QualitySettings, suite: Suite) -> dict[str, Polic
                 f"the table-level expectation {rule.type}; use warn or fail"
             )
         policy: Policy = explicit or table.default or settings.default
-        if policy == "quarantine" and not rule.row_level:
+        if policy == "quarantine" and (not rule.row_level or suite.name.startswith(f"{GOLD}.")):
             policy = "fail"
         policies[rule.name] = policy
     return policies
