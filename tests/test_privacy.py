@@ -534,3 +534,40 @@ def test_an_interrupted_swap_is_put_back(spark, tmp_path):
     assert len(notes) == 2 and any("put back" in note for note in notes)
     assert sorted(p.name for p in path.parent.iterdir()) == ["things"]
     assert spark.read.format("delta").load(str(path)).count() == 3
+
+
+def test_a_one_id_merged_away_is_followed_to_the_person_it_is_now(spark, tmp_path):
+    """Before: `erase --one-id` of an id One ID had merged into another found no identifier,
+    erased only rows still quoting the old id (the MERGE row in the history) and reported
+    success while the person's orders, member record and portrait stayed."""
+    from lakehouse.privacy import resolve
+    from lakehouse.tables import Tables
+
+    tables = Tables(spark, str(tmp_path))
+    spark.createDataFrame(
+        [("phone", "13912345678", "OID_C"), ("member_id", "M1", "OID_C"), ("email", "x@y.cn", "Z")],
+        "identifier_type string, identifier_value string, one_id string",
+    ).write.format("delta").save(tables.path("oneid", "identity_map"))
+    spark.createDataFrame(
+        [
+            ("OID_A", "OID_B", "MERGE", 3),  # A into B on one day, B into C on a later one
+            ("OID_B", "OID_C", "MERGE", 5),
+            ("OID_S", "OID_C", "SPLIT", 1),  # S split between C and Z
+            ("OID_S", "Z", "SPLIT", 1),
+            ("OID_D", None, "DISSOLVED", 2),
+        ],
+        "old_one_id string, new_one_id string, event string, nodes long",
+    ).write.format("delta").save(tables.path("oneid", "one_id_history"))
+
+    person = resolve(spark, tables, Target(one_id="OID_A"))
+    assert person.one_id == "OID_C"
+    assert person.identifiers == (("member_id", "M1"), ("phone", "13912345678"))
+    assert person.former_one_ids == ("OID_A", "OID_B")
+    assert "merged into OID_C" in person.notes[0]
+    patterns, _ = person_patterns(person, None)
+    assert _found(combine(patterns), '{"one_id":"OID_A"}')  # rows still quoting the old id
+
+    with pytest.raises(ErasureError, match="OID_S was split .* now under OID_C, Z"):
+        resolve(spark, tables, Target(one_id="OID_S"))
+    dissolved = resolve(spark, tables, Target(one_id="OID_D"))
+    assert dissolved.one_id == "OID_D" and dissolved.identifiers == ()

@@ -47,7 +47,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from functools import reduce
 from pathlib import Path
@@ -176,6 +176,8 @@ class Person:
     requested: tuple[Identifier, ...]
     shared: tuple[Identifier, ...] = ()
     notes: tuple[str, ...] = ()
+    # one_ids the person had before One ID merged them into `one_id` (rows may still carry them)
+    former_one_ids: tuple[str, ...] = ()
 
     def values(self) -> dict[str, frozenset[str]]:
         out: dict[str, set[str]] = {}
@@ -302,18 +304,85 @@ def normalise_values(spark: SparkSession, identifiers: Sequence[Identifier]) -> 
     return [row[f"v{i}"] for i in range(len(identifiers))]
 
 
+def _component(identity_map: DataFrame | None, one_id: str) -> list[Identifier]:
+    if identity_map is None:
+        return []
+    rows = identity_map.where(F.col("one_id") == one_id).select(
+        "identifier_type", "identifier_value"
+    )
+    return [(r[0], r[1]) for r in rows.collect()]
+
+
+MAX_HISTORY_HOPS = 50
+
+
+def follow_history(
+    tables: Tables, identity_map: DataFrame, one_id: str
+) -> tuple[set[str], list[str]]:
+    """(the one_ids in the identity map that `one_id`'s identifiers moved to, every id passed
+    on the way, `one_id` first), following oneid.one_id_history's MERGE and SPLIT rows.
+
+    Why: an id merged away is not in the map any more, yet it names a person: a request quoting
+    an old export's one_id must reach the person, not erase nothing and report success.
+    """
+    if not tables.exists("oneid", "one_id_history"):
+        return set(), [one_id]
+    history = tables.read("oneid", "one_id_history").where(F.col("new_one_id").isNotNull())
+    seen, frontier, current = [one_id], {one_id}, set()
+    for _ in range(MAX_HISTORY_HOPS):
+        moved = {
+            r[0]
+            for r in history.where(F.col("old_one_id").isin(sorted(frontier)))
+            .select("new_one_id")
+            .distinct()
+            .collect()
+        } - set(seen)
+        if not moved:
+            break
+        seen += sorted(moved)
+        mapped = {
+            r[0]
+            for r in identity_map.where(F.col("one_id").isin(sorted(moved)))
+            .select("one_id")
+            .distinct()
+            .collect()
+        }
+        current |= mapped
+        frontier = moved - mapped
+    return current, [i for i in seen if i not in current]
+
+
 def resolve(spark: SparkSession, tables: Tables, target: Target) -> Person:
     """The person behind `target`, from oneid.identity_map and oneid.suppressed_identifiers."""
     has_map = tables.exists("oneid", "identity_map")
     identity_map = tables.read("oneid", "identity_map") if has_map else None
     if target.one_id:
-        component = []
-        if identity_map is not None:
-            rows = identity_map.where(F.col("one_id") == target.one_id).select(
-                "identifier_type", "identifier_value"
+        component = _component(identity_map, target.one_id)
+        if component or identity_map is None:
+            return person_from_lookups(target, {}, {}, {}, component, {})
+        current, former = follow_history(tables, identity_map, target.one_id)
+        if len(current) > 1:
+            raise ErasureError(
+                f"one_id {target.one_id} was split (oneid.one_id_history): its identifiers are "
+                f"now under {', '.join(sorted(current))}, which One ID no longer holds for one "
+                "person; erase them one by one (--one-id) after checking, or by an identifier; "
+                "nothing was changed"
             )
-            component = [(r[0], r[1]) for r in rows.collect()]
-        return person_from_lookups(target, {}, {}, {}, component, {})
+        if not current:
+            return person_from_lookups(target, {}, {}, {}, component, {})
+        [now] = current
+        person = person_from_lookups(
+            Target(one_id=now), {}, {}, {}, _component(identity_map, now), {}
+        )
+        return replace(
+            person,
+            former_one_ids=tuple(former),
+            notes=(
+                f"one_id {target.one_id} was merged into {now} (oneid.one_id_history): the "
+                f"person is {now} now, and is erased with every identifier linked to it",
+                *person.notes,
+            ),
+        )
     values = normalise_values(spark, target.identifiers)
     normalised = dict(zip(target.identifiers, values, strict=True))
     wanted = [(t, v) for (t, _), v in normalised.items() if v is not None]
@@ -428,8 +497,9 @@ def person_patterns(person: Person, salt: str | None) -> tuple[list[str], list[s
         patterns += [
             f"(?i:{_bounded(d, '0-9A-Fa-f')})" for d in hash_spellings(id_type, value, salt)
         ]
-    if person.one_id:
-        patterns.append(_bounded(re.escape(person.one_id)))
+    for one_id in (person.one_id, *person.former_one_ids):
+        if one_id:
+            patterns.append(_bounded(re.escape(one_id)))
     return list(dict.fromkeys(patterns)), skipped
 
 
