@@ -567,7 +567,7 @@ def test_a_one_id_merged_away_is_followed_to_the_person_it_is_now(spark, tmp_pat
     patterns, _ = person_patterns(person, None)
     assert _found(combine(patterns), '{"one_id":"OID_A"}')  # rows still quoting the old id
 
-    with pytest.raises(ErasureError, match="OID_S was split .* now under OID_C, Z"):
+    with pytest.raises(ErasureError, match=r"OID_S was split .* now under OID_C, Z"):
         resolve(spark, tables, Target(one_id="OID_S"))
     dissolved = resolve(spark, tables, Target(one_id="OID_D"))
     assert dissolved.one_id == "OID_D" and dissolved.identifiers == ()
