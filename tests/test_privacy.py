@@ -571,3 +571,23 @@ def test_a_one_id_merged_away_is_followed_to_the_person_it_is_now(spark, tmp_pat
         resolve(spark, tables, Target(one_id="OID_S"))
     dissolved = resolve(spark, tables, Target(one_id="OID_D"))
     assert dissolved.one_id == "OID_D" and dissolved.identifiers == ()
+
+
+def test_a_nick_is_never_found_inside_another_person_s_longer_nick(spark):
+    """Before: the boundary knew ASCII letters only, so `橘子汽水123` matched inside another
+    person's `甜甜橘子汽水123`, and that person's rows were erased too."""
+    pattern = combine(value_patterns("tmall_nick", "橘子汽水123"))
+    texts = {
+        '{"buyer_nick":"橘子汽水123"}': True,
+        '"橘子汽水123","13800138000"': True,
+        "x 橘子汽水123,": True,
+        '{"buyer_nick":"甜甜橘子汽水123"}': False,
+        "橘子汽水1234": False,
+        "はな橘子汽水123": False,
+        "Ève橘子汽水123": False,
+    }
+    df = spark.createDataFrame([(t,) for t in texts], "t string")
+    spark_says = {
+        r.t: r.hit for r in df.select("t", F.col("t").rlike(pattern).alias("hit")).collect()
+    }
+    assert spark_says == {t: _found(pattern, t) for t in texts} == texts

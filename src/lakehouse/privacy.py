@@ -433,6 +433,14 @@ _WS = r"\s\u00a0\u3000\u200b\ufeff"
 _PHONE_GAP = "[" + _WS + "-]{0,2}"  # `138 0013 8000`, `138-0013-8000`
 _CODE_GAP = "[" + _WS + "]{0,2}"  # ` m0002 0971 `
 _WORD = "0-9A-Za-z"
+# Letters of the scripts nicks and pins are written in (Latin with accents, kana, CJK, Hangul,
+# full-width forms): a nick is not found inside a longer one, `橘子汽水123` never inside another
+# person's `甜甜橘子汽水123`. Escapes, so the class means the same to Java and to Python.
+_NICK_WORD = (
+    _WORD
+    + r"_\-\u00c0-\u024f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
+    + r"\uff10-\uff19\uff21-\uff3a\uff41-\uff5a"
+)
 
 
 def _bounded(body: str, word: str = _WORD + "_-") -> str:
@@ -463,7 +471,7 @@ def value_patterns(id_type: str, value: str) -> list[str]:
         tail = f"(?![{_WORD}_-]|\\.[{_WORD}])"
         return [f"(?i:(?<![{_WORD}._%+-]){re.escape(value)}{tail})"]
     spellings = dict.fromkeys([value, _json_escaped(value)])
-    return [_bounded(re.escape(s)) for s in spellings]
+    return [_bounded(re.escape(s), _NICK_WORD) for s in spellings]
 
 
 def hash_spellings(id_type: str, value: str, salt: str | None) -> list[str]:
