@@ -12,6 +12,7 @@ from lakehouse.config import load_settings
 from lakehouse.silver.order_lines import pos_lines
 from lakehouse.silver.orders import (
     ORDER_COLUMNS,
+    READABLE_CHECKS,
     jd_orders,
     latest_state,
     mall_orders,
@@ -101,7 +102,7 @@ def test_tmall_orders_unify_status_money_times_and_keys(spark, cfg):
         ),
     ]
     got = tmall_orders(spark.createDataFrame(rows, TMALL_DDL), cfg)
-    assert got.columns == ORDER_COLUMNS
+    assert got.columns == [*ORDER_COLUMNS, *READABLE_CHECKS]
     expected = spark.createDataFrame(
         [
             (
@@ -599,3 +600,34 @@ def test_latest_state_ties_on_export_parts_go_to_the_later_part_by_number(spark)
         [("A", "part 10"), ("B", "part 2")], "key string, state string"
     )
     assert_df_equality(got, expected)
+
+
+def _tmall_row(paid_time: str, shipping: str, refund: str, no: str) -> tuple:
+    return (
+        no, "nick", "100.00", shipping, "100.00", "交易关闭", "李四", "", "",
+        "2026-03-01 10:00:00", paid_time, "1", "旗舰店", refund, "2026-03-02 10:00:00", *LINEAGE,
+    )  # fmt: skip
+
+
+def test_a_value_written_but_unreadable_is_flagged_for_the_gate_not_read_as_missing(spark, cfg):
+    """Before: `2026-02-30` as the payment time became no payment (a closed order cancelled,
+    net sales 0) and `N/A` as the refund was never subtracted; no rule saw either."""
+    rows = [
+        _tmall_row("2026-03-01 10:01:00", "0.00", "100.00", "1"),  # all readable
+        _tmall_row("", "", "", "2"),  # blank: unpaid, no fee, no refund, as delivered
+        _tmall_row("2026-02-30 10:01:00", "0.00", "0.00", "3"),
+        _tmall_row("2026-03-01 10:01:00", "ten", "0.00", "4"),
+        _tmall_row("2026-03-01 10:01:00", "0.00", "N/A", "5"),
+    ]
+    got = tmall_orders(spark.createDataFrame(rows, TMALL_DDL), cfg)
+    flags = {
+        r.source_order_no: (r._paid_at_read, r._shipping_read, r._refund_read)
+        for r in got.collect()
+    }
+    assert flags == {
+        "1": (True, True, True),
+        "2": (True, True, True),
+        "3": (None, True, True),
+        "4": (True, None, True),
+        "5": (True, True, None),
+    }

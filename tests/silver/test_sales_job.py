@@ -23,19 +23,25 @@ ORDERS_DDL = (
     "order_key string, platform string, status string, created_at timestamp, "
     "updated_at timestamp, paid_at timestamp, paid_amount decimal(18,2), "
     "gross_amount decimal(18,2), refunded_amount decimal(18,2), total_units int, "
-    "shipping_amount decimal(18,2)"
+    "shipping_amount decimal(18,2), _paid_at_read boolean, _shipping_read boolean, "
+    "_refund_read boolean"
 )
 
 
 def _order(
-    key: str, created: str, paid: str | None, updated: str | None = None, shipping: str = "0.00"
+    key: str,
+    created: str,
+    paid: str | None,
+    updated: str | None = None,
+    shipping: str = "0.00",
+    readable: tuple[bool | None, bool | None, bool | None] = (True, True, True),
 ) -> tuple:
     created_at = dt.datetime.fromisoformat(created)
     updated_at = dt.datetime.fromisoformat(updated) if updated else created_at
     paid_at = dt.datetime.fromisoformat(paid) if paid else None
     ten, zero = Decimal("10.00"), Decimal("0.00")
     fee = Decimal(shipping)
-    return (key, "MALL", "PAID", created_at, updated_at, paid_at, ten, ten, zero, 1, fee)
+    return (key, "MALL", "PAID", created_at, updated_at, paid_at, ten, ten, zero, 1, fee, *readable)
 
 
 def test_limits_are_timestamps_in_utc():
@@ -64,6 +70,10 @@ def test_an_order_at_the_epoch_in_the_future_or_with_a_negative_fee_is_quarantin
             _order("changed_in_2099", "2026-03-02 10:00:00", None, "2099-01-01 00:00:00"),
             # Net sales are paid − shipping − refunds: a negative fee would inflate them.
             _order("negative_shipping", "2026-03-02 10:00:00", None, shipping="-10.00"),
+            # Written but unreadable (silver.orders' conformance flags them): not read as missing.
+            _order("paid_2026_02_30", "2026-03-02 10:00:00", None, readable=(None, True, True)),
+            _order("fee_ten", "2026-03-02 10:00:00", None, readable=(True, None, True)),
+            _order("refund_na", "2026-03-02 10:00:00", None, readable=(True, True, None)),
         ],
         ORDERS_DDL,
     )
@@ -82,9 +92,12 @@ def test_an_order_at_the_epoch_in_the_future_or_with_a_negative_fee_is_quarantin
         ("changed_in_2099", "updated_not_in_future"),
         ("epoch", "created_not_before_earliest_date"),
         ("epoch_paid", "paid_not_before_earliest_date"),
+        ("fee_ten", "shipping_amount_readable"),
         ("future", "created_not_in_future"),
         ("future", "updated_not_in_future"),
         ("negative_shipping", "shipping_amount_plausible"),
+        ("paid_2026_02_30", "paid_at_readable"),
+        ("refund_na", "refunded_amount_readable"),
     ]
 
 

@@ -65,6 +65,29 @@ ORDER_COLUMNS = [
 
 LINEAGE = ["_delivery_date", "_source_file", "_line_no", "_record_hash"]
 
+# Beside ORDER_COLUMNS until the orders gate: True, or null where the source wrote a value its
+# parser cannot read (`2026-02-30 10:00:00`, `N/A`). Read as missing, such a value would
+# silently change the order (an unpaid, cancelled order; a refund never subtracted; no
+# shipping), so the gate's `*_readable` rules quarantine the row; silver.orders never holds them.
+READABLE_CHECKS = ["_paid_at_read", "_shipping_read", "_refund_read"]
+
+
+def _readable(raw: Column, parsed: Column) -> Column:
+    written = n.non_blank(raw.cast("string")).isNotNull()
+    return F.when(written & parsed.isNull(), F.lit(None).cast("boolean")).otherwise(F.lit(True))
+
+
+def _readable_checks(
+    paid_at: tuple[Column, Column],
+    shipping: tuple[Column, Column] | None,
+    refund: tuple[Column, Column],
+) -> list[Column]:
+    return [
+        _readable(*paid_at).alias("_paid_at_read"),
+        (_readable(*shipping) if shipping else F.lit(True)).alias("_shipping_read"),
+        _readable(*refund).alias("_refund_read"),
+    ]
+
 
 def _status(platform: str, source_status: Column, paid_at: Column, cfg: SilverSettings) -> Column:
     """Map the platform's status; CLOSED means refunded if it was paid, cancelled if not."""
@@ -115,7 +138,7 @@ def _finish(df: DataFrame) -> DataFrame:
                 F.col("paid_at"),
             ),
         }
-    ).select(*ORDER_COLUMNS)
+    ).select(*ORDER_COLUMNS, *READABLE_CHECKS)
 
 
 def _address_part(address: Column, index: int) -> Column:
@@ -168,6 +191,11 @@ def tmall_orders(bronze: DataFrame, cfg: SilverSettings) -> DataFrame:
             F.lit(None).cast("string").alias("coupon_code"),
             F.lit(None).cast("string").alias("campaign_id"),
             *LINEAGE,
+            *_readable_checks(
+                (F.col("paid_time"), paid_at),
+                (F.col("shipping_amount"), n.yuan(F.col("shipping_amount"))),
+                (F.col("refund_amount"), n.yuan(F.col("refund_amount"))),
+            ),
         )
     )
 
@@ -214,6 +242,11 @@ def jd_orders(bronze: DataFrame, cfg: SilverSettings) -> DataFrame:
             F.lit(None).cast("string").alias("coupon_code"),
             F.lit(None).cast("string").alias("campaign_id"),
             *LINEAGE,
+            *_readable_checks(
+                (F.col("paymentConfirmTime"), paid_at),
+                (F.col("freightPrice"), n.yuan(F.col("freightPrice"))),
+                (F.col("refundAmount"), n.yuan(F.col("refundAmount"))),
+            ),
         )
     )
 
@@ -259,6 +292,11 @@ def mall_orders(bronze: DataFrame, cfg: SilverSettings) -> DataFrame:
             n.non_blank(F.col("coupon_code")).alias("coupon_code"),
             n.code(F.col("campaign_id")).alias("campaign_id"),
             *LINEAGE,
+            *_readable_checks(
+                (F.col("paid_at"), paid_at),
+                None,
+                (F.col("refund_fen"), n.fen_to_yuan(F.col("refund_fen"))),
+            ),
         )
     )
 
@@ -351,6 +389,7 @@ def pos_tickets(lines: DataFrame) -> DataFrame:
         F.lit(None).cast("string").alias("coupon_code"),
         F.lit(None).cast("string").alias("campaign_id"),
         *LINEAGE,
+        *[F.lit(True).alias(c) for c in READABLE_CHECKS],  # unreadable POS values: other rules
     )
     return _finish(orders)
 

@@ -56,6 +56,7 @@ from lakehouse.silver.order_lines import (
     tmall_lines,
 )
 from lakehouse.silver.orders import (
+    READABLE_CHECKS,
     jd_orders,
     latest_state,
     mall_orders,
@@ -364,8 +365,10 @@ def _finish(ctx, cfg, order_gate, line_gate, bad_lines, duplicates, bronze, mast
         .distinct()
         .withColumn("store_known", F.lit(True))
     )
-    orders_good = order_gate.good.join(known_stores, "store_code", "left").withColumn(
-        "store_known", F.coalesce("store_known", F.lit(False))
+    orders_good = (
+        order_gate.good.drop(*READABLE_CHECKS)
+        .join(known_stores, "store_code", "left")
+        .withColumn("store_known", F.coalesce("store_known", F.lit(False)))
     )
 
     # What the MERGEs get, before latest-state selection: every row here is "accepted" in the
