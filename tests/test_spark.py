@@ -218,3 +218,30 @@ def test_small_frame_hands_many_rows_to_create_data_frame(spark, monkeypatch):
     made = small_frame(spark, rows, "business_date date")
     assert_df_equality(made, spark.createDataFrame(rows, "business_date date"))
     assert "ExistingRDD" in made._jdf.queryExecution().executedPlan().toString()
+
+
+def test_spark_submit_settings_win_over_conf_except_what_results_depend_on():
+    """Before: conf/*.yml's values were set on the builder, which pyspark applies after
+    spark-submit's, so `--conf spark.sql.shuffle.partitions=400` ran with 64 and `--master
+    yarn` without `--env cluster` ran on local[*]."""
+    from lakehouse.config import load_settings
+    from lakehouse.spark import session_options
+
+    settings = load_settings("local")
+    master, options = session_options(settings, {})
+    assert master == settings.spark.master
+    assert options["spark.sql.shuffle.partitions"] == settings.spark.conf[
+        "spark.sql.shuffle.partitions"
+    ]
+    submitted = {
+        "spark.master": "yarn",
+        "spark.sql.shuffle.partitions": "400",
+        "spark.sql.session.timeZone": "Asia/Shanghai",  # a cluster's spark-defaults.conf
+        "spark.sql.extensions": "com.example.Other",
+    }
+    master, options = session_options(settings, submitted)
+    assert master is None
+    assert "spark.sql.shuffle.partitions" not in options  # spark-submit's 400 stands
+    assert options["spark.sql.session.timeZone"] == "UTC"  # results depend on it
+    assert options["spark.sql.ansi.enabled"] == "true"
+    assert options["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"

@@ -118,11 +118,47 @@ def _remember_jars(settings: Settings, spark: SparkSession) -> None:
         _manifest(cache, delta_package()).write_text("\n".join(jars) + "\n")
 
 
+# Settings the suite's results depend on (times are UTC instants, bad casts fail): conf/*.yml
+# sets them whatever spark-submit or spark-defaults.conf say. Everything else yields to them.
+REQUIRED_CONF = frozenset({*DELTA_CONF, "spark.sql.session.timeZone", "spark.sql.ansi.enabled"})
+
+
+def submitted_conf() -> dict[str, str]:
+    """What spark-submit gave this driver (--master, --conf, spark-defaults.conf), when it is
+    the one that started this Python; empty otherwise."""
+    if not os.environ.get("PYSPARK_GATEWAY_PORT"):
+        return {}
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()
+    return dict(SparkConf().getAll())
+
+
+def session_options(
+    settings: Settings, submitted: Mapping[str, str]
+) -> tuple[str | None, dict[str, str]]:
+    """(master, options) for the session builder: conf/*.yml's values, minus what spark-submit
+    already set, except REQUIRED_CONF.
+
+    Why: a builder option overrides spark-submit's own (pyspark applies the builder last), so
+    `spark-submit --conf spark.sql.shuffle.partitions=400` ran with cluster.yml's 64, and
+    `--master yarn` without `--env cluster` ran on local[*].
+    """
+    catalog_dir = {"spark.sql.warehouse.dir": f"{settings.warehouse.rstrip('/')}/_catalog"}
+    options = {
+        key: str(value)
+        for key, value in {**DELTA_CONF, **catalog_dir, **settings.spark.conf}.items()
+        if key in REQUIRED_CONF or key not in submitted
+    }
+    master = settings.spark.master if "spark.master" not in submitted else None
+    return master, options
+
+
 def build_session(settings: Settings, app_name: str | None = None) -> SparkSession:
     """Build (or join) the session for these settings.
 
-    Under spark-submit the session's master and jars come from spark-submit; anything this
-    function sets is a default the command line already overrode.
+    Under spark-submit, what its command line (or spark-defaults.conf) sets wins over
+    conf/*.yml, except the few settings results depend on (REQUIRED_CONF).
     """
     active = SparkSession.getActiveSession()
     if active is not None:
@@ -131,15 +167,19 @@ def build_session(settings: Settings, app_name: str | None = None) -> SparkSessi
     # Python workers must import this package: in local mode run them with this interpreter.
     if settings.spark.master and settings.spark.master.startswith("local"):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = SparkSession.builder.appName(app_name or settings.spark.app_name)
-    if settings.spark.master:
-        builder = builder.master(settings.spark.master)
+    submitted = submitted_conf()
+    builder = SparkSession.builder
+    if "spark.app.name" not in submitted:
+        builder = builder.appName(app_name or settings.spark.app_name)
     # Schemas registered in the catalog live beside the tables, not in ./spark-warehouse.
-    catalog_dir = {"spark.sql.warehouse.dir": f"{settings.warehouse.rstrip('/')}/_catalog"}
-    for key, value in {**DELTA_CONF, **catalog_dir, **settings.spark.conf}.items():
+    master, options = session_options(settings, submitted)
+    if master:
+        builder = builder.master(master)
+    for key, value in options.items():
         builder = builder.config(key, value)
     resolving = False
-    if settings.spark.delta_jars == "cache":
+    # Under spark-submit the JVM is up with its own --jars / --packages: they stand.
+    if settings.spark.delta_jars == "cache" and not submitted:
         jars = cached_jars(settings)
         if jars:
             builder = builder.config("spark.jars", ",".join(jars))
