@@ -136,3 +136,31 @@ def test_demo_starts_over_in_a_folder_an_earlier_demo_left(monkeypatch, tmp_path
     monkeypatch.setattr(lakehouse.datagen, "generate", stop)
     assert cli.main(["demo", "--dir", str(earlier)]) == 1
     assert not (earlier / "warehouse" / "old").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run-all", "--run-date", "2026-03-01"],
+        ["run", "gold.member_portrait", "--run-date", "2026-03-01"],
+        ["run-layer", "all", "--from", "2026-03-01", "--to", "2026-03-01"],
+    ],
+)
+def test_a_run_reaching_the_portrait_without_the_pii_salt_stops_before_it_starts(
+    monkeypatch, capsys, argv
+):
+    """Before: bronze, silver and One ID ran (hours on a real day) and only the portrait
+    failed on the missing salt."""
+    monkeypatch.delenv("LAKEHOUSE_PII_SALT", raising=False)
+    monkeypatch.setattr(cli, "_session", lambda *a, **k: pytest.fail("a session was started"))
+    assert cli.main(argv) == 2
+    assert "the PII salt is not set: export LAKEHOUSE_PII_SALT" in capsys.readouterr().err
+
+
+def test_a_run_without_gold_needs_no_salt(monkeypatch):
+    monkeypatch.delenv("LAKEHOUSE_PII_SALT", raising=False)
+    started = []
+    monkeypatch.setattr(cli, "_session", lambda *a, **k: started.append(1) or None)
+    monkeypatch.setattr(cli, "_run_layer", lambda *a, **k: True)
+    assert cli.main(["run-all", "--run-date", "2026-03-01", "--layers", "bronze,silver"]) == 0
+    assert started == [1]

@@ -515,21 +515,36 @@ def _run_all(args: argparse.Namespace, settings: Settings, spark) -> int:
     return 0 if _run_layer(settings, spark, days, layers, resume=not args.rerun) else 1
 
 
+SALTED_JOB = "gold.member_portrait"
+
+
 def _check_before_session(args: argparse.Namespace, settings: Settings) -> None:
     """Mistakes in the command line or conf/quality.yml, reported (exit 2) before a JVM starts
     or, under spark-submit, before the cluster is asked for anything."""
+    from lakehouse.runtime import JobError
+
+    needs_salt = False
     if args.command == "run":
         from lakehouse.registry import get_job
-        from lakehouse.runtime import JobError
 
         try:
             get_job(settings, args.job)
         except JobError as exc:
             raise UsageError(str(exc)) from None
+        needs_salt = args.job == SALTED_JOB
     if args.command == "run-all":
-        _run_all_plan(args)
+        needs_salt = "gold" in _run_all_plan(args)[1]
     if args.command == "run-layer":
         _days(args.start, args.end)
+        needs_salt = args.layer in ("gold", "all")
+    if needs_salt:
+        # Checked now, not after hours of bronze to One ID (the portrait's hashes need it).
+        from lakehouse.gold.people.pii import salt
+
+        try:
+            salt(settings.gold.people)
+        except JobError as exc:
+            raise ConfigError(str(exc)) from None
     if args.command in GATED_COMMANDS:
         from lakehouse.quality.policy import load_quality_settings
 
