@@ -136,3 +136,36 @@ def test_rerun_of_an_earlier_day_gives_the_month_as_of_that_day(spark, marts):
     after = p.tables.read("gold", "store_monthly")
     assert after.exceptAll(snapshot).count() == 0
     assert snapshot.exceptAll(after).count() == 0
+
+
+@pytest.mark.parametrize(
+    ("job", "model", "second"),
+    [
+        ("gold.store_marts", "store_monthly", ["store_daily", "store_monthly"]),
+        ("gold.product_marts", "product_rankings", ["product_daily", "product_rankings"]),
+    ],
+)
+def test_a_failing_second_gate_leaves_both_tables_as_they_were(
+    spark, marts, monkeypatch, job, model, second
+):
+    """Before: the daily table was replaced, then the month's (or the rankings') gate failed:
+    the job failed with today's daily rows published beside yesterday's month."""
+    from lakehouse.gold.marts import job as marts_job
+    from lakehouse.quality.gate import GateFailed
+
+    p = marts
+    models = {"store_monthly": marts_job.store_model, "product_rankings": marts_job.product_model}
+    real = getattr(models[model], model)
+
+    def broken(*args, **kwargs):  # a row the gate's rules refuse (a null month)
+        df = real(*args, **kwargs)
+        return df.unionByName(df.limit(1).withColumn("month", F.lit(None).cast("date")))
+
+    monkeypatch.setattr(models[model], model, broken)
+    versions = {table: p.tables.version("gold", table) for table in second}
+    jobs = build_registry(p.settings)
+    with pytest.raises(GateFailed):
+        run_job(jobs[job], p.settings, spark, p.days[-1])
+    assert {table: p.tables.version("gold", table) for table in second} == versions
+    monkeypatch.undo()  # the run log's last word on the day is a success again, as for a rerun
+    run_job(jobs[job], p.settings, spark, p.days[-1])

@@ -177,3 +177,25 @@ def test_cli_audience(gold, monkeypatch, capsys):
     assert "loyal_women" in capsys.readouterr().out
     assert main(["audience", "export", "--name", "loyal_women", "--channel", "FAX"]) == 2
     assert "unknown channel 'FAX'" in capsys.readouterr().err
+
+
+def test_a_failing_catalog_gate_leaves_the_tags_as_they_were(gold, spark, monkeypatch):
+    """Before: gold.member_tags was replaced, then the tag_catalog gate failed: the job
+    failed with today's tags published beside yesterday's catalog."""
+    from lakehouse.gold.people import job as people_job
+    from lakehouse.quality.gate import GateFailed
+
+    p, jobs, day, _, _ = gold
+    real = people_job.catalog_frame
+
+    def doubled(*args, **kwargs):  # one row more than the catalog has: expected_rows fails
+        df = real(*args, **kwargs)
+        return df.unionByName(df.limit(1))
+
+    monkeypatch.setattr(people_job, "catalog_frame", doubled)
+    versions = {t: p.tables.version("gold", t) for t in ("member_tags", "tag_catalog")}
+    with pytest.raises(GateFailed):
+        run_job(jobs["gold.member_tags"], p.settings, spark, day)
+    assert {t: p.tables.version("gold", t) for t in ("member_tags", "tag_catalog")} == versions
+    monkeypatch.undo()  # the run log's last word on the day is a success again, as for a rerun
+    run_job(jobs["gold.member_tags"], p.settings, spark, day)

@@ -6,7 +6,8 @@ Definitions here are the ones docs/metrics.md states; every mart reads them from
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date
 
 from pyspark.sql import Column, DataFrame, Window
@@ -269,19 +270,20 @@ def in_list(column: str, values: Iterable[date | str]) -> str:
 # --- gate and write --------------------------------------------------------------------------
 
 
-def gate_and_replace(
+@contextmanager
+def gated(
     ctx: JobContext,
     df: DataFrame,
     table: str,
     keys: list[str],
-    condition: str,
     parameters: Mapping[str, object] | None = None,
-    partition_by: list[str] | None = None,
-) -> tuple[int, int]:
-    """Gate `df` with expectations/gold.<table>.json, record the verdict, raise when it fails
-    (nothing written), else replace the slice `condition` of gold.<table> with the good rows.
-    Returns (Delta version, rows written). A gold gate's rules are `fail` (conf/quality.yml's
-    default): gold never quarantines rows silently."""
+) -> Iterator[DataFrame]:
+    """Gate `df` with expectations/gold.<table>.json, record the verdict, raise when it fails;
+    else yield the good rows (cached until the block ends). A gold gate's rules are `fail`
+    (quarantine is refused for gold in conf/quality.yml): gold never drops rows silently.
+
+    Why a block: a job writing two tables gates both before it writes either, so a failed
+    second gate leaves the first table as it was."""
     from lakehouse.quality.gate import raise_if_failed, run_gate
     from lakehouse.quality.results import record_results
 
@@ -296,10 +298,45 @@ def gate_and_replace(
     with outcome:
         record_results(ctx.tables, outcome)
         raise_if_failed(outcome)
-        good = outcome.good
-        version = ctx.tables.replace_where(good, GOLD, table, condition, partition_by)
-        written = good.count()
-    return version, written
+        yield outcome.good
+
+
+def replace(
+    ctx: JobContext,
+    good: DataFrame,
+    table: str,
+    condition: str,
+    partition_by: list[str] | None = None,
+) -> tuple[int, int]:
+    """Replace the slice `condition` of gold.<table> with `good`: (Delta version, rows)."""
+    version = ctx.tables.replace_where(good, GOLD, table, condition, partition_by)
+    return version, good.count()
+
+
+def gate_and_replace(
+    ctx: JobContext,
+    df: DataFrame,
+    table: str,
+    keys: list[str],
+    condition: str,
+    parameters: Mapping[str, object] | None = None,
+    partition_by: list[str] | None = None,
+) -> tuple[int, int]:
+    """`gated`, then `replace` with the good rows: nothing is written when the gate fails.
+    Returns (Delta version, rows written)."""
+    with gated(ctx, df, table, keys, parameters) as good:
+        return replace(ctx, good, table, condition, partition_by)
+
+
+def daily_as_written(
+    ctx: JobContext, table: str, fresh: DataFrame, replaced: str, since: Column
+) -> DataFrame:
+    """gold.<table> as it will be once `fresh` replaces the slice `replaced`, rows `since` only:
+    what a monthly mart reads, before the daily rows are written."""
+    if not ctx.tables.exists(GOLD, table):
+        return fresh.where(since)
+    kept = ctx.tables.read(GOLD, table).where(f"NOT ({replaced})").where(since)
+    return kept.unionByName(fresh.where(since).select(*kept.columns))
 
 
 def total(df: DataFrame, column: str) -> float:

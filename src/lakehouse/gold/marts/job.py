@@ -21,13 +21,16 @@ from lakehouse.gold.marts import product as product_model
 from lakehouse.gold.marts import store as store_model
 from lakehouse.gold.marts.common import (
     GOLD,
+    daily_as_written,
     gate_and_replace,
+    gated,
     in_list,
     member_one_ids,
     months_of,
     next_month,
     one_id_inputs,
     order_one_ids,
+    replace,
     require,
     sold_lines,
     total,
@@ -73,59 +76,57 @@ def build_store_marts(ctx: JobContext) -> JobResult:
     result = JobResult()
 
     dates = touched_dates(ctx, orders, lines, "store_daily")
-    scoped = orders.where(F.col("business_date").isin(dates)).persist()
-    try:
-        buyers = order_one_ids(scoped, identity_map, identities, suppressed)
-        daily = store_model.store_daily(
-            scoped, buyers, _lines_of(scoped, lines, products), stores, dates
-        )
-        silver_total = total(scoped, "net_sales")
-        version, written = gate_and_replace(
-            ctx,
-            daily,
-            "store_daily",
-            store_model.DAILY_KEY,
-            in_list("business_date", dates),
-            _sum_bounds(silver_total),
-        )
-    finally:
-        scoped.unpersist()
-    result.versions["gold.store_daily"] = version
-    result.rows_written += written
-
     run_month = ctx.run_date.replace(day=1)
     months = sorted({m for m in months_of(dates)} | {next_month(m) for m in months_of(dates)})
     months = [m for m in months if m <= run_month]
     month_col = F.trunc("business_date", "month")
     # As of the run date: a rerun of an earlier day must not count later days already in silver.
     as_of = F.col("business_date") <= F.lit(ctx.run_date)
+    scoped = orders.where(F.col("business_date").isin(dates)).persist()
     month_orders = orders.where(month_col.isin(months) & as_of).persist()
+    daily_slice = in_list("business_date", dates)
     try:
-        month_buyers = order_one_ids(month_orders, identity_map, identities, suppressed)
-        # The month's daily rows as of the run date too: after later days ran, their rows are
-        # in store_daily, and a rerun of an earlier day summed them against silver as of it
-        # (the gate failed).
-        all_daily = ctx.tables.read(GOLD, "store_daily").where(as_of)
-        previous = (
-            ctx.tables.read(GOLD, "store_monthly")
-            if ctx.tables.exists(GOLD, "store_monthly")
-            else None
+        buyers = order_one_ids(scoped, identity_map, identities, suppressed)
+        daily = store_model.store_daily(
+            scoped, buyers, _lines_of(scoped, lines, products), stores, dates
         )
-        monthly = store_model.store_monthly(
-            all_daily, previous, month_orders, month_buyers, stores, months
-        )
-        version, written = gate_and_replace(
-            ctx,
-            monthly,
-            "store_monthly",
-            store_model.MONTHLY_KEY,
-            in_list("month", months),
-            _sum_bounds(total(month_orders, "net_sales")),
-        )
+        silver_total = total(scoped, "net_sales")
+        # Both gates pass before either table is written (a failed monthly gate must not leave
+        # today's daily rows published): the month reads store_daily as it will be.
+        with gated(
+            ctx, daily, "store_daily", store_model.DAILY_KEY, _sum_bounds(silver_total)
+        ) as daily_good:
+            month_buyers = order_one_ids(month_orders, identity_map, identities, suppressed)
+            # The month's daily rows as of the run date too: after later days ran, their rows
+            # are in store_daily, and a rerun of an earlier day summed them against silver as
+            # of it (the gate failed).
+            all_daily = daily_as_written(ctx, "store_daily", daily_good, daily_slice, as_of)
+            previous = (
+                ctx.tables.read(GOLD, "store_monthly")
+                if ctx.tables.exists(GOLD, "store_monthly")
+                else None
+            )
+            monthly = store_model.store_monthly(
+                all_daily, previous, month_orders, month_buyers, stores, months
+            )
+            with gated(
+                ctx,
+                monthly,
+                "store_monthly",
+                store_model.MONTHLY_KEY,
+                _sum_bounds(total(month_orders, "net_sales")),
+            ) as monthly_good:
+                version, written = replace(ctx, daily_good, "store_daily", daily_slice)
+                result.versions["gold.store_daily"] = version
+                result.rows_written += written
+                version, written = replace(
+                    ctx, monthly_good, "store_monthly", in_list("month", months)
+                )
+                result.versions["gold.store_monthly"] = version
+                result.rows_written += written
     finally:
+        scoped.unpersist()
         month_orders.unpersist()
-    result.versions["gold.store_monthly"] = version
-    result.rows_written += written
     result.rows_read = len(dates)
     result.details = {
         "dates": [d.isoformat() for d in dates],
@@ -145,39 +146,42 @@ def build_product_marts(ctx: JobContext) -> JobResult:
     dates = touched_dates(ctx, orders, lines, "product_daily")
     scoped = orders.where(F.col("business_date").isin(dates))
     daily = product_model.product_daily(_lines_of(scoped, lines, products))
-    version, written = gate_and_replace(
+    daily_slice = in_list("business_date", dates)
+    months = months_of(dates)
+    first = months[0] - timedelta(days=cfg.demand_window_days)
+    # Both gates pass before either table is written; the rankings read product_daily as it
+    # will be.
+    with gated(
         ctx,
         daily,
         "product_daily",
         product_model.DAILY_KEY,
-        in_list("business_date", dates),
         _sum_bounds(total(scoped, "net_sales")),
-    )
-    result.versions["gold.product_daily"] = version
-    result.rows_written += written
-
-    months = months_of(dates)
-    first = months[0] - timedelta(days=cfg.demand_window_days)
-    window_lines = _lines_of(_between(orders, first, ctx.run_date), lines, products)
-    all_daily = ctx.tables.read(GOLD, "product_daily").where(F.col("business_date") >= first)
-    stock = ctx.tables.read("silver", "inventory_daily").where(
-        F.trunc("snapshot_date", "month").isin(months)
-        & (F.col("snapshot_date") <= F.lit(ctx.run_date))
-    )
-    rankings = product_model.product_rankings(
-        all_daily,
-        products,
-        stock,
-        inventory_model.daily_demand(window_lines),
-        months,
-        ctx.run_date,
-        cfg,
-    )
-    version, written = gate_and_replace(
-        ctx, rankings, "product_rankings", product_model.RANKING_KEY, in_list("month", months)
-    )
-    result.versions["gold.product_rankings"] = version
-    result.rows_written += written
+    ) as daily_good:
+        window_lines = _lines_of(_between(orders, first, ctx.run_date), lines, products)
+        all_daily = daily_as_written(
+            ctx, "product_daily", daily_good, daily_slice, F.col("business_date") >= first
+        )
+        stock = ctx.tables.read("silver", "inventory_daily").where(
+            F.trunc("snapshot_date", "month").isin(months)
+            & (F.col("snapshot_date") <= F.lit(ctx.run_date))
+        )
+        rankings = product_model.product_rankings(
+            all_daily,
+            products,
+            stock,
+            inventory_model.daily_demand(window_lines),
+            months,
+            ctx.run_date,
+            cfg,
+        )
+        with gated(ctx, rankings, "product_rankings", product_model.RANKING_KEY) as ranked:
+            version, written = replace(ctx, daily_good, "product_daily", daily_slice)
+            result.versions["gold.product_daily"] = version
+            result.rows_written += written
+            version, written = replace(ctx, ranked, "product_rankings", in_list("month", months))
+            result.versions["gold.product_rankings"] = version
+            result.rows_written += written
     result.rows_read = len(dates)
     result.details = {
         "dates": [d.isoformat() for d in dates],

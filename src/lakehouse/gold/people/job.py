@@ -183,27 +183,31 @@ def build_member_tags(ctx: JobContext) -> JobResult:
     result = JobResult(rows_read=portrait.count())
     try:
         codes = [t.code for t in catalog] or ["(none)"]
-        with _gate(
-            ctx,
-            rows,
-            "gold.member_tags",
-            ["one_id", "tag_code"],
-            parameters={"tag_codes": codes, "run_date": ctx.run_date.isoformat()},
-            references={"gold.member_portrait": portrait.select("one_id")},
+        published = catalog_frame(ctx.spark, catalog).withColumn(
+            "published_on", F.lit(ctx.run_date).cast("date")
+        )
+        # Both gates pass before either table is written: a failed catalog gate must not leave
+        # today's tags published beside yesterday's catalog.
+        with (
+            _gate(
+                ctx,
+                rows,
+                "gold.member_tags",
+                ["one_id", "tag_code"],
+                parameters={"tag_codes": codes, "run_date": ctx.run_date.isoformat()},
+                references={"gold.member_portrait": portrait.select("one_id")},
+            ),
+            _gate(
+                ctx,
+                published,
+                "gold.tag_catalog",
+                ["tag_code"],
+                parameters={"expected_rows": len(catalog)},
+            ),
         ):
             result.versions["gold.member_tags"] = tables.replace_where(
                 rows.select(*TAG_COLUMNS), LAYER, "member_tags", ALL_ROWS
             )
-        published = catalog_frame(ctx.spark, catalog).withColumn(
-            "published_on", F.lit(ctx.run_date).cast("date")
-        )
-        with _gate(
-            ctx,
-            published,
-            "gold.tag_catalog",
-            ["tag_code"],
-            parameters={"expected_rows": len(catalog)},
-        ):
             result.versions["gold.tag_catalog"] = tables.replace_where(
                 published, LAYER, "tag_catalog", ALL_ROWS
             )
