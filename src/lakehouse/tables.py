@@ -8,6 +8,9 @@ of the same day leaves the same rows, never doubles them.
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from delta.tables import DeltaTable
@@ -17,7 +20,36 @@ from pyspark.sql import functions as F
 
 from lakehouse import faults
 
+log = logging.getLogger(__name__)
 LAYERS = ("bronze", "silver", "oneid", "gold", "ops")
+# Delta checks conflicts by partition: two jobs replacing their own rows of one day's
+# silver.quarantine partition (Airflow runs silver.members and silver.sales side by side)
+# conflict though their rows do not, and two first writes race to create a table. Replacing
+# one's own slice again is what the write meant, so it is retried.
+WRITE_ATTEMPTS = 5
+
+
+def _conflicts() -> tuple[type[BaseException], ...]:
+    from delta.exceptions import (
+        ConcurrentAppendException,
+        MetadataChangedException,
+        ProtocolChangedException,
+    )
+
+    return (ConcurrentAppendException, MetadataChangedException, ProtocolChangedException)
+
+
+def _save_retrying(save: Callable[[], None], what: str) -> None:
+    conflicts = _conflicts()
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            save()
+            return
+        except conflicts as exc:
+            if attempt == WRITE_ATTEMPTS:
+                raise
+            log.warning("%s: concurrent write (%s), attempt %d again", what, exc, attempt + 1)
+            time.sleep(0.5 * attempt)
 
 
 def in_few_files(df: DataFrame) -> DataFrame:
@@ -95,10 +127,18 @@ class Tables:
             .option("replaceWhere", condition)
             .option("mergeSchema", "true")
         )
-        if partition_by and not self.exists(layer, name):
-            writer = writer.partitionBy(*partition_by)
+        path = self.path(layer, name)
+
+        def save() -> None:
+            w = (
+                writer.partitionBy(*partition_by)
+                if partition_by and not self.exists(layer, name)
+                else writer
+            )
+            w.save(path)
+
         faults.before_write(f"{layer}.{name}")
-        writer.save(self.path(layer, name))
+        _save_retrying(save, f"{layer}.{name}")
         faults.after_write(f"{layer}.{name}")
         self.register(layer, name)
         return self.version(layer, name)  # type: ignore[return-value]
@@ -107,10 +147,18 @@ class Tables:
         self, df: DataFrame, layer: str, name: str, partition_by: list[str] | None = None
     ) -> int:
         writer = df.write.format("delta").mode("append").option("mergeSchema", "true")
-        if partition_by and not self.exists(layer, name):
-            writer = writer.partitionBy(*partition_by)
+        path = self.path(layer, name)
+
+        def save() -> None:
+            w = (
+                writer.partitionBy(*partition_by)
+                if partition_by and not self.exists(layer, name)
+                else writer
+            )
+            w.save(path)
+
         faults.before_write(f"{layer}.{name}")
-        writer.save(self.path(layer, name))
+        _save_retrying(save, f"{layer}.{name}")
         faults.after_write(f"{layer}.{name}")
         self.register(layer, name)
         return self.version(layer, name)  # type: ignore[return-value]
