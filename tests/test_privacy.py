@@ -591,3 +591,31 @@ def test_a_nick_is_never_found_inside_another_person_s_longer_nick(spark):
         r.t: r.hit for r in df.select("t", F.col("t").rlike(pattern).alias("hit")).collect()
     }
     assert spark_says == {t: _found(pattern, t) for t in texts} == texts
+
+
+def test_a_raw_line_bronze_could_not_read_is_found_by_the_person_s_order_number(spark):
+    """Before: a quarantined raw line of a buyer with a short nick (`小鱼儿12`) and a masked
+    phone matched no value pattern and had no key or lineage: it survived erasure."""
+    from lakehouse.privacy import order_number_patterns
+
+    records = {
+        "tmall_orders": frozenset({"TMALL:2937000000000000001"}),
+        "jd_orders": frozenset({"JD:230012345678"}),
+        "mall_orders": frozenset({"MALL:M20260301000123"}),
+        "pos_sales": frozenset({"POS:S001:12"}),  # a ticket number: short, reused by stores
+        "crm_members": frozenset({"M00020971"}),
+    }
+    pattern = combine(order_number_patterns(records))
+    texts = {
+        '"=""2937000000000000001""","小鱼儿12","89.00","0.00"': True,
+        '{"orderId": 230012345678, "pin": "jd_5f3a': True,  # cut short
+        '{"order_id": "M20260301000123", "member_id": nu': True,
+        '"=""29370000000000000012""","someone else"': False,
+        "S001,1,12,1,2026/03/01 10:00:00": False,
+        "M00020971": False,
+    }
+    df = spark.createDataFrame([(t,) for t in texts], "t string")
+    spark_says = {
+        r.t: r.hit for r in df.select("t", F.col("t").rlike(pattern).alias("hit")).collect()
+    }
+    assert spark_says == {t: _found(pattern, t) for t in texts} == texts

@@ -529,6 +529,32 @@ def extra_spellings(found: Iterable[str], patterns: Sequence[str]) -> list[str]:
     return extra
 
 
+# Order numbers of these sources are the platforms' own, long and unique (Tmall 18-19 digits, JD
+# 12, mall M + 14); a POS ticket number is short and reused across stores, so it is not one.
+NUMBERED_ORDER_SOURCES = ("tmall_orders", "jd_orders", "mall_orders")
+MIN_ORDER_NUMBER_LENGTH = 10
+
+
+def order_number_patterns(records: Mapping[str, Iterable[str]]) -> list[str]:
+    """Patterns for the person's own order numbers, as raw lines carry them.
+
+    Why: a line bronze could not read (wrong field count, invalid JSON) sits in
+    bronze.quarantine as raw text; no key or lineage points at it, and when the buyer's nick is
+    short and the phone masked, no value pattern finds it either. Its order number does.
+    """
+    numbers = {
+        key.split(":", 1)[1]
+        for source in NUMBERED_ORDER_SOURCES
+        for key in records.get(source, ())
+        if ":" in key
+    }
+    return [
+        _bounded(re.escape(number), _WORD)
+        for number in sorted(numbers)
+        if len(number) >= MIN_ORDER_NUMBER_LENGTH
+    ]
+
+
 # --- where the person's rows are ---------------------------------------------------------------
 
 
@@ -1428,7 +1454,7 @@ def _erase(
     second = _collect_bronze(spark, tables, evidence, without)
     evidence = _with_bronze(evidence, second)
     raw = {s.v for r in first for s in r.spellings if s.v is not None}
-    extra = extra_spellings(raw, patterns)
+    extra = [*extra_spellings(raw, patterns), *order_number_patterns(evidence.records)]
     if extra:
         evidence = Evidence(
             combine([*patterns, *extra]),
