@@ -619,3 +619,20 @@ def test_a_raw_line_bronze_could_not_read_is_found_by_the_person_s_order_number(
         r.t: r.hit for r in df.select("t", F.col("t").rlike(pattern).alias("hit")).collect()
     }
     assert spark_says == {t: _found(pattern, t) for t in texts} == texts
+
+
+def test_a_table_written_again_after_an_interrupted_swap_never_costs_the_old_one(spark, tmp_path):
+    """Before: with the old table moved aside and the new one never moved in, a daily job that
+    wrote the table again made recover() delete the old folder: the table's whole history."""
+    warehouse = tmp_path / "warehouse"
+    tables = Tables(spark, str(warehouse))
+    tables.append(spark.range(3), "bronze", "things")
+    path = Path(tables.path("bronze", "things"))
+    path.rename(path.parent / ".erased-things-req9")
+    (path.parent / ".erasing-things-req9").mkdir()
+    tables.append(spark.range(1), "bronze", "things")  # the next day's job, before recovery
+    notes = recover(spark, str(warehouse))
+    assert len(notes) == 2 and all("left" in note and "by hand" in note for note in notes)
+    names = sorted(p.name for p in path.parent.iterdir())
+    assert names == [".erased-things-req9", ".erasing-things-req9", "things"]
+    assert spark.read.format("delta").load(str(path.parent / ".erased-things-req9")).count() == 3

@@ -1078,8 +1078,21 @@ def recover(spark: SparkSession, warehouse: str) -> list[str]:
             if not status.isDirectory() or not entry.startswith((FRESH, OLD)):
                 continue
             kind = OLD if entry.startswith(OLD) else FRESH
-            table = entry[len(kind) :].rsplit("-", 1)[0]
+            table, request = entry[len(kind) :].rsplit("-", 1)
             target = jvm.org.apache.hadoop.fs.Path(folder, table)
+            twin = FRESH if kind == OLD else OLD
+            unfinished = fs.exists(
+                jvm.org.apache.hadoop.fs.Path(folder, f"{twin}{table}-{request}")
+            )
+            if unfinished and fs.exists(target):
+                # Interrupted between the two moves, and `<t>` written since (a daily job made
+                # a new table): neither folder is ours to delete; the old one is the history.
+                done.append(
+                    f"{layer}.{table}: left {entry} alone: the table was written again after an "
+                    f"interrupted erasure moved it aside; check {table} against {OLD}{table}-"
+                    f"{request}, put the right one back by hand, then erase again"
+                )
+                continue
             if kind == OLD and not fs.exists(target):
                 fs.rename(status.getPath(), target)
                 done.append(
@@ -1418,6 +1431,12 @@ def _erase(
     )
     tables = Tables(spark, settings.warehouse)
     notes = [] if dry_run else recover(spark, settings.warehouse)
+    if stuck := [note for note in notes if "by hand" in note]:
+        raise ErasureError(
+            "an earlier erasure was interrupted and a table was written since: "
+            + "; ".join(stuck)
+            + "; nothing was changed"
+        )
     person = resolve(spark, tables, target)
     patterns, short = person_patterns(person, salt)
     notes += short
