@@ -179,3 +179,18 @@ def test_reasons_describe_the_rule_or_use_the_suite_description():
     assert reason(_check(between)) == "value outside [0.0, 10.0)"
     described = {**_rule("column_values_to_not_be_null", column="v"), "description": "必填"}
     assert reason(_check(described)) == "必填"
+
+
+def test_bounds_of_types_that_cannot_be_compared_are_a_clear_error(spark):
+    """Before: a date minimum against a datetime run-time maximum raised Python's bare
+    TypeError (can't compare datetime.datetime to datetime.date), past the gate's GateError."""
+    entry = _rule(
+        "column_values_to_be_between",
+        column="d",
+        min_value="2020-01-01",
+        max_value={"$PARAMETER": "limit"},
+    )
+    check = _check(entry, {"limit": datetime(2026, 3, 1, 12)})
+    df = spark.createDataFrame([(date(2026, 3, 1),)], "d date")
+    with pytest.raises(ValueError, match="cannot be compared"):
+        annotate(df, [check], {})

@@ -68,8 +68,16 @@ def _between(exp: Expectation, column: Column) -> Column:
     low, high = exp.min_value, exp.max_value
     if low is None and high is None:
         raise ValueError("min_value and max_value cannot both be None")
-    if low is not None and high is not None and low > high:
-        raise ValueError(f"min_value {low} is greater than max_value {high}")
+    if low is not None and high is not None:
+        try:
+            inverted = low > high
+        except TypeError:  # a date against a datetime, a number against text: a suite error
+            raise ValueError(
+                f"min_value {low!r} and max_value {high!r} cannot be compared "
+                f"({type(low).__name__} against {type(high).__name__})"
+            ) from None
+        if inverted:
+            raise ValueError(f"min_value {low} is greater than max_value {high}")
     conditions = []
     if low is not None:
         conditions.append(column > _lit(low) if exp.strict_min else column >= _lit(low))
