@@ -636,3 +636,50 @@ def test_a_table_written_again_after_an_interrupted_swap_never_costs_the_old_one
     names = sorted(p.name for p in path.parent.iterdir())
     assert names == [".erased-things-req9", ".erasing-things-req9", "things"]
     assert spark.read.format("delta").load(str(path.parent / ".erased-things-req9")).count() == 3
+
+
+def test_an_identifier_one_id_has_not_linked_yet_is_erased_with_the_person_its_records_name(
+    spark, tmp_path
+):
+    """Before: the CRM changed a member's phone, silver ran, One ID not yet; `erase
+    phone:NEW` erased the rows holding NEW and that CRM record only, and reported Verified
+    while the member's orders and portrait (under their one_id) stayed."""
+    from lakehouse.privacy import resolve
+    from lakehouse.tables import Tables
+
+    tables = Tables(spark, str(tmp_path))
+    ids = "source string, record_key string, identifier_type string, identifier_value string"
+    spark.createDataFrame(
+        [
+            ("crm_members", "M1", "member_id", "M1"),
+            ("crm_members", "M1", "phone", "13912345679"),  # today's new phone
+            ("crm_members", "M1", "email", "a@b.cn"),
+            ("tmall_orders", "TMALL:1", "phone", "13700000001"),  # another one's order ...
+            ("tmall_orders", "TMALL:1", "phone", "13912345670"),  # ... with an unlinked phone
+            ("jd_orders", "JD:2", "phone", "13912345670"),
+            ("jd_orders", "JD:2", "jd_pin", "pin_z"),
+        ],
+        ids,
+    ).write.format("delta").save(tables.path("silver", "identities"))
+    spark.createDataFrame(
+        [
+            ("member_id", "M1", "OID_M"),
+            ("email", "a@b.cn", "OID_M"),
+            ("phone", "13912345678", "OID_M"),  # the old phone
+            ("phone", "13700000001", "OID_X"),
+            ("jd_pin", "pin_z", "OID_Z"),
+        ],
+        "identifier_type string, identifier_value string, one_id string",
+    ).write.format("delta").save(tables.path("oneid", "identity_map"))
+
+    person = resolve(spark, tables, Target(identifiers=(("phone", "139-1234-5679"),)))
+    assert person.one_id == "OID_M"
+    assert set(person.identifiers) == {
+        ("member_id", "M1"),
+        ("email", "a@b.cn"),
+        ("phone", "13912345678"),
+        ("phone", "13912345679"),
+    }
+    assert "not linked by One ID yet" in person.notes[-1]
+    with pytest.raises(ErasureError, match=r"2 different one_ids .*OID_X, OID_Z"):
+        resolve(spark, tables, Target(identifiers=(("phone", "13912345670"),)))

@@ -423,7 +423,49 @@ def resolve(spark: SparkSession, tables: Tables, target: Target) -> Person:
             .collect()
         ):
             sightings[(r[0], r[1])] = r[2]
+    seen = [i for i in lonely if sightings.get(i)]
+    if seen and identity_map is not None:
+        via = linked_record_partners(tables.read("silver", "identities"), identity_map, seen)
+        people = sorted(set(via.values()) | set(one_ids.values()))
+        if len(people) > 1:
+            raise ErasureError(
+                f"the records carrying {', '.join(label(i) for i in seen)} (not linked by One "
+                f"ID yet) also carry identifiers of {len(people)} different one_ids "
+                f"({', '.join(people)}); erase one person at a time, by --one-id after checking; "
+                "nothing was changed"
+            )
+        if via:
+            # One ID has not run since these records arrived (a CRM phone changed today): the
+            # records' other identifiers, already linked, say whose they are.
+            one_id = people[0]
+            one_ids.update(dict.fromkeys(seen, one_id))
+            component = [*_component(identity_map, one_id), *seen]
+            person = person_from_lookups(target, normalised, one_ids, suppressed, component, {})
+            return replace(
+                person,
+                notes=(
+                    *person.notes,
+                    f"{', '.join(label(i) for i in seen)} is not linked by One ID yet; the "
+                    f"records carrying it are {one_id}'s, so the person is erased as {one_id}",
+                ),
+            )
     return person_from_lookups(target, normalised, one_ids, suppressed, component, sightings)
+
+
+def linked_record_partners(
+    identities: DataFrame, identity_map: DataFrame, unlinked: Sequence[Identifier]
+) -> dict[Identifier, str]:
+    """identifier → one_id, for the identifiers already in the identity map that share a record
+    (silver.identities) with one of `unlinked`: whose records those are, before One ID runs."""
+    records = identities.where(_matches(unlinked)).select("source", "record_key").distinct()
+    partners = (
+        identities.join(records, ["source", "record_key"], "left_semi")
+        .select("identifier_type", "identifier_value")
+        .distinct()
+        .join(identity_map, ["identifier_type", "identifier_value"])
+        .select("identifier_type", "identifier_value", "one_id")
+    )
+    return {(r[0], r[1]): r[2] for r in partners.collect()}
 
 
 # --- spellings: how a value may appear in a row's text or a file -------------------------------
