@@ -164,7 +164,7 @@ def test_cli_reports_bad_configuration_in_one_line(tmp_path, monkeypatch, capsys
 
 
 def test_cli_rejects_unknown_job_and_bad_date(capsys):
-    assert main(["run", "bronze.nope", "--run-date", "2026-03-01"]) == 1
+    assert main(["run", "bronze.nope", "--run-date", "2026-03-01"]) == 2  # a bad argument
     assert "unknown job 'bronze.nope'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "bronze.master", "--run-date", "2026-13-01"])
