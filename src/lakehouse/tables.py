@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from delta.tables import DeltaTable
 from py4j.protocol import Py4JError
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, DataFrameWriter, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse import faults
@@ -127,15 +127,17 @@ class Tables:
             .option("replaceWhere", condition)
             .option("mergeSchema", "true")
         )
+        return self._save(writer, layer, name, partition_by)
+
+    def _save(
+        self, writer: DataFrameWriter, layer: str, name: str, partition_by: list[str] | None
+    ) -> int:
+        """Save (retrying a conflict with another job's write), register; the version."""
         path = self.path(layer, name)
 
         def save() -> None:
-            w = (
-                writer.partitionBy(*partition_by)
-                if partition_by and not self.exists(layer, name)
-                else writer
-            )
-            w.save(path)
+            first = partition_by and not self.exists(layer, name)
+            (writer.partitionBy(*partition_by) if first else writer).save(path)
 
         faults.before_write(f"{layer}.{name}")
         _save_retrying(save, f"{layer}.{name}")
@@ -147,21 +149,7 @@ class Tables:
         self, df: DataFrame, layer: str, name: str, partition_by: list[str] | None = None
     ) -> int:
         writer = df.write.format("delta").mode("append").option("mergeSchema", "true")
-        path = self.path(layer, name)
-
-        def save() -> None:
-            w = (
-                writer.partitionBy(*partition_by)
-                if partition_by and not self.exists(layer, name)
-                else writer
-            )
-            w.save(path)
-
-        faults.before_write(f"{layer}.{name}")
-        _save_retrying(save, f"{layer}.{name}")
-        faults.after_write(f"{layer}.{name}")
-        self.register(layer, name)
-        return self.version(layer, name)  # type: ignore[return-value]
+        return self._save(writer, layer, name, partition_by)
 
     def upsert(
         self,
