@@ -205,6 +205,12 @@ def test_the_salted_hash_is_golds(spark):
     assert salted_sha256(PHONE[1], SALT) == gold
 
 
+def _hits(spark, pattern: str, texts) -> dict[str, bool]:
+    """text → whether Spark's rlike finds `pattern` in it (Java's regex, not Python's)."""
+    df = spark.createDataFrame([(t,) for t in texts], "t string")
+    return {r.t: r.hit for r in df.select("t", F.col("t").rlike(pattern).alias("hit")).collect()}
+
+
 def test_patterns_mean_the_same_to_spark_as_to_python(spark):
     person = Person("OID00000000075BCD15", (PHONE, EMAIL, MEMBER), (PHONE,))
     pattern = combine(person_patterns(person, SALT)[0])
@@ -219,10 +225,7 @@ def test_patterns_mean_the_same_to_spark_as_to_python(spark):
         salted_sha256(PHONE[1], SALT).upper(),
         "nobody",
     ]
-    df = spark.createDataFrame([(t,) for t in texts], "t string")
-    spark_says = {
-        r.t: r.hit for r in df.select("t", F.col("t").rlike(pattern).alias("hit")).collect()
-    }
+    spark_says = _hits(spark, pattern, texts)
     assert spark_says == {t: _found(pattern, t) for t in texts}
     assert [t for t, hit in spark_says.items() if hit] == [
         "+86 138-0013-8000",
@@ -586,11 +589,7 @@ def test_a_nick_is_never_found_inside_another_person_s_longer_nick(spark):
         "はな橘子汽水123": False,
         "Ève橘子汽水123": False,
     }
-    df = spark.createDataFrame([(t,) for t in texts], "t string")
-    spark_says = {
-        r.t: r.hit for r in df.select("t", F.col("t").rlike(pattern).alias("hit")).collect()
-    }
-    assert spark_says == {t: _found(pattern, t) for t in texts} == texts
+    assert _hits(spark, pattern, texts) == {t: _found(pattern, t) for t in texts} == texts
 
 
 def test_a_raw_line_bronze_could_not_read_is_found_by_the_person_s_order_number(spark):
@@ -614,11 +613,7 @@ def test_a_raw_line_bronze_could_not_read_is_found_by_the_person_s_order_number(
         "S001,1,12,1,2026/03/01 10:00:00": False,
         "M00020971": False,
     }
-    df = spark.createDataFrame([(t,) for t in texts], "t string")
-    spark_says = {
-        r.t: r.hit for r in df.select("t", F.col("t").rlike(pattern).alias("hit")).collect()
-    }
-    assert spark_says == {t: _found(pattern, t) for t in texts} == texts
+    assert _hits(spark, pattern, texts) == {t: _found(pattern, t) for t in texts} == texts
 
 
 def test_a_table_written_again_after_an_interrupted_swap_never_costs_the_old_one(spark, tmp_path):
