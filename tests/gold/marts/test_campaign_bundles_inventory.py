@@ -211,19 +211,22 @@ def test_inventory_position_flags_negative_on_hand_and_stockouts(spark):
         "on_hand_qty",
         "available_qty",
         "window_units",
+        "avg_daily_units",
         "days_of_supply",
         "stockout",
         "negative_on_hand",
     )
     expected = spark.createDataFrame(
         [
-            ("S1", "A", -2, -2, 1, None, True, True),
-            ("S1", "B", 14, 12, 28, 14.0, False, False),
-            ("WH-1", "A", 0, 0, 3, 0.0, True, False),
-            ("S2", "A", 0, 0, 0, None, False, False),
+            ("S1", "A", -2, -2, 1, 1 / 28, None, True, True),
+            ("S1", "B", 14, 12, 28, 1.0, 14.0, False, False),
+            ("WH-1", "A", 0, 0, 3, 3 / 28, 0.0, True, False),
+            # No sale in the window: a rate of 0 a day, and no cover to speak of.
+            ("S2", "A", 0, 0, 0, 0.0, None, False, False),
         ],
         "location_code string, sku_id string, on_hand_qty int, available_qty int, "
-        "window_units long, days_of_supply double, stockout boolean, negative_on_hand boolean",
+        "window_units long, avg_daily_units double, days_of_supply double, stockout boolean, "
+        "negative_on_hand boolean",
     )
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 

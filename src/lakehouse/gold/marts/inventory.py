@@ -96,7 +96,8 @@ def inventory_position(stock: DataFrame, demand: DataFrame, window_days: int) ->
     """
     positions = stock.withColumn("demand_key", position_demand_key())
     with_units = window_units(positions, demand, window_days)
-    avg = ratio(F.col("window_units"), F.lit(window_days))
+    # No sale in the window is a rate of 0, not an unknown one.
+    avg = ratio(F.coalesce("window_units", F.lit(0)), F.lit(window_days))
     return with_units.withColumns(
         {
             "available_qty": F.col("on_hand_qty") - F.coalesce("reserved_qty", F.lit(0)),
