@@ -44,6 +44,12 @@ def test_bar_chart_draws_negative_values_to_the_left_of_zero():
     assert "No data" in html.bar_chart([])
 
 
+def test_bar_chart_cuts_a_long_label_before_escaping_it():
+    out = html.bar_chart([("x" * 30 + "<b>", 1.0)])
+    # Cut after escaping, the label ended in a broken entity ("&l").
+    assert "x" * 30 + "&lt;b</text>" in out
+
+
 def test_page_is_self_contained():
     page = html.Page("t", "s", [html.Section("one", html.bar_chart([("a", 1.0)]))])
     text = page.render()

@@ -200,7 +200,7 @@ def bar_chart(
         color = PALETTE[0] if float(value) >= 0 else PALETTE[3]
         out.append(
             f'<text x="{left - 6}" y="{top + bar_height - 5}" text-anchor="end">'
-            f"{escape(str(name))[:32]}</text>"
+            f"{escape(str(name)[:32])}</text>"
         )
         out.append(
             f'<rect class="bar" x="{start:.1f}" y="{top}" width="{max(end - start, 0.5):.1f}" '
