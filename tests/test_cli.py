@@ -164,3 +164,13 @@ def test_a_run_without_gold_needs_no_salt(monkeypatch):
     monkeypatch.setattr(cli, "_run_layer", lambda *a, **k: True)
     assert cli.main(["run-all", "--run-date", "2026-03-01", "--layers", "bronze,silver"]) == 0
     assert started == [1]
+
+
+def test_a_report_of_a_remote_warehouse_without_out_exits_2_before_a_session_starts(
+    monkeypatch, capsys
+):
+    """Before: the page went to ./hdfs:/lakehouse/_reports/ on the local disk."""
+    monkeypatch.setenv("LAKEHOUSE_WAREHOUSE", "hdfs:///lakehouse")
+    monkeypatch.setattr(cli, "_session", lambda *a, **k: pytest.fail("a session was started"))
+    assert cli.main(["report", "--run-date", "2026-03-01"]) == 2
+    assert "is not on this machine's disk" in capsys.readouterr().err

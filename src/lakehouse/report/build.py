@@ -14,9 +14,13 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.report import html
+from lakehouse.spark import local_path
 from lakehouse.tables import Tables
 
 TREND_DAYS = 30
+VERDICT_COLUMNS = (
+    "table", "checks", "rules", "passed", "failed", "warnings", "quarantining", "rows_caught",
+)  # fmt: skip
 
 
 def _rows(df: DataFrame, limit: int | None = None) -> list[dict]:
@@ -157,9 +161,16 @@ def campaigns(tables: Tables, run_date: date) -> str:
 def data_quality(tables: Tables, run_date: date) -> str:
     if missing := _missing(tables, "ops", "dq_results", "a gated job"):
         return missing
-    df = tables.read("ops", "dq_results").where(F.col("run_date") == F.lit(run_date))
+    checks = tables.read("ops", "dq_results").where(F.col("run_date") == F.lit(run_date))
+    # A rerun (run-all resuming after a failure, run-layer twice) checks a table again: the day's
+    # verdict is its latest check; earlier ones are counted, not added up.
+    latest = checks.groupBy("table").agg(
+        F.max_by("run_id", "checked_at").alias("run_id"),
+        F.count_distinct("run_id").alias("checks"),
+    )
+    df = checks.join(latest, ["table", "run_id"])
     per_table = _rows(
-        df.groupBy("table")
+        df.groupBy("table", "checks")
         .agg(
             F.count("*").alias("rules"),
             F.count_if(F.col("success")).alias("passed"),
@@ -179,7 +190,7 @@ def data_quality(tables: Tables, run_date: date) -> str:
     return (
         html.table(
             per_table,
-            ["table", "rules", "passed", "failed", "warnings", "quarantining", "rows_caught"],
+            VERDICT_COLUMNS,
             css={"failed": lambda r: "bad" if r["failed"] else "good"},
         )
         + "<h3>Rules that did not pass</h3>"
@@ -233,11 +244,26 @@ def build_report(tables: Tables, run_date: date, env: str = "local") -> html.Pag
     return page
 
 
+def default_report_path(warehouse: str, run_date: date) -> Path:
+    """`<warehouse>/_reports/report-<date>.html` for a warehouse on this machine's disk.
+
+    The page is written with Python's own file functions: a warehouse on hdfs:// or s3a:// has no
+    such folder here (pathlib would make `hdfs:/lakehouse` under the working directory of it).
+    """
+    folder = local_path(warehouse)
+    if folder is None:
+        raise ValueError(
+            f"the warehouse {warehouse} is not on this machine's disk, so the report has no "
+            "default place: give --out <file.html>"
+        )
+    return folder / "_reports" / f"report-{run_date}.html"
+
+
 def write_report(
     tables: Tables, run_date: date, out: str | Path | None, env: str = "local"
 ) -> Path:
     """Write the page (default `<warehouse>/_reports/report-<date>.html`); return its path."""
-    path = Path(out) if out else Path(tables.warehouse) / "_reports" / f"report-{run_date}.html"
+    path = Path(out) if out else default_report_path(tables.warehouse, run_date)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(build_report(tables, run_date, env).render(), encoding="utf-8")
     return path
