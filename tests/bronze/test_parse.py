@@ -21,6 +21,16 @@ def test_split_lines_handles_crlf_lf_and_no_final_newline():
     assert p.split_lines(b"\n") == [b""]
 
 
+def test_a_file_with_lone_cr_line_ends_is_read_line_by_line():
+    """Before: the whole CR-only file was one header line, and its rows vanished uncounted."""
+    assert p.split_lines(b"a\rb\rc\r") == [b"a", b"b", b"c"]
+    parsed = p.parse_csv(
+        gb("订单编号,买家会员名,买家实际支付金额", "1,n,9.90", sep=b"\r"), "gb18030", TMALL_COLUMNS
+    )
+    assert parsed.data_lines == 1
+    assert parsed.lines[0].values == {"order_no": "1", "buyer_nick": "n", "paid": "9.90"}
+
+
 def test_csv_columns_found_by_header_name_not_position():
     content = gb(
         "买家实际支付金额,订单编号,买家会员名", '"1,299.00","=""2937000000000000001""","小明"'
@@ -42,6 +52,22 @@ def test_csv_appended_header_lands_in_extra_fields():
     [line] = p.parse_csv(content, "gb18030", TMALL_COLUMNS).lines
     assert line.values["paid"] == "9.90"
     assert line.extra_fields == {"订单备注": "请尽快发货"}
+
+
+def test_csv_added_columns_with_one_name_or_none_keep_every_value():
+    """Before: extras were a dict by name, so a repeated or blank added header kept one value."""
+    content = gb("订单编号,买家会员名,买家实际支付金额,备注,备注,,", "1,n,9.90,a,b,c,d")
+    [line] = p.parse_csv(content, "gb18030", TMALL_COLUMNS).lines
+    assert line.extra_fields == {"备注": "a", "备注#5": "b", "#6": "c", "#7": "d"}
+
+
+def test_csv_field_longer_than_pythons_default_limit_is_read():
+    """Before: a field over 131,072 characters was quarantined as malformed_csv."""
+    long = "x" * 200_000
+    [line] = p.parse_csv(
+        gb("订单编号,买家会员名,买家实际支付金额", f'1,"{long}",9.90'), "gb18030", TMALL_COLUMNS
+    ).lines
+    assert line.reason is None and line.values["buyer_nick"] == long
 
 
 def test_csv_bad_lines_are_quarantined_with_reason_and_line_number():
@@ -184,6 +210,9 @@ def test_json_fields_the_schema_does_not_know_are_kept_with_their_path():
         (b'{"orderId": "1", "itemInfoList": {"skuId": "1"}}', p.JSON_SHAPE),
         (b'{"orderId": "\xff"}', p.UNDECODABLE),
         (b"   ", p.EMPTY_LINE),
+        # Python's json reads these; JSON has no such values (before: rows of 'nan', '-inf').
+        (b'{"orderId": NaN}', p.INVALID_JSON),
+        (b'{"orderId": "1", "refundAmount": -Infinity}', p.INVALID_JSON),
     ],
 )
 def test_unreadable_json_lines_are_quarantined(raw, reason):

@@ -36,6 +36,10 @@ JSON_SHAPE = "json_shape_mismatch"
 
 BOM = "\ufeff"
 
+# Python's csv refuses a field over 131,072 characters; the contract sets no limit (a line is
+# bounded by the dataset's max_raw_chars when it is quarantined, not when it is read).
+csv.field_size_limit(2**31 - 1)
+
 
 @dataclass(frozen=True)
 class ParsedLine:
@@ -60,10 +64,13 @@ class ParsedFile:
 
 
 def split_lines(content: bytes) -> list[bytes]:
-    """Physical lines without their terminators (LF or CRLF); no phantom line after the last."""
+    """Physical lines without their terminators (LF, CRLF, or a lone CR in a file that has no LF
+    at all: old Mac exports); no phantom line after the last."""
     if not content:
         return []
-    lines = content.split(b"\n")
+    # Before: a CR-only file was one line, its header, and its rows vanished without a trace.
+    separator = b"\n" if b"\n" in content or b"\r" not in content else b"\r"
+    lines = content.split(separator)
     if lines[-1] == b"":
         lines.pop()
     return [line[:-1] if line.endswith(b"\r") else line for line in lines]
@@ -199,10 +206,29 @@ def _csv_line(
         return _quarantined(line_no, raw, encoding, WRONG_FIELD_COUNT, detail, limit)
     by_header = dict(zip(header, values, strict=True))
     record = {target: by_header[name] for name, target in columns.items()}
-    extra = {name: value for name, value in by_header.items() if name not in columns}
+    extra = {
+        name: value
+        for name, value in zip(extra_names(header, columns), values, strict=True)
+        if name is not None
+    }
     return ParsedLine(
         line_no=line_no, record_hash=_hash(raw), values=record, extra_fields=extra or None
     )
+
+
+def extra_names(header: list[str], columns: dict[str, str]) -> list[str | None]:
+    """The extra-field name of each header position (None for a column of `columns`): an added
+    column whose name repeats, or is blank, is told apart by its position (`d`, `d#5`), so
+    no value is overwritten by a namesake."""
+    names: list[str | None] = []
+    seen: set[str] = set()
+    for position, name in enumerate(header, start=1):
+        if name in columns:
+            names.append(None)
+            continue
+        names.append(name if name and name not in seen else f"{name}#{position}")
+        seen.add(name)
+    return names
 
 
 class ShapeError(ValueError):
@@ -257,6 +283,11 @@ def parse_jsonl(
     return result
 
 
+def _not_json(constant: str) -> Any:
+    # Python's json accepts NaN and Infinity; JSON does not, and they are no amount either.
+    raise ValueError(f"{constant} is not JSON")
+
+
 def _json_line(
     line_no: int, raw: bytes, encoding: str, schema: StructType, limit: int
 ) -> ParsedLine:
@@ -269,8 +300,8 @@ def _json_line(
     if not text.strip():
         return _quarantined(line_no, raw, encoding, EMPTY_LINE, "blank line", limit)
     try:
-        obj = json.loads(text, parse_int=str, parse_float=str)
-    except (json.JSONDecodeError, RecursionError) as exc:
+        obj = json.loads(text, parse_int=str, parse_float=str, parse_constant=_not_json)
+    except (json.JSONDecodeError, RecursionError, ValueError) as exc:
         return _quarantined(line_no, raw, encoding, INVALID_JSON, str(exc)[:500], limit)
     if not isinstance(obj, dict):
         detail = f"top-level {type(obj).__name__}"
