@@ -1174,7 +1174,7 @@ def log_record(
 
     return (
         request_id,
-        requested_at.astimezone(UTC).replace(tzinfo=None),
+        requested_at.astimezone(UTC),
         reason,
         hashed(person.requested),
         hashed(person.identifiers),

@@ -116,8 +116,9 @@ def run_job(job: Job, settings: Settings, spark: SparkSession, run_date: date) -
         run_date,
         ctx.run_id,
         settings.env,
-        start.replace(tzinfo=None),
-        end.replace(tzinfo=None),
+        # Aware datetimes: PySpark reads a naive one as the driver's local time.
+        start,
+        end,
         seconds,
         "FAILED" if error else "SUCCEEDED",
         outcome.rows_read,

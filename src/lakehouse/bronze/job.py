@@ -170,7 +170,7 @@ def ingest_source(ctx: JobContext, source: str) -> JobResult:
             f"landing folder {folder} does not exist: no delivery of {source} for "
             f"{ctx.run_date} (check paths.landing / LAKEHOUSE_LANDING and the run date)"
         )
-    lineage = Lineage(source, ctx.run_date, ctx.run_id, datetime.now(UTC).replace(tzinfo=None))
+    lineage = Lineage(source, ctx.run_date, ctx.run_id, datetime.now(UTC))
     listing = spark.read.format("binaryFile").load(folder)
     files = _delivered_files(spark, folder, listing)
 

@@ -624,7 +624,7 @@ def run_gate(
         good=good,
         quarantined=quarantined,
         results=results,
-        checked_at=datetime.now(UTC).replace(tzinfo=None),
+        checked_at=datetime.now(UTC),
         settings=settings,
         validation=validation,
         _cached=annotated,

@@ -125,7 +125,7 @@ def create(
     view = selection_view(tables, settings)
     chosen = select(view, where)
     as_of = view.agg(F.max("as_of")).first()[0]
-    created_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    created_at = datetime.now(UTC).replace(microsecond=0)
     members = (
         chosen.where(~F.col("marketing_opt_out"))
         .select(
