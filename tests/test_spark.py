@@ -230,9 +230,10 @@ def test_spark_submit_settings_win_over_conf_except_what_results_depend_on():
     settings = load_settings("local")
     master, options = session_options(settings, {})
     assert master == settings.spark.master
-    assert options["spark.sql.shuffle.partitions"] == settings.spark.conf[
-        "spark.sql.shuffle.partitions"
-    ]
+    assert (
+        options["spark.sql.shuffle.partitions"]
+        == settings.spark.conf["spark.sql.shuffle.partitions"]
+    )
     submitted = {
         "spark.master": "yarn",
         "spark.sql.shuffle.partitions": "400",

@@ -322,9 +322,11 @@ def test_a_header_only_stores_file_closes_no_store_and_a_quarantined_one_stays_o
     row is quarantined today was delivered, not closed."""
     root = tmp_path / "landing"
     stores_by_day = {
-        D1: [_store("S001"), _store("S002"), _store("S003")],
+        D1: [_store("S001"), _store("S002"), _store("S003"), _store("S004")],
         D2: [],  # header only: nothing new
-        D3: [_store("S001"), _store("S002", "BOGUS")],  # S002 quarantined, S003 gone
+        # S002 quarantined by the gate, S003 gone, S004's line unreadable (bronze quarantines a
+        # line with a field too many): before, S004 was closed as if gone.
+        D3: [_store("S001"), _store("S002", "BOGUS"), _store("S004") + ",x"],
     }
     for day, stores in stores_by_day.items():
         stamp = day.strftime("%Y%m%d")
@@ -333,10 +335,15 @@ def test_a_header_only_stores_file_closes_no_store_and_a_quarantined_one_stays_o
         (folder / f"stores_{stamp}.csv").write_text(
             "\n".join([STORES_HEADER, *stores]) + "\n", encoding="utf-8"
         )
-        (folder / f"products_{stamp}.csv").write_text(
-            HEADERS[("master", "products")]
-            + "\nSKU-1,6901234567892,T恤,B,服装,女装,T恤,100.00,40.00,2025-01-01,ACTIVE\n",
-            encoding="utf-8",
+        # On D3 SKU-1's only line carries an undecodable byte: bronze quarantines it, and the
+        # product stays open (before: closed, and that day's sales of it unknown_sku).
+        name = b"\xff" if day == D3 else "T恤".encode()
+        (folder / f"products_{stamp}.csv").write_bytes(
+            HEADERS[("master", "products")].encode()
+            + b"\nSKU-1,6901234567892,"
+            + name
+            + ",B,服装,女装,T恤,100.00,40.00,2025-01-01,ACTIVE\n".encode()
+            + b"SKU-2,6901234567809,Socks,B,x,y,z,10.00,4.00,2025-01-01,ACTIVE\n"
         )
         (folder / f"sku_mapping_{stamp}.csv").write_text(
             "platform,platform_sku_code,sku_id\n", encoding="utf-8"
@@ -349,7 +356,7 @@ def test_a_header_only_stores_file_closes_no_store_and_a_quarantined_one_stays_o
         return {(r.store_code, str(r.valid_to), r.is_current) for r in history.collect()}
 
     _run(settings, spark, D1, {"bronze.master", "silver.master"})
-    opened = {("S001", "None", True), ("S002", "None", True), ("S003", "None", True)}
+    opened = {(f"S00{i}", "None", True) for i in range(1, 5)}
     assert physical() == opened
     _run(settings, spark, D2, {"bronze.master", "silver.master"})
     assert physical() == opened
@@ -358,7 +365,12 @@ def test_a_header_only_stores_file_closes_no_store_and_a_quarantined_one_stays_o
         ("S001", "None", True),
         ("S002", "None", True),
         ("S003", "2026-03-03", False),
+        ("S004", "None", True),
     }
+    products = {
+        (r.sku_id, r.valid_to, r.is_current) for r in tables.read("silver", "products").collect()
+    }
+    assert products == {("SKU-1", None, True), ("SKU-2", None, True)}
     reasons = tables.read("silver", "quarantine").where("table = 'silver.stores'").collect()
     assert {(r.record_key, r.expectation) for r in reasons} == {("S002", "store_type_known")}
 

@@ -322,6 +322,36 @@ def test_sku_map_normalises_codes_and_flags_conflicts_and_unknown_skus(spark):
     assert_df_equality(report, expected_report, ignore_row_order=True, ignore_nullable=True)
 
 
+def test_a_corrected_mapping_file_replaces_its_original_instead_of_conflicting(spark):
+    """Before: NR001 -> SKU-1 in the file and -> SKU-2 in its correction was a conflict, and the
+    code lost its mapping (every Tmall line of it unknown_sku)."""
+    products = spark.createDataFrame([("SKU-1",), ("SKU-2",)], "sku_id string")
+    original = _bronze(
+        spark,
+        MAPPING_FIELDS,
+        [("TMALL", "NR001", "SKU-1"), ("TMALL", "NR003", "SKU-1")],
+        name="sku_mapping_20260305.csv",
+    )
+    corrected = _bronze(
+        spark, MAPPING_FIELDS, [("TMALL", "NR001", "SKU-2"), ("TMALL", "NR003", "SKU-1"),
+                                ("TMALL", "NR003", "SKU-2")],
+        name="sku_mapping_20260305_2.csv",
+    )  # fmt: skip
+    bronze = original.unionByName(corrected)
+    got = sku_map(bronze, products).select("platform_sku_code", "sku_id", "sku_conflict")
+    expected = spark.createDataFrame(
+        [("NR001", "SKU-2", False), ("NR003", None, True)],  # within one file: still a conflict
+        "platform_sku_code string, sku_id string, sku_conflict boolean",
+    )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+    report = sku_map_conflicts(bronze, products).select("platform_sku_code", "sku_ids", "reason")
+    expected_report = spark.createDataFrame(
+        [("NR003", ["SKU-1", "SKU-2"], "conflicting_sku_ids")],
+        "platform_sku_code string, sku_ids array<string>, reason string",
+    )
+    assert_df_equality(report, expected_report, ignore_nullable=True)
+
+
 def test_resolve_sku_by_map_barcode_and_internal_id(spark):
     products = spark.createDataFrame(
         [("SKU-1", "6900000000001"), ("SKU-2", "6900000000002"), ("SKU-3", "6900000000002")],

@@ -218,6 +218,26 @@ def online_stores(
     )
 
 
+def keys_named_in(rejected_lines: DataFrame, key: str) -> DataFrame:
+    """The values (as `key`, normalised with `normalise.code`) of every field of the raw lines
+    bronze could not read (`raw_text` of bronze.quarantine: undecodable bytes, a wrong number
+    of fields).
+
+    Why: such a line never reaches the snapshot, yet it is no evidence that its record is gone;
+    the SCD2 step keeps an open record that one of these lines names (`keep_open`). Fields are
+    split on commas without a CSV reader (the line is broken): any field equal to an open key
+    keeps that key open, and the others match nothing.
+    """
+    field = F.explode(F.split(F.coalesce("raw_text", F.lit("")), ","))
+    unquoted = F.regexp_replace(F.col("_field"), r'^\s*"|"\s*$', "")
+    return (
+        rejected_lines.select(field.alias("_field"))
+        .select(n.code(unquoted).alias(key))
+        .where(F.col(key).isNotNull())
+        .distinct()
+    )
+
+
 # --- SKU map ----------------------------------------------------------------------------------
 
 
@@ -232,7 +252,11 @@ def _known(products_current: DataFrame, col: str = "sku_id") -> DataFrame:
 
 
 def _mapping_rows(bronze_sku_mapping: DataFrame) -> DataFrame:
-    """Typed mapping rows plus, per (snapshot_date, platform, code), the distinct sku_ids."""
+    """Typed mapping rows plus, per (snapshot_date, platform, code), the distinct sku_ids that
+    the newest file mapping the code gives it.
+
+    A corrected file (`_2`) replaces its original: a code it maps differently is corrected,
+    not in conflict. Within one file two sku_ids for a code are a conflict."""
     typed = bronze_sku_mapping.select(
         n.code(F.col("platform")).alias("platform"),
         n.code(F.col("platform_sku_code")).alias("platform_sku_code"),
@@ -241,8 +265,15 @@ def _mapping_rows(bronze_sku_mapping: DataFrame) -> DataFrame:
         "_delivery_date",
         *LINEAGE,
     )
-    group = Window.partitionBy("snapshot_date", "platform", "platform_sku_code")
-    return typed.withColumn("_candidates", F.array_sort(F.collect_set("sku_id").over(group)))
+    code = Window.partitionBy("snapshot_date", "platform", "platform_sku_code")
+    newest = file_order()
+    in_newest_file = typed.withColumn("_file", newest).withColumn(
+        "_newest_file", F.max("_file").over(code)
+    )
+    sku_ids = F.collect_set(F.when(F.col("_file") == F.col("_newest_file"), F.col("sku_id")))
+    return in_newest_file.withColumn("_candidates", F.array_sort(sku_ids.over(code))).drop(
+        "_file", "_newest_file"
+    )
 
 
 def sku_map(bronze_sku_mapping: DataFrame, products_current: DataFrame) -> DataFrame:
@@ -256,7 +287,9 @@ def sku_map(bronze_sku_mapping: DataFrame, products_current: DataFrame) -> DataF
     TMALL/JD/MALL/POS are kept as delivered (upper case) for the gate to judge.
     """
     rows = _mapping_rows(bronze_sku_mapping)
-    prefer_mapped = [F.col("sku_id").isNull().asc()]
+    # The newest file first (a correction replaces its original), then within it a line that
+    # maps the code over one that leaves it blank.
+    prefer_mapped = [file_order().desc(), F.col("sku_id").isNull().asc()]
     one = latest_line(rows, ["snapshot_date", "platform", "platform_sku_code"], prefer_mapped)
     conflict = F.size("_candidates") > 1
     resolved = one.withColumns(

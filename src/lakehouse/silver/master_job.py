@@ -58,6 +58,34 @@ def _tmall_shops(ctx: JobContext) -> DataFrame:
     )
 
 
+def _rejected_by_bronze(ctx: JobContext, dataset: str) -> DataFrame:
+    """Today's master lines of `dataset` that bronze quarantined (raw_text only)."""
+    if not ctx.tables.exists("bronze", "quarantine"):
+        return small_frame(ctx.spark, [], "raw_text string")
+    return (
+        ctx.tables.read("bronze", "quarantine")
+        .where(
+            (F.col("source") == "master")
+            & (F.col("dataset") == dataset)
+            & (F.col("delivery_date") == F.lit(ctx.run_date))
+        )
+        .select("raw_text")
+    )
+
+
+def _kept_open(
+    ctx: JobContext, dataset: str, delivered: DataFrame, good: DataFrame, key: list[str]
+):
+    """Records delivered today that do not reach the snapshot: quarantined by the gate, or on a
+    line bronze could not read. Neither is evidence that the record is gone."""
+    [key_col] = key
+    return (
+        delivered.join(good, key, "left_anti")
+        .select(*key)
+        .unionByName(master.keys_named_in(_rejected_by_bronze(ctx, dataset), key_col))
+    )
+
+
 def build_master(ctx: JobContext) -> JobResult:
     bronze = {
         d: delivered(ctx, d).persist(StorageLevel.MEMORY_AND_DISK)
@@ -123,7 +151,8 @@ def _master(ctx: JobContext, bronze: dict[str, DataFrame]) -> JobResult:
             )
         ]
         counts = {
-            # A record delivered today but quarantined was not removed: it stays open.
+            # A record delivered today but quarantined (by the gate, or by bronze: an unreadable
+            # line) was not removed: it stays open.
             "products": apply_scd2(
                 spark,
                 tables.path("silver", "products"),
@@ -131,7 +160,7 @@ def _master(ctx: JobContext, bronze: dict[str, DataFrame]) -> JobResult:
                 master.PRODUCT_KEY,
                 master.PRODUCT_TRACKED,
                 "snapshot_date",
-                keep_open=products.join(gates[0].good, master.PRODUCT_KEY, "left_anti"),
+                keep_open=_kept_open(ctx, "products", products, gates[0].good, master.PRODUCT_KEY),
             ),
             # The online stores are derived, never empty: without a delivered store line (a
             # header-only file, or only yesterday's file again) the physical stores are
@@ -144,7 +173,7 @@ def _master(ctx: JobContext, bronze: dict[str, DataFrame]) -> JobResult:
                 master.STORE_TRACKED,
                 "snapshot_date",
                 close_missing=not bronze["stores"].isEmpty(),
-                keep_open=stores.join(gates[1].good, master.STORE_KEY, "left_anti"),
+                keep_open=_kept_open(ctx, "stores", stores, gates[1].good, master.STORE_KEY),
             ),
         }
         for name in ("products", "stores"):
