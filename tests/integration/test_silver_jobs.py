@@ -335,6 +335,13 @@ def test_a_header_only_stores_file_closes_no_store_and_a_quarantined_one_stays_o
         (folder / f"stores_{stamp}.csv").write_text(
             "\n".join([STORES_HEADER, *stores]) + "\n", encoding="utf-8"
         )
+        if day == D3:
+            # A correction of D2's file arrives with D3's: it describes D2, so it cannot reopen
+            # S003, which D3's own file no longer lists (before: S003 stayed open).
+            (folder / f"stores_{D2.strftime('%Y%m%d')}_2.csv").write_text(
+                "\n".join([STORES_HEADER, _store("S001"), _store("S003")]) + "\n",
+                encoding="utf-8",
+            )
         # On D3 SKU-1's only line carries an undecodable byte: bronze quarantines it, and the
         # product stays open (before: closed, and that day's sales of it unknown_sku).
         name = b"\xff" if day == D3 else "T恤".encode()
@@ -372,7 +379,12 @@ def test_a_header_only_stores_file_closes_no_store_and_a_quarantined_one_stays_o
     }
     assert products == {("SKU-1", None, True), ("SKU-2", None, True)}
     reasons = tables.read("silver", "quarantine").where("table = 'silver.stores'").collect()
-    assert {(r.record_key, r.expectation) for r in reasons} == {("S002", "store_type_known")}
+    correction = f"stores_{D2.strftime('%Y%m%d')}_2.csv"
+    assert {(r.record_key.rsplit("/", 1)[-1], r.expectation) for r in reasons} == {
+        ("S002", "store_type_known"),
+        (f"{correction}:2", "superseded_in_delivery"),
+        (f"{correction}:3", "superseded_in_delivery"),
+    }
 
 
 def _jd(modified: str, items: list[tuple[str, str, str]], line_state: str = "FINISHED_L") -> str:

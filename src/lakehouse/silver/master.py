@@ -103,6 +103,23 @@ def latest_line(df: DataFrame, key: Sequence[str], order: Sequence[Column] = ())
     return ranked.where(~F.col("_has_key") | (F.col("_rank") == 1)).drop("_has_key", "_rank")
 
 
+def newest_snapshot_files(bronze: DataFrame) -> DataFrame:
+    """The rows of a delivery's newest-dated files (`_file_date`, from the file name).
+
+    Why: a full snapshot replaces the one before it. A corrected file of an earlier day
+    (`stores_<d-1>_2.csv` arriving beside `stores_<d>.csv`) describes that earlier day, not
+    this one: taken into today's snapshot, it would reopen what today's file no longer lists.
+    Its lines are not published (the history of an earlier day is not rewritten; see
+    `scd2.apply_scd2`) and are quarantined as superseded. Rows of a file without a date are kept.
+    """
+    newest = F.max("_file_date").over(Window.partitionBy("_delivery_date"))
+    return (
+        bronze.withColumn("_newest_file_date", newest)
+        .where(F.col("_file_date").isNull() | (F.col("_file_date") == F.col("_newest_file_date")))
+        .drop("_newest_file_date")
+    )
+
+
 def _upper(col: Column) -> Column:
     """An enumeration value: trimmed, upper case, null when blank."""
     return F.upper(n.non_blank(col))

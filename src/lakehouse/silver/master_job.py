@@ -9,7 +9,8 @@ Each dataset reconciles (bronze rows = rows handed to the SCD2 MERGE / upsert + 
 quarantined, the `silver.reconciliation` suite) before its table is written: products and
 stores before their SCD2 MERGEs, the SKU map (resolved against the products just written)
 before its upsert. A line a snapshot superseded within the delivery (same key, later line
-wins) is recorded as `superseded_in_delivery` and counts as a duplicate.
+wins) is recorded as `superseded_in_delivery` and counts as a duplicate; so is a line of a
+corrected file of an earlier day delivered beside today's (`master.newest_snapshot_files`).
 """
 
 from __future__ import annotations
@@ -102,9 +103,12 @@ def _master(ctx: JobContext, bronze: dict[str, DataFrame]) -> JobResult:
     tables, spark = ctx.tables, ctx.spark
     common = {"run_id": ctx.run_id, "run_date": ctx.run_date}
     unique = {d: df.where(F.col("_duplicate_of").isNull()) for d, df in bronze.items()}
+    # Today's snapshot is the newest-dated files'; lines of an earlier day's correction are
+    # superseded (superseded_lines compares every unique line with the snapshot).
+    newest = {d: master.newest_snapshot_files(df) for d, df in unique.items()}
 
-    products = master.products_snapshot(unique["products"])
-    stores = master.stores_snapshot(unique["stores"])
+    products = master.products_snapshot(newest["products"])
+    stores = master.stores_snapshot(newest["stores"])
     superseded = {
         "products": superseded_lines(unique["products"], products),
         "stores": superseded_lines(unique["stores"], stores),
@@ -180,7 +184,7 @@ def _master(ctx: JobContext, bronze: dict[str, DataFrame]) -> JobResult:
             tables.register("silver", name)
             result.versions[f"silver.{name}"] = tables.version("silver", name)
         current = current_versions(tables.read("silver", "products"))
-        sku_map = master.sku_map(unique["sku_mapping"], current)
+        sku_map = master.sku_map(newest["sku_mapping"], current)
         superseded["sku_mapping"] = superseded_lines(unique["sku_mapping"], sku_map)
         sku_gate = run_gate(
             sku_map, "silver.sku_map", key_columns=["platform", "platform_sku_code"], **common

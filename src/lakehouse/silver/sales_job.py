@@ -866,18 +866,26 @@ def superseded_lines(unique: DataFrame, conformed: DataFrame) -> DataFrame:
     return unique.select(*COORDS).join(conformed.select(*COORDS), COORDS, "left_anti")
 
 
+SUPERSEDED_RULE = (
+    "one row per key and snapshot: the delivery's newest-dated files, and in them the later line "
+    "of the key, win"
+)
+SUPERSEDED_REASON = (
+    "a later line of the same delivery has the same key, or the line is in a file of an earlier "
+    "day than the delivery's newest snapshot file"
+)
+
+
 def superseded_records(lines: DataFrame, table: str, ctx: JobContext) -> DataFrame:
     """Quarantine rows for superseded lines (see `superseded_lines`): not published, not lost."""
     return lines.select(
         F.lit(table).alias("table"),
         F.concat_ws(":", "_source_file", F.col("_line_no").cast("string")).alias("record_key"),
         F.lit("superseded_in_delivery").alias("expectation"),
-        F.lit("one row per key and snapshot: the delivery's later line of the key wins").alias(
-            "rule"
-        ),
+        F.lit(SUPERSEDED_RULE).alias("rule"),
         F.lit(None).cast("string").alias("column"),
         F.lit(None).cast("string").alias("value"),
-        F.lit("a later line of the same delivery has the same key").alias("reason"),
+        F.lit(SUPERSEDED_REASON).alias("reason"),
         F.to_json(F.struct(*COORDS)).alias("record"),
         F.lit(ctx.run_id).alias("run_id"),
         F.lit(ctx.run_date).alias("run_date"),
