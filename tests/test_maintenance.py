@@ -143,6 +143,28 @@ def test_short_retention_is_refused_in_the_configuration(tmp_path):
     assert "allow_below_default_retention: true" in message
 
 
+def test_a_table_keeps_its_own_retention_and_a_short_one_is_refused_too(spark, warehouse):
+    """Before: one retention for every table, so the portrait's and the SCD2 histories' older
+    versions (read by time travel, needed by RESTORE) lost their files after 7 days."""
+    assert load_settings("local").maintenance.retention_hours("gold.member_portrait") == 720
+    settings, _ = warehouse
+    maintenance = MaintenanceSettings.model_validate(
+        {
+            "optimize": False,
+            "tables": {"gold.store_daily": {"retention_hours": 720}},
+        }
+    )
+    longer = settings.model_copy(update={"maintenance": maintenance})
+    result = run_job(build_registry(longer)["ops.maintenance"], longer, spark, DAY)
+    report = {t["table"]: t for t in result.details["tables"]}
+    assert report["gold.store_daily"]["vacuum_retention_hours"] == 720
+    assert report["silver.orders"]["vacuum_retention_hours"] == 168
+    with pytest.raises(ValueError, match=r"tables\.gold\.store_daily\.retention_hours is 24"):
+        MaintenanceSettings.model_validate(
+            {"tables": {"gold.store_daily": {"retention_hours": 24}}}
+        )
+
+
 def test_short_retention_built_in_code_fails_the_job_before_touching_tables(spark, warehouse):
     settings, tables = warehouse
     vacuum = VacuumSettings().model_copy(update={"retention_hours": 1.0})

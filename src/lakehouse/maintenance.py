@@ -72,6 +72,10 @@ class TableMaintenance(_Strict):
 
     optimize: bool | None = None  # None: maintenance.optimize
     vacuum: bool | None = None  # None: maintenance.vacuum.enabled
+    # VACUUM keeps files this table's versions of the last N hours need (None: the default
+    # maintenance.vacuum.retention_hours). Time travel to a version needs its files: a table
+    # read as of an earlier day (the portrait, SCD2 history to restore) keeps them longer.
+    retention_hours: float | None = Field(default=None, ge=0)
     # OPTIMIZE ... ZORDER BY these columns (instead of plain compaction). Columns missing from
     # the table, and partition columns (Delta refuses them), are left out with a note.
     zorder_by: list[str] = Field(default_factory=list)
@@ -124,8 +128,27 @@ class MaintenanceSettings(_Strict):
             )
         return value
 
+    @model_validator(mode="after")
+    def _table_retention_allowed(self) -> MaintenanceSettings:
+        for name, table in self.tables.items():
+            if table.retention_hours is not None:
+                try:
+                    _check_retention(
+                        table.retention_hours,
+                        self.vacuum.allow_below_default_retention,
+                        f"maintenance.tables.{name}.retention_hours",
+                    )
+                except RetentionError as exc:
+                    raise ValueError(str(exc)) from None
+        return self
+
     def for_table(self, name: str) -> TableMaintenance:
         return self.tables.get(name, TableMaintenance())
+
+    def retention_hours(self, name: str) -> float:
+        """The VACUUM retention of table `name`: its own, or the default."""
+        own = self.for_table(name).retention_hours
+        return self.vacuum.retention_hours if own is None else own
 
 
 # --- the job --------------------------------------------------------------------------------
@@ -167,9 +190,8 @@ def _detail(spark, path: str) -> dict[str, Any]:
     }
 
 
-def _vacuum(spark, table, vacuum: VacuumSettings) -> bool:
+def _vacuum(spark, table, vacuum: VacuumSettings, hours: float) -> bool:
     """VACUUM; returns whether Delta's retention check had to be switched off for it."""
-    hours = vacuum.retention_hours
     # VACUUM lists the table's files in as many tasks as this setting (Spark's default: 10000,
     # minutes of empty tasks for a small table on a small machine).
     parallelism = vacuum.parallelism or spark.sparkContext.defaultParallelism
@@ -230,8 +252,8 @@ def maintain_table(spark, settings: MaintenanceSettings, layer: str, name: str, 
 
     vacuum_on = config.vacuum if config.vacuum is not None else settings.vacuum.enabled
     if vacuum_on:
-        hours = settings.vacuum.retention_hours
-        check_off = _vacuum(spark, table, settings.vacuum)
+        hours = settings.retention_hours(full)
+        check_off = _vacuum(spark, table, settings.vacuum, hours)
         done["vacuum_retention_hours"] = hours
         if check_off:
             notes.append(
@@ -260,6 +282,13 @@ def run_maintenance(ctx):
             settings.vacuum.allow_below_default_retention or not settings.vacuum.enabled,
             "maintenance.vacuum.retention_hours",
         )
+        for name, table in settings.tables.items():
+            if table.retention_hours is not None:
+                _check_retention(
+                    table.retention_hours,
+                    settings.vacuum.allow_below_default_retention,
+                    f"maintenance.tables.{name}.retention_hours",
+                )
     except RetentionError as exc:
         raise JobError(str(exc)) from None
     present = warehouse_tables(ctx.spark, ctx.settings.warehouse)
