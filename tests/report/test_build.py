@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from lakehouse.quality.results import DQ_RESULTS, DQ_RESULTS_SCHEMA
-from lakehouse.report.build import data_quality, default_report_path
+from lakehouse.report.build import build_report, data_quality, default_report_path
+from lakehouse.runtime import RUN_LOG, RUN_LOG_SCHEMA
 from lakehouse.spark import small_frame
 from lakehouse.tables import Tables
 
@@ -61,3 +62,18 @@ def test_the_default_page_goes_under_a_local_warehouse_and_nowhere_for_a_remote_
     assert default_report_path("/data/wh", D) == page
     with pytest.raises(ValueError, match=r"give --out"):
         default_report_path("s3a://bucket/wh", D)
+
+
+def test_a_page_of_an_earlier_day_says_which_sections_show_a_later_state(spark, tmp_path):
+    """Before: the report of the 3rd, written after the 31st had run, showed the portrait and
+    the month's store totals of the 31st without a word."""
+    tables = Tables(spark, str(tmp_path / "warehouse"))
+    at = datetime(2026, 3, 31, 1)
+    rows = [
+        ("gold.member_portrait", day, "r", "local", at, at, 1.0, status, 0, 0, 0, None, None, None)
+        for day, status in ((D, "SUCCEEDED"), (date(2026, 3, 31), "SUCCEEDED"),
+                            (date(2026, 4, 1), "FAILED"))
+    ]  # fmt: skip
+    tables.append(small_frame(spark, rows, RUN_LOG_SCHEMA), *RUN_LOG)
+    assert "run up to 2026-03-31" in build_report(tables, D).subtitle
+    assert "run up to" not in build_report(tables, date(2026, 3, 31)).subtitle

@@ -234,11 +234,29 @@ SECTIONS: tuple[tuple[str, Callable[[Tables, date], str]], ...] = (
 )
 
 
-def build_report(tables: Tables, run_date: date, env: str = "local") -> html.Page:
-    page = html.Page(
-        title=f"lakehouse daily report {run_date}",
-        subtitle=f"warehouse {tables.warehouse} · env {env}",
+def later_run(tables: Tables, run_date: date) -> date | None:
+    """The latest day a job succeeded for, when it is after `run_date`."""
+    if not tables.exists("ops", "run_log"):
+        return None
+    latest = (
+        tables.read("ops", "run_log")
+        .where(F.col("status") == "SUCCEEDED")
+        .agg(F.max("run_date"))
+        .first()[0]
     )
+    return latest if latest is not None and latest > run_date else None
+
+
+def build_report(tables: Tables, run_date: date, env: str = "local") -> html.Page:
+    subtitle = f"warehouse {tables.warehouse} · env {env}"
+    if later := later_run(tables, run_date):
+        # Sales, bundles and data quality are read for the day; the portrait, the month's store
+        # totals and campaign figures are tables of their latest run's state only.
+        subtitle += (
+            f" · the tables have been run up to {later}: members, the month's store ranking "
+            f"and campaign ROI show that state, not {run_date}'s"
+        )
+    page = html.Page(title=f"lakehouse daily report {run_date}", subtitle=subtitle)
     for title, section in SECTIONS:
         page.sections.append(html.Section(title, section(tables, run_date)))
     return page
