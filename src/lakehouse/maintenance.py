@@ -130,17 +130,21 @@ class MaintenanceSettings(_Strict):
 
     @model_validator(mode="after")
     def _table_retention_allowed(self) -> MaintenanceSettings:
+        try:
+            self.check_table_retentions()
+        except RetentionError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def check_table_retentions(self) -> None:
+        """RetentionError for a table's own retention below the default, unless allowed."""
         for name, table in self.tables.items():
             if table.retention_hours is not None:
-                try:
-                    _check_retention(
-                        table.retention_hours,
-                        self.vacuum.allow_below_default_retention,
-                        f"maintenance.tables.{name}.retention_hours",
-                    )
-                except RetentionError as exc:
-                    raise ValueError(str(exc)) from None
-        return self
+                _check_retention(
+                    table.retention_hours,
+                    self.vacuum.allow_below_default_retention,
+                    f"maintenance.tables.{name}.retention_hours",
+                )
 
     def for_table(self, name: str) -> TableMaintenance:
         return self.tables.get(name, TableMaintenance())
@@ -282,13 +286,7 @@ def run_maintenance(ctx):
             settings.vacuum.allow_below_default_retention or not settings.vacuum.enabled,
             "maintenance.vacuum.retention_hours",
         )
-        for name, table in settings.tables.items():
-            if table.retention_hours is not None:
-                _check_retention(
-                    table.retention_hours,
-                    settings.vacuum.allow_below_default_retention,
-                    f"maintenance.tables.{name}.retention_hours",
-                )
+        settings.check_table_retentions()  # settings built in code bypass the validator
     except RetentionError as exc:
         raise JobError(str(exc)) from None
     present = warehouse_tables(ctx.spark, ctx.settings.warehouse)
