@@ -115,6 +115,33 @@ def test_csv_quoted_field_may_hold_a_line_break():
     ]
 
 
+def test_csv_quoted_field_may_hold_many_line_breaks():
+    """A note pasted from a long letter: the contract bounds no field's line breaks (before,
+    a field over 50 lines was cut into lines judged one by one, one of which read as a
+    record of its own)."""
+    note = "\n".join(f"第{i}行" for i in range(120)) + "\n9,fake,9.00"
+    content = gb("订单编号,买家会员名,买家实际支付金额", f'1,"{note}",1.00', "2,b,2.00")
+    parsed = p.parse_csv(content, "gb18030", TMALL_COLUMNS)
+    assert parsed.data_lines == 2
+    assert [(line.line_no, line.reason, line.values) for line in parsed.lines] == [
+        (2, None, {"order_no": "1", "buyer_nick": note, "paid": "1.00"}),
+        (123, None, {"order_no": "2", "buyer_nick": "b", "paid": "2.00"}),
+    ]
+
+
+def test_csv_quoted_record_over_the_byte_bound_is_not_joined(monkeypatch):
+    """Past the byte bound the lines stay apart and each is judged on its own."""
+    monkeypatch.setattr(p, "MAX_JOINED_RECORD_BYTES", 10)
+    content = gb("订单编号,买家会员名,买家实际支付金额", '1,"a', "b", 'c",1.00', "2,b,2.00")
+    parsed = p.parse_csv(content, "gb18030", TMALL_COLUMNS)
+    assert [(line.line_no, line.reason) for line in parsed.lines] == [
+        (2, p.MALFORMED_CSV),
+        (3, p.WRONG_FIELD_COUNT),
+        (4, p.WRONG_FIELD_COUNT),
+        (5, None),
+    ]
+
+
 def test_csv_stray_quote_does_not_swallow_the_lines_after_it():
     """An unclosed quote that no later line closes into one record of the header's width stays
     one malformed line; the lines after it are read on their own. (Closed into a record of the

@@ -145,9 +145,10 @@ def parse_csv(
     return result
 
 
-# A quoted field may span this many physical lines at most; a stray quote beyond it stays a
-# malformed line of its own.
-MAX_LINES_PER_RECORD = 50
+# A quoted field may hold any number of line breaks; a record joined from several physical
+# lines is bounded in bytes instead (a 10 MB line is dirt the contract names, not a limit).
+# A stray quote whose record would pass this stays a malformed line of its own.
+MAX_JOINED_RECORD_BYTES = 64 * 1024 * 1024
 
 
 def csv_records(data: list[bytes], encoding: str, width: int) -> list[tuple[int, bytes]]:
@@ -155,19 +156,24 @@ def csv_records(data: list[bytes], encoding: str, width: int) -> list[tuple[int,
 
     A line with an odd number of double quotes (0x22 is never part of a multi-byte character in
     UTF-8 or GB18030) opens a quoted field that a line break continues; it is joined with the
-    next lines until its quotes balance, if the joined text then reads as one record of `width`
-    fields. Otherwise the line stays alone (and is quarantined with its own reason), so a stray
-    quote cannot swallow the lines after it.
+    next lines up to the next one with an odd number of quotes (the one that can close it), if
+    the joined text then reads as one record of `width` fields. Otherwise the line stays alone
+    (and is quarantined with its own reason), so a stray quote cannot swallow the lines after
+    it. Each line is looked at a bounded number of times: the look-ahead stops at the next odd
+    line, where the following look-ahead starts.
     """
     records: list[tuple[int, bytes]] = []
     i = 0
     while i < len(data):
         raw, end = data[i], i + 1
         if width and raw.count(b'"') % 2:
-            joined = raw
-            for j in range(i + 1, min(len(data), i + MAX_LINES_PER_RECORD)):
-                joined += b"\n" + data[j]
+            size = len(raw)
+            for j in range(i + 1, len(data)):
+                size += 1 + len(data[j])
+                if size > MAX_JOINED_RECORD_BYTES:
+                    break
                 if data[j].count(b'"') % 2:
+                    joined = b"\n".join(data[i : j + 1])
                     if _reads_as_record(joined, encoding, width):
                         raw, end = joined, j + 1
                     break
