@@ -174,6 +174,33 @@ def test_silver_reconciles_with_bronze_every_day(landed):
     assert verdicts.where("NOT success").count() == 0
 
 
+DATASETS_OF_JOB = {
+    "silver.sales": SALES,
+    "silver.members": {"crm_members"},
+    "silver.inventory": {"inventory"},
+    "silver.master": {"products", "stores", "sku_mapping"},
+    "silver.campaigns": {"campaigns", "campaign_touches"},
+}
+
+
+def test_a_silver_job_logs_as_quarantined_the_rows_its_reconciliation_does(landed):
+    """The run log's count is what an operator reads first: rows not published that day
+    (duplicates, superseded, gate-quarantined), never a published row carrying a flag."""
+    _, _, tables, results, _ = landed
+    rec = tables.read("silver", "reconciliation").collect()
+    held = {}
+    for r in rec:
+        held[(r.dataset, r.delivery_date)] = r.duplicate_rows + r.quarantined_rows
+    logged, expected = {}, {}
+    for (name, day), result in results.items():
+        if name in DATASETS_OF_JOB:
+            logged[(name, day)] = result.rows_quarantined
+            expected[(name, day)] = sum(held[(d, day)] for d in DATASETS_OF_JOB[name])
+    assert len(logged) == len(DATASETS_OF_JOB) * DAYS
+    assert logged == expected
+    assert any(v for (name, _), v in expected.items() if name == "silver.campaigns")
+
+
 def test_a_member_twice_in_one_snapshot_is_counted_as_superseded(landed):
     """The generator repeats a CRM member in a snapshot (one line with a future time): one of
     the two lines is superseded, and counted as a duplicate with its own quarantine record."""

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.quality.gate import GateFailed
 from lakehouse.registry import build_registry, in_order
-from lakehouse.runtime import JobError, run_job
+from lakehouse.runtime import JobError, JobResult, run_job
 from lakehouse.silver import sales_job
 from lakehouse.tables import Tables
 
@@ -83,10 +83,12 @@ def _deliver(
         put(source, name, [header, *rows], "gb18030" if source.startswith("tmall") else "utf-8")
 
 
-def _run(settings, spark, day: date, names: set[str]) -> None:
-    for job in in_order(build_registry(settings), ("bronze", "silver")):
-        if job.name in names:
-            run_job(job, settings, spark, day)
+def _run(settings, spark, day: date, names: set[str]) -> dict[str, JobResult]:
+    return {
+        job.name: run_job(job, settings, spark, day)
+        for job in in_order(build_registry(settings), ("bronze", "silver"))
+        if job.name in names
+    }
 
 
 SALES_JOBS = {
@@ -352,8 +354,10 @@ def test_a_header_only_stores_file_closes_no_store_and_a_quarantined_one_stays_o
             + ",B,服装,女装,T恤,100.00,40.00,2025-01-01,ACTIVE\n".encode()
             + b"SKU-2,6901234567809,Socks,B,x,y,z,10.00,4.00,2025-01-01,ACTIVE\n"
         )
+        # On D3 a code maps to a product nobody knows: published unmapped, with a record.
+        mapping = "TMALL,CODE-9,SKU-9\n" if day == D3 else ""
         (folder / f"sku_mapping_{stamp}.csv").write_text(
-            "platform,platform_sku_code,sku_id\n", encoding="utf-8"
+            "platform,platform_sku_code,sku_id\n" + mapping, encoding="utf-8"
         )
     settings = settings_for(root)
     tables = Tables(spark, settings.warehouse)
@@ -367,7 +371,7 @@ def test_a_header_only_stores_file_closes_no_store_and_a_quarantined_one_stays_o
     assert physical() == opened
     _run(settings, spark, D2, {"bronze.master", "silver.master"})
     assert physical() == opened
-    _run(settings, spark, D3, {"bronze.master", "silver.master"})
+    third = _run(settings, spark, D3, {"bronze.master", "silver.master"})
     assert physical() == {
         ("S001", "None", True),
         ("S002", "None", True),
@@ -385,6 +389,11 @@ def test_a_header_only_stores_file_closes_no_store_and_a_quarantined_one_stays_o
         (f"{correction}:2", "superseded_in_delivery"),
         (f"{correction}:3", "superseded_in_delivery"),
     }
+    unmapped = tables.read("silver", "sku_map").where("platform_sku_code = 'CODE-9'").collect()
+    assert [(r.sku_known, r.sku_id) for r in unmapped] == [(False, "SKU-9")]
+    # The run log counts rows held back (S002, the two superseded lines), not the published
+    # code's flag record (before: 4).
+    assert third["silver.master"].rows_quarantined == 3
 
 
 def _jd(modified: str, items: list[tuple[str, str, str]], line_state: str = "FINISHED_L") -> str:

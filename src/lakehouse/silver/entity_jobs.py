@@ -217,6 +217,7 @@ def _campaigns(ctx: JobContext, bronze_campaigns: DataFrame, bronze_touches: Dat
         )
         result.versions["silver.reconciliation"] = write_reconciliation(ctx, reconciled)
         result.rows_written = campaign_gate.good.count() + one_per_touch.count()
+        result.rows_quarantined = result.rows_read - result.rows_written
     return result
 
 

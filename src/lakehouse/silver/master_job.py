@@ -219,11 +219,13 @@ def _master(ctx: JobContext, bronze: dict[str, DataFrame]) -> JobResult:
                 gates[0].quarantined,
                 gates[1].quarantined,
                 sku_gate.quarantined,
-                _mapping_problems(sku_gate.good, ctx),
             ]
+            # A code that maps to nothing usable is published (unmapped) with a record saying
+            # why: a flag, not a quarantined row, so the run log does not count it.
+            flags = [_mapping_problems(sku_gate.good, ctx)]
             tables_written = list(TABLE_OF.values())
             result.versions[f"silver.{SILVER_QUARANTINE}"] = write_quarantine(
-                ctx, quarantine, tables_written
+                ctx, [*quarantine, *flags], tables_written
             )
             result.versions["silver.reconciliation"] = write_reconciliation(
                 ctx, reconciled[0].unionByName(reconciled[1])
