@@ -138,6 +138,46 @@ def test_a_late_state_change_updates_the_order_and_an_older_state_does_not(
     assert order._delivery_date == D2
 
 
+def _pos(line_no: int, qty: int, amount: str, card: str = "") -> str:
+    return (
+        f"S001,P1,T0001,{line_no},2026/03/01 10:00:00,C1,{card},,6901234567892,{qty},"
+        f"{amount},0.00,{amount},CASH,"
+    )
+
+
+def test_a_pos_line_delivered_a_day_late_joins_its_ticket(spark, settings_for, tmp_path):
+    """The contract: a delivery can hold records of earlier business dates. A ticket's third
+    line delivered the next day adds to the ticket, and a line delivered again replaces its
+    earlier version (before: the ticket became the late line alone, 30.00)."""
+    root = tmp_path / "landing"
+    _deliver(root, D1, [], [])
+    _deliver(root, D2, [], [])
+    header = HEADERS[("pos_sales", "pos_S001")]
+    for day, lines in {
+        D1: [_pos(1, 1, "10.00", card="C-9"), _pos(2, 2, "20.00")],
+        D2: [_pos(3, 1, "30.00"), _pos(2, 2, "24.00")],
+    }.items():
+        path = root / "pos_sales" / f"dt={day.isoformat()}" / f"pos_S001_{day:%Y%m%d}.csv"
+        path.write_bytes(("\ufeff" + "\n".join([header, *lines]) + "\n").encode())
+    settings = settings_for(root)
+    tables = Tables(spark, settings.warehouse)
+    _run(settings, spark, D1, SALES_JOBS)
+    _run(settings, spark, D2, {"bronze.pos_sales", "silver.sales"})
+    [ticket] = tables.read("silver", "orders").collect()
+    assert (ticket.order_key, str(ticket.paid_amount), ticket.total_units) == (
+        "POS:S001:T0001",
+        "64.00",
+        4,
+    )
+    assert (ticket.member_card_no, ticket._delivery_date) == ("C-9", D2)
+    lines = tables.read("silver", "order_lines").collect()
+    assert sorted((r.line_no, str(r.line_amount)) for r in lines) == [
+        (1, "10.00"),
+        (2, "24.00"),
+        (3, "30.00"),
+    ]
+
+
 def test_a_gate_set_to_fail_commits_nothing(spark, settings_for, tmp_path, monkeypatch):
     root = tmp_path / "landing"
     member = (

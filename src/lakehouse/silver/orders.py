@@ -308,6 +308,9 @@ def pos_tickets(lines: DataFrame) -> DataFrame:
     refunded amount, so a return ticket lowers net sales on the day the goods came back.
     Expects lines as `pos_lines` conforms them (typed, normalised).
 
+    The lines may span deliveries (a line delivered after the rest of its ticket): the ticket
+    is the sum of them all, with the newest delivery's lineage.
+
     A line number delivered twice for one ticket (a key repeated with other content, a
     corrected file in the same delivery) counts once, in the version silver.order_lines keeps
     (the later delivery, file, line): a ticket is the sum of its published lines.
@@ -326,7 +329,11 @@ def pos_tickets(lines: DataFrame) -> DataFrame:
         .where(keyless | (F.col("_version") == 1))
         .drop("_version")
     )
-    w_first = Window.partitionBy("order_key").orderBy("line_no", "_line_no")
+    # The ticket's lineage is its newest delivery's (silver keeps the newest delivered state);
+    # within it, the first line.
+    w_first = Window.partitionBy("order_key").orderBy(
+        F.col("_delivery_date").desc(), "line_no", "_line_no"
+    )
     first = (
         lines.withColumn("_n", F.row_number().over(w_first))
         .where("_n = 1")

@@ -281,7 +281,7 @@ def _publish(ctx: JobContext, bronze: dict[str, DataFrame], cfg, limits) -> JobR
                 conformed["TMALL"],
                 conformed["JD"].join(bad_lines, COORDS, "left_anti"),
                 conformed["MALL"].join(bad_lines, COORDS, "left_anti"),
-                pos_tickets(pos.join(bad_lines, COORDS, "left_anti")),
+                pos_tickets(_with_published_lines(ctx, pos.join(bad_lines, COORDS, "left_anti"))),
             ],
         )
         order_gate = run_gate(orders, "silver.orders", key_columns=["order_key"], **common)
@@ -291,6 +291,35 @@ def _publish(ctx: JobContext, bronze: dict[str, DataFrame], cfg, limits) -> JobR
             order_gate.release()
     finally:
         line_gate.release()
+
+
+def _with_published_lines(ctx: JobContext, good_pos: DataFrame) -> DataFrame:
+    """Today's good POS lines plus the lines silver already publishes for the same tickets.
+
+    Why: a ticket is summed from its lines, and a line delivered a day after the rest of its
+    ticket (late data) made the ticket that line alone. The earlier lines are read back from
+    bronze (silver.order_lines lacks the discount and the member fields) by their exact
+    coordinates, in the few deliveries that hold them; a line delivered again today replaces
+    its earlier version in `pos_tickets`, as it does in silver.order_lines.
+    """
+    if not ctx.tables.exists("silver", "order_lines"):
+        return good_pos
+    published = (
+        ctx.tables.read("silver", "order_lines")
+        .where((F.col("platform") == "POS") & (F.col("_delivery_date") < F.lit(ctx.run_date)))
+        .join(good_pos.select("order_key").distinct(), "order_key", "left_semi")
+        .select(*LINEAGE_KEY)
+        .localCheckpoint()
+    )
+    days = [row[0] for row in published.select("_delivery_date").distinct().collect()]
+    if not days:
+        return good_pos
+    earlier = (
+        ctx.tables.read("bronze", "pos_sales")
+        .where(F.col("_delivery_date").isin(days))
+        .join(published, LINEAGE_KEY, "left_semi")
+    )
+    return good_pos.unionByName(pos_lines(earlier))
 
 
 def known_orders(ctx: JobContext, conformed: Sequence[DataFrame]) -> DataFrame:
