@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from chispa import assert_df_equality
 
+from lakehouse.quality import run_gate
 from lakehouse.silver.campaigns import CAMPAIGN_COLUMNS, TOUCH_COLUMNS, campaign_touches, campaigns
 
 D1, D2 = date(2026, 3, 1), date(2026, 3, 2)
@@ -146,3 +147,37 @@ def test_campaign_touches_times_identifiers_and_duplicates(spark):
         got.select(*expected.columns), expected, ignore_row_order=True, ignore_nullable=True
     )
     assert got.select("touch_key").distinct().count() == 4
+
+
+def test_a_campaign_date_or_cost_written_but_unreadable_is_quarantined(spark):
+    """Before, read as missing and published: an unreadable end date shrank the attribution
+    window to the start date's, an unreadable cost left ROI blank without a word. Blank
+    dates and cost still say "none"."""
+    fields = [
+        "campaign_id",
+        "campaign_name",
+        "channel",
+        "start_date",
+        "end_date",
+        "cost_yuan",
+        "coupon_code",
+    ]
+    rows = [
+        ("CMP-1", "a", "SMS", "2026-03-01", "2026-03-04", "100.00", ""),
+        ("CMP-2", "b", "SMS", "", "", "", ""),
+        ("CMP-3", "c", "SMS", "2026-02-30", "2026-03-04", "100.00", ""),
+        ("CMP-4", "d", "SMS", "2026-03-01", "3月底", "100.00", ""),
+        ("CMP-5", "e", "SMS", "2026-03-01", "2026-03-04", "N/A", ""),
+    ]
+    got = campaigns(_bronze(spark, fields, {D1: rows}), with_checks=True)
+    with run_gate(
+        got, "silver.campaigns", key_columns=["campaign_id"], run_id="r", run_date=D1
+    ) as gate:
+        good = sorted(r.campaign_id for r in gate.good.collect())
+        bad = sorted((r.record_key, r.expectation) for r in gate.quarantined.collect())
+    assert good == ["CMP-1", "CMP-2"]
+    assert bad == [
+        ("CMP-3", "start_date_readable"),
+        ("CMP-4", "end_date_readable"),
+        ("CMP-5", "cost_readable"),
+    ]

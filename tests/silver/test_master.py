@@ -13,6 +13,7 @@ import pytest
 from chispa import assert_df_equality
 
 from lakehouse.config import load_settings
+from lakehouse.quality import run_gate
 from lakehouse.silver.master import (
     PRODUCT_COLUMNS,
     STORE_COLUMNS,
@@ -394,3 +395,64 @@ def test_resolve_sku_by_map_barcode_and_internal_id(spark):
     assert picked(pos) == [(1, "SKU-1", True), (2, "SKU-2", True), (3, None, False)]
     with pytest.raises(ValueError, match="unknown platform"):
         resolve_sku(lines, mapping, "taobao", "code", products)
+
+
+def _gated(frame, suite: str, key: str) -> tuple[list[str], list[tuple[str, str]]]:
+    with run_gate(frame, suite, key_columns=[key], run_id="r", run_date=D1) as outcome:
+        good = sorted(r[key] for r in outcome.good.collect())
+        bad = sorted((r.record_key, r.expectation) for r in outcome.quarantined.collect())
+    return good, bad
+
+
+def test_a_master_value_written_but_unreadable_is_quarantined_not_read_as_none(spark):
+    """Before, `2026-02-30` or `N/A` read as missing and was published: a store whose close
+    date could not be read kept trading in the marts, one whose open date could not be read
+    counted as open since always. Blank still says "none"."""
+    product = ("B", "服装", "女装", "T恤")
+    products = products_snapshot(
+        _bronze(
+            spark,
+            PRODUCT_FIELDS,
+            [
+                ("SKU-1", "6901234567892", "T恤", *product, "100.00", "40.00", "", "ACTIVE"),
+                ("SKU-2", "6901234567892", "T恤", *product, "N/A", "40.00", "", "ACTIVE"),
+                ("SKU-3", "6901234567892", "T恤", *product, "", "40.00", "2025-02-30", "ACTIVE"),
+            ],
+        ),
+        with_checks=True,
+    )
+    assert _gated(products, "silver.products", "sku_id") == (
+        ["SKU-1"],
+        [("SKU-2", "list_price_readable"), ("SKU-3", "launch_date_readable")],
+    )
+    place = ("店", "DIRECT", "浙江省", "杭州市", "华东")
+
+    def store(code: str, area: str, staff: str, opened: str, closed: str) -> tuple:
+        return (code, *place, area, staff, opened, closed, "0571-88886666")
+
+    stores = stores_snapshot(
+        _bronze(
+            spark,
+            STORE_FIELDS,
+            [
+                store("S1", "120", "6", "2020-01-01", ""),
+                store("S2", "", "", "", "2026-03-31"),
+                store("S3", "12O", "6", "2020-01-01", ""),
+                store("S4", "120", "ten", "2020-01-01", ""),
+                store("S5", "120", "6", "2020-13-01", ""),
+                store("S6", "120", "6", "2020-01-01", "2026-02-30"),
+            ],
+        ),
+        with_checks=True,
+    )
+    assert _gated(stores, "silver.stores", "store_code") == (
+        ["S1", "S2"],
+        [
+            ("S3", "floor_area_readable"),
+            ("S4", "staff_count_readable"),
+            ("S5", "open_date_readable"),
+            ("S6", "close_date_readable"),
+        ],
+    )
+    assert products_snapshot(_bronze(spark, PRODUCT_FIELDS, [])).columns == PRODUCT_COLUMNS
+    assert stores_snapshot(_bronze(spark, STORE_FIELDS, [])).columns == STORE_COLUMNS

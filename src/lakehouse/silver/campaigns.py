@@ -32,6 +32,11 @@ CAMPAIGN_COLUMNS = [
     *LINEAGE,
 ]
 
+# Beside the campaigns until their gate (`with_checks=True`): null where a date or the cost is
+# written but unreadable (`normalise.readable`). Read as missing, an end date would shrink the
+# attribution window to the start date's and a cost would leave ROI blank without a word.
+CAMPAIGN_READABLE = ["_start_date_read", "_end_date_read", "_cost_read"]
+
 TOUCH_COLUMNS = [
     "touch_key",
     "campaign_id",
@@ -46,25 +51,34 @@ TOUCH_COLUMNS = [
 ]
 
 
-def campaigns(bronze_campaigns: DataFrame) -> DataFrame:
+def campaigns(bronze_campaigns: DataFrame, with_checks: bool = False) -> DataFrame:
     """Bronze campaign rows (any number of daily snapshots) → one row per campaign_id.
 
     The latest delivery wins (then the later file and line). channel is upper case with the
     blanks removed; a value outside CHANNELS is kept for the quality gate to judge.
+    `with_checks` adds CAMPAIGN_READABLE for the gate.
     """
+    parsed = {
+        "start_date": iso_date(F.col("start_date")),
+        "end_date": iso_date(F.col("end_date")),
+        "cost_yuan": n.yuan(F.col("cost_yuan")),
+    }
     typed = bronze_campaigns.select(
         n.code(F.col("campaign_id")).alias("campaign_id"),
         n.non_blank(F.col("campaign_name")).alias("campaign_name"),
         n.code(F.col("channel")).alias("channel"),
-        iso_date(F.col("start_date")).alias("start_date"),
-        iso_date(F.col("end_date")).alias("end_date"),
-        n.yuan(F.col("cost_yuan")).alias("cost_yuan"),
+        *[value.alias(column) for column, value in parsed.items()],
         n.non_blank(F.col("coupon_code")).alias("coupon_code"),
         F.col("_delivery_date").alias("snapshot_date"),
         "_delivery_date",
         *LINEAGE,
+        *[
+            n.readable(F.col(column), value).alias(check)
+            for check, (column, value) in zip(CAMPAIGN_READABLE, parsed.items(), strict=True)
+        ],
     )
-    return latest_line(typed, ["campaign_id"]).select(*CAMPAIGN_COLUMNS)
+    columns = [*CAMPAIGN_COLUMNS, *(CAMPAIGN_READABLE if with_checks else [])]
+    return latest_line(typed, ["campaign_id"]).select(*columns)
 
 
 def campaign_touches(bronze_touches: DataFrame) -> DataFrame:

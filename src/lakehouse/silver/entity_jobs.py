@@ -168,7 +168,7 @@ def build_campaigns(ctx: JobContext) -> JobResult:
 
 
 def _campaigns(ctx: JobContext, bronze_campaigns: DataFrame, bronze_touches: DataFrame):
-    campaigns = campaign_model.campaigns(_unique(bronze_campaigns))
+    campaigns = campaign_model.campaigns(_unique(bronze_campaigns), with_checks=True)
     touches = campaign_model.campaign_touches(_unique(bronze_touches))
     superseded_campaigns = superseded_lines(_unique(bronze_campaigns), campaigns)
     superseded_touches = superseded_lines(_unique(bronze_touches), touches)
@@ -179,6 +179,7 @@ def _campaigns(ctx: JobContext, bronze_campaigns: DataFrame, bronze_touches: Dat
         _gate(ctx, touches, "silver.campaign_touches", ["touch_key"], references) as touch_gate,
     ):
         one_per_touch = touch_gate.good.dropDuplicates(["touch_key"])
+        good_campaigns = campaign_gate.good.drop(*campaign_model.CAMPAIGN_READABLE)
         reconciled = reconcile_snapshots(
             ctx,
             [
@@ -199,7 +200,7 @@ def _campaigns(ctx: JobContext, bronze_campaigns: DataFrame, bronze_touches: Dat
             ],
         )
         result.versions["silver.campaigns"] = ctx.tables.upsert(
-            campaign_gate.good, "silver", "campaigns", ["campaign_id"], SNAPSHOT_NEWER
+            good_campaigns, "silver", "campaigns", ["campaign_id"], SNAPSHOT_NEWER
         )
         result.versions["silver.campaign_touches"] = ctx.tables.upsert(
             one_per_touch, "silver", "campaign_touches", ["touch_key"], DELIVERY_NEWER
@@ -216,7 +217,7 @@ def _campaigns(ctx: JobContext, bronze_campaigns: DataFrame, bronze_touches: Dat
             ctx, parts, ["silver.campaigns", "silver.campaign_touches"]
         )
         result.versions["silver.reconciliation"] = write_reconciliation(ctx, reconciled)
-        result.rows_written = campaign_gate.good.count() + one_per_touch.count()
+        result.rows_written = good_campaigns.count() + one_per_touch.count()
         result.rows_quarantined = result.rows_read - result.rows_written
     return result
 

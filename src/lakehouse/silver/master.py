@@ -43,6 +43,10 @@ PRODUCT_TRACKED = [
     "status",
 ]
 PRODUCT_COLUMNS = [*PRODUCT_KEY, *PRODUCT_TRACKED, "snapshot_date", *LINEAGE]
+# Beside the snapshot until its gate (`with_checks=True`): null where a value was written but
+# cannot be read (`normalise.readable`); the gate's `*_readable` rules quarantine such a row,
+# and the job drops these columns before the SCD2 step.
+PRODUCT_READABLE = ["_list_price_read", "_launch_date_read"]
 
 STORE_KEY = ["store_code"]
 STORE_TRACKED = [
@@ -59,6 +63,7 @@ STORE_TRACKED = [
 ]
 # store_phone_raw rides along untracked: a new spelling of the same number is no new version.
 STORE_COLUMNS = [*STORE_KEY, *STORE_TRACKED, "store_phone_raw", "snapshot_date", *LINEAGE]
+STORE_READABLE = ["_floor_area_read", "_staff_count_read", "_open_date_read", "_close_date_read"]
 ONLINE = "ONLINE"
 
 SKU_MAP_COLUMNS = [
@@ -128,12 +133,12 @@ def _upper(col: Column) -> Column:
 # --- products ---------------------------------------------------------------------------------
 
 
-def products_snapshot(bronze_products: DataFrame) -> DataFrame:
+def products_snapshot(bronze_products: DataFrame, with_checks: bool = False) -> DataFrame:
     """One day's products file → one typed row per (snapshot_date, sku_id).
 
     The snapshot date is the delivery date (`dt=`): a full snapshot tells the state on the day
     it arrived. Prices and costs are decimal yuan; history is `scd2.apply_scd2`'s job with
-    PRODUCT_KEY / PRODUCT_TRACKED.
+    PRODUCT_KEY / PRODUCT_TRACKED. `with_checks` adds PRODUCT_READABLE for the gate.
     """
     typed = bronze_products.select(
         n.code(F.col("sku_id")).alias("sku_id"),
@@ -150,20 +155,30 @@ def products_snapshot(bronze_products: DataFrame) -> DataFrame:
         F.col("_delivery_date").alias("snapshot_date"),
         "_delivery_date",
         *LINEAGE,
+        n.readable(F.col("list_price"), n.yuan(F.col("list_price"))).alias("_list_price_read"),
+        n.readable(F.col("launch_date"), iso_date(F.col("launch_date"))).alias("_launch_date_read"),
     )
-    return latest_line(typed, ["snapshot_date", *PRODUCT_KEY]).select(*PRODUCT_COLUMNS)
+    columns = [*PRODUCT_COLUMNS, *(PRODUCT_READABLE if with_checks else [])]
+    return latest_line(typed, ["snapshot_date", *PRODUCT_KEY]).select(*columns)
 
 
 # --- stores -----------------------------------------------------------------------------------
 
 
-def stores_snapshot(bronze_stores: DataFrame) -> DataFrame:
+def stores_snapshot(bronze_stores: DataFrame, with_checks: bool = False) -> DataFrame:
     """One day's stores file → one typed row per (snapshot_date, store_code).
 
     `store_phone` is the normalised mobile (null for a landline or garbage, which
     `store_phone_raw` keeps as delivered): One ID needs it to recognise the store's own number
-    keyed in for walk-in customers.
+    keyed in for walk-in customers. `with_checks` adds STORE_READABLE for the gate: an
+    unreadable close date read as none would keep a closed store trading.
     """
+    parsed = {
+        "floor_area_sqm": n.non_blank(F.col("floor_area_sqm")).try_cast(AREA),
+        "staff_count": n.quantity(F.col("staff_count")),
+        "open_date": iso_date(F.col("open_date")),
+        "close_date": iso_date(F.col("close_date")),
+    }
     typed = bronze_stores.select(
         n.code(F.col("store_code")).alias("store_code"),
         n.non_blank(F.col("store_name")).alias("store_name"),
@@ -171,17 +186,19 @@ def stores_snapshot(bronze_stores: DataFrame) -> DataFrame:
         n.non_blank(F.col("province")).alias("province"),
         n.non_blank(F.col("city")).alias("city"),
         n.non_blank(F.col("region")).alias("region"),
-        n.non_blank(F.col("floor_area_sqm")).try_cast(AREA).alias("floor_area_sqm"),
-        n.quantity(F.col("staff_count")).alias("staff_count"),
-        iso_date(F.col("open_date")).alias("open_date"),
-        iso_date(F.col("close_date")).alias("close_date"),
+        *[value.alias(column) for column, value in parsed.items()],
         n.phone(F.col("store_phone")).alias("store_phone"),
         n.non_blank(F.col("store_phone")).alias("store_phone_raw"),
         F.col("_delivery_date").alias("snapshot_date"),
         "_delivery_date",
         *LINEAGE,
+        *[
+            n.readable(F.col(column), value).alias(check)
+            for check, (column, value) in zip(STORE_READABLE, parsed.items(), strict=True)
+        ],
     )
-    return latest_line(typed, ["snapshot_date", *STORE_KEY]).select(*STORE_COLUMNS)
+    columns = [*STORE_COLUMNS, *(STORE_READABLE if with_checks else [])]
+    return latest_line(typed, ["snapshot_date", *STORE_KEY]).select(*columns)
 
 
 def online_stores(

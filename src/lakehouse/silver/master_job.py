@@ -107,8 +107,8 @@ def _master(ctx: JobContext, bronze: dict[str, DataFrame]) -> JobResult:
     # superseded (superseded_lines compares every unique line with the snapshot).
     newest = {d: master.newest_snapshot_files(df) for d, df in unique.items()}
 
-    products = master.products_snapshot(newest["products"])
-    stores = master.stores_snapshot(newest["stores"])
+    products = master.products_snapshot(newest["products"], with_checks=True)
+    stores = master.stores_snapshot(newest["stores"], with_checks=True)
     superseded = {
         "products": superseded_lines(unique["products"], products),
         "stores": superseded_lines(unique["stores"], stores),
@@ -124,7 +124,8 @@ def _master(ctx: JobContext, bronze: dict[str, DataFrame]) -> JobResult:
         for gate in gates:
             raise_if_failed(gate)
         result = JobResult()
-        good_products, good_stores = gates[0].good, gates[1].good
+        good_products = gates[0].good.drop(*master.PRODUCT_READABLE)
+        good_stores = gates[1].good.drop(*master.STORE_READABLE)
         online = master.online_stores(ctx.settings.silver, _tmall_shops(ctx), ctx.run_date)
         all_stores = (
             good_stores.unionByName(online, allowMissingColumns=True)

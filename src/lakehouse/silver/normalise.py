@@ -175,6 +175,17 @@ def order_number(col: Column) -> Column:
 # --- money and counts ---------------------------------------------------------------------------
 
 
+def readable(raw: Column, parsed: Column) -> Column:
+    """True, or null where the source wrote a value its parser cannot read (`2026-02-30`,
+    `N/A`): a `*_readable` rule (not null) of the gate then quarantines the row.
+
+    Why: read as missing, such a value silently changes what the row says (an order unpaid, a
+    store never closed, a campaign without cost). Blank stays allowed: it says "none".
+    """
+    written = non_blank(raw.cast("string")).isNotNull()
+    return F.when(written & parsed.isNull(), F.lit(None).cast("boolean")).otherwise(F.lit(True))
+
+
 def yuan(col: Column) -> Column:
     """DecimalType(18,2) from a yuan string (`299.00`, `1,299.00`, ` 12.5 `, `¥12.50`), or null.
 

@@ -72,20 +72,15 @@ LINEAGE = ["_delivery_date", "_source_file", "_line_no", "_record_hash"]
 READABLE_CHECKS = ["_paid_at_read", "_shipping_read", "_refund_read"]
 
 
-def _readable(raw: Column, parsed: Column) -> Column:
-    written = n.non_blank(raw.cast("string")).isNotNull()
-    return F.when(written & parsed.isNull(), F.lit(None).cast("boolean")).otherwise(F.lit(True))
-
-
 def _readable_checks(
     paid_at: tuple[Column, Column],
     shipping: tuple[Column, Column] | None,
     refund: tuple[Column, Column],
 ) -> list[Column]:
     return [
-        _readable(*paid_at).alias("_paid_at_read"),
-        (_readable(*shipping) if shipping else F.lit(True)).alias("_shipping_read"),
-        _readable(*refund).alias("_refund_read"),
+        n.readable(*paid_at).alias("_paid_at_read"),
+        (n.readable(*shipping) if shipping else F.lit(True)).alias("_shipping_read"),
+        n.readable(*refund).alias("_refund_read"),
     ]
 
 
