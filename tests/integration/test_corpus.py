@@ -75,13 +75,22 @@ SILVER_JOB_OF = {
     "pos_sales": "silver.sales",
     "crm_members": "silver.members",
     "inventory": "silver.inventory",
+    "master": "silver.master",
+    "campaigns": "silver.campaigns",
 }
 SILVER_KEYS: dict[str, tuple[str, ...]] = {
     "orders": ("order_key",),
     "order_lines": ("order_key", "line_id"),
     "members": ("member_id",),
     "inventory_daily": ("snapshot_date", "location_code", "sku_id"),
+    "products": ("sku_id",),
+    "stores": ("store_code",),
+    "sku_map": ("platform", "platform_sku_code"),
+    "campaigns": ("campaign_id",),
+    "campaign_touches": ("campaign_id", "member_id"),
 }
+# SCD2 histories: a case names the current version of a key.
+CURRENT_ONLY = {"products", "stores"}
 # The items of the contract's "Dirt that every delivery may carry"; each needs a case.
 CONTRACT_DIRT = {
     "exact duplicate rows",
@@ -250,8 +259,12 @@ def _collect(
             ):
                 extras[(rel(r._source_file), r._line_no)] = dict(r.sizes)
 
+    def rows(table: str) -> list[Row]:
+        df = tables.read("silver", table)
+        return (df.where("is_current") if table in CURRENT_ONLY else df).collect()
+
     silver = {
-        table: {_key(r, table): r for r in tables.read("silver", table).collect()}
+        table: {_key(r, table): r for r in rows(table)}
         for table in SILVER_KEYS
         if tables.exists("silver", table)
     }

@@ -156,6 +156,14 @@ def _known_campaigns(ctx: JobContext, campaigns: DataFrame) -> DataFrame:
     return ids
 
 
+def _with_unknown_campaign(touches: DataFrame, known: DataFrame) -> DataFrame:
+    """Touches with `_unknown_campaign`: a campaign_id that no known campaign has."""
+    ids = known.select("campaign_id").distinct().withColumn("_known", F.lit(True))
+    return touches.join(ids, "campaign_id", "left").withColumn(
+        "_unknown_campaign", F.col("campaign_id").isNotNull() & F.col("_known").isNull()
+    )
+
+
 def build_campaigns(ctx: JobContext) -> JobResult:
     """Campaigns (latest snapshot per campaign) and the day's touches."""
     bronze_campaigns = _delivered(ctx, "campaigns")
@@ -212,6 +220,17 @@ def _campaigns(ctx: JobContext, bronze_campaigns: DataFrame, bronze_touches: Dat
             superseded_records(superseded_touches, "silver.campaign_touches", ctx),
             campaign_gate.quarantined,
             touch_gate.quarantined,
+            # campaign_known only warns (the touch happened, One ID needs it): the touch is
+            # kept, and each such row says so, as an unknown SKU or store does.
+            flag_records(
+                _with_unknown_campaign(one_per_touch, references["silver.campaigns"]),
+                "silver.campaign_touches",
+                "_unknown_campaign",
+                "campaign_id",
+                "unknown_campaign",
+                ["touch_key"],
+                ctx,
+            ),
         ]
         result.versions["silver.quarantine"] = write_quarantine(
             ctx, parts, ["silver.campaigns", "silver.campaign_touches"]
