@@ -25,19 +25,14 @@ def _bronze(spark, fields, rows_by_day):
     )
 
 
+# The delivered columns: the campaign's own, without the snapshot date and lineage.
+FIELDS = CAMPAIGN_COLUMNS[: CAMPAIGN_COLUMNS.index("snapshot_date")]
+
+
 def test_campaigns_latest_snapshot_wins(spark):
-    fields = [
-        "campaign_id",
-        "campaign_name",
-        "channel",
-        "start_date",
-        "end_date",
-        "cost_yuan",
-        "coupon_code",
-    ]
     bronze = _bronze(
         spark,
-        fields,
+        FIELDS,
         {
             D1: [
                 (
@@ -153,15 +148,6 @@ def test_a_campaign_date_or_cost_written_but_unreadable_is_quarantined(spark):
     """Before, read as missing and published: an unreadable end date shrank the attribution
     window to the start date's, an unreadable cost left ROI blank without a word. Blank
     dates and cost still say "none"."""
-    fields = [
-        "campaign_id",
-        "campaign_name",
-        "channel",
-        "start_date",
-        "end_date",
-        "cost_yuan",
-        "coupon_code",
-    ]
     rows = [
         ("CMP-1", "a", "SMS", "2026-03-01", "2026-03-04", "100.00", ""),
         ("CMP-2", "b", "SMS", "", "", "", ""),
@@ -169,7 +155,7 @@ def test_a_campaign_date_or_cost_written_but_unreadable_is_quarantined(spark):
         ("CMP-4", "d", "SMS", "2026-03-01", "3月底", "100.00", ""),
         ("CMP-5", "e", "SMS", "2026-03-01", "2026-03-04", "N/A", ""),
     ]
-    got = campaigns(_bronze(spark, fields, {D1: rows}), with_checks=True)
+    got = campaigns(_bronze(spark, FIELDS, {D1: rows}), with_checks=True)
     with run_gate(
         got, "silver.campaigns", key_columns=["campaign_id"], run_id="r", run_date=D1
     ) as gate:
