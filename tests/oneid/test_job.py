@@ -95,6 +95,10 @@ def three_days(spark, tmp_path_factory):
         _run(settings, spark, tables, day)
         maps[day], histories[day] = _map(tables), _history(tables)
         commits[day] = tables.version("oneid", "identity_map")
+        commits[(day, "updated_on")] = {
+            f"{r.identifier_type}:{r.identifier_value}": r.updated_on
+            for r in tables.read("oneid", "identity_map").collect()
+        }
     # The CRM snapshot delivers M2 again, unchanged: nothing to link, only last_seen moves.
     _write_day(spark, tables, DAY4, [RECORDS[DAY1][1]], first=DAY1)
     redelivered = _run(settings, spark, tables, DAY4)
@@ -154,6 +158,24 @@ def test_a_value_found_shared_links_nothing_and_splits_its_component(three_days)
         ).count()
         == 0
     )
+
+
+def test_a_one_id_that_loses_identifiers_is_marked_updated_for_its_golden_record(three_days):
+    """The part of a split that keeps its one_id lost the other part and the shared phone: the
+    golden job (scoped by updated_on) must rebuild it, or its record keeps the shared phone and
+    the other person's values (before: its updated_on stayed DAY2, and it was never rebuilt)."""
+    _, _, maps, _, _, commits = three_days
+    updated, old_id = commits[(DAY3, "updated_on")], maps[DAY2]["member_id:M1"]
+    pieces = {
+        key: maps[DAY3][key]
+        for key in ("member_id:M1", "email:m1@example.cn", "member_id:M2", "phone:13911110002")
+    }
+    kept = [key for key, one_id in pieces.items() if one_id == old_id]
+    assert len(kept) == 2  # one piece kept the id, and lost the other piece and the phone
+    assert {key: updated[key] for key in pieces} == dict.fromkeys(pieces, DAY3)
+    # people the day did not change keep their day
+    assert updated["card_no:886001"] == updated["tmall_nick:lonely"] == DAY1
+    assert commits[(DAY2, "updated_on")]["member_id:M1"] == DAY2  # it grew by M2 on DAY2
 
 
 def test_rerunning_a_day_changes_nothing(three_days, spark):

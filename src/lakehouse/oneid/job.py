@@ -194,6 +194,7 @@ def build_one_id(ctx: JobContext) -> JobResult:
     seen = identities.groupBy("node_id", *IDENTIFIER).agg(
         F.min("first_seen").alias("first_seen"), F.max("last_seen").alias("last_seen")
     )
+    changed = frozen(changed_one_ids(previous, assignments))
     new_map = frozen(
         assignments.join(seen, "node_id")
         .join(
@@ -205,9 +206,13 @@ def build_one_id(ctx: JobContext) -> JobResult:
             "node_id",
             "left",
         )
+        .join(changed.withColumn("_changed", F.lit(True)), "one_id", "left")
         .withColumn(
             "updated_on",
-            F.when(F.col("_old_id") == F.col("one_id"), F.col("_old_updated")).otherwise(run_day),
+            F.when(
+                (F.col("_old_id") == F.col("one_id")) & F.col("_changed").isNull(),
+                F.col("_old_updated"),
+            ).otherwise(run_day),
         )
         .select(*MAP_COLUMNS)
     )
@@ -259,7 +264,8 @@ def build_one_id(ctx: JobContext) -> JobResult:
         LAYER,
         "identity_map",
         ["node_id"],
-        "t.one_id <> s.one_id OR t.first_seen <> s.first_seen OR t.last_seen <> s.last_seen",
+        "t.one_id <> s.one_id OR t.updated_on <> s.updated_on OR t.first_seen <> s.first_seen "
+        "OR t.last_seen <> s.last_seen",
         delete_flag=DROP,
     )
     histogram = frozen(
@@ -284,6 +290,30 @@ def build_one_id(ctx: JobContext) -> JobResult:
         "component_sizes": {r["size_bucket"]: r["components"] for r in histogram.collect()},
     }
     return result
+
+
+def changed_one_ids(previous: DataFrame, assignments: DataFrame) -> DataFrame:
+    """The one_ids whose set of identifiers changed: one gained a node, or lost one (to a
+    split, or to suppression: a shared value leaves the map).
+
+    Why: `updated_on` scopes the golden job. A one_id that keeps its id while losing nodes
+    (the part of a split that keeps it; a person whose phone turned out to be the store's)
+    was not rebuilt, and its golden record kept the lost values: the store phone as its
+    phone, another person's card.
+    """
+    old = previous.select("node_id", F.col("one_id").alias("_old_id"))
+    new = assignments.select("node_id", F.col("one_id").alias("_new_id"))
+    moved = old.join(new, "node_id", "full").where(
+        F.col("_old_id").isNull()
+        | F.col("_new_id").isNull()
+        | (F.col("_old_id") != F.col("_new_id"))
+    )
+    return (
+        moved.select(F.col("_old_id").alias("one_id"))
+        .unionByName(moved.select(F.col("_new_id").alias("one_id")))
+        .where(F.col("one_id").isNotNull())
+        .distinct()
+    )
 
 
 def build_golden(ctx: JobContext) -> JobResult:
