@@ -301,3 +301,36 @@ def test_missing_frame_for_a_listed_source_is_an_error(frames) -> None:
             None,
             {"openid": rule("newest", "mall_orders")},
         )
+
+
+def test_earliest_is_the_first_registered_record_not_the_stalest_snapshot(spark) -> None:
+    """silver.members holds one row per member: M2 (registered 2024) last passed the gate on
+    D1, M1 (registered 2020) on D2. The original account is M1 (before: M2, whose snapshot
+    was the older, and the pick flipped back once M2 passed the gate again)."""
+    members = spark.createDataFrame(
+        [
+            ("M1", None, None, P1, None, None, None, "STORE", "S001", ts(2020, 1, 1),
+             None, None, None, False, D2),
+            ("M2", None, None, P1, None, None, None, "MINIAPP", "S002", ts(2024, 6, 1),
+             None, None, None, False, D1),
+        ],
+        MEMBERS_DDL,
+    )  # fmt: skip
+    orders = spark.createDataFrame([], ORDERS_DDL)
+    touches = spark.createDataFrame([], TOUCHES_DDL)
+    one_id = spark.createDataFrame(
+        [("member_id", "M1", "OID"), ("member_id", "M2", "OID"), ("phone", P1, "OID")], MAP_DDL
+    )
+    [row] = golden_members(
+        one_id,
+        identities(members, orders, touches),
+        members,
+        orders,
+        touches,
+        load_settings("local").oneid.golden_record,
+    ).collect()
+    assert (row["member_id"], row["register_channel"], row["register_store_code"]) == (
+        "M1",
+        "STORE",
+        "S001",
+    )

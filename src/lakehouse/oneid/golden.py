@@ -147,20 +147,26 @@ def record_one_ids(
 
 
 def _candidates(kind: str, frame: DataFrame, attributes: list[str]) -> DataFrame:
-    """The rows of one silver frame as source, record_key, the sort keys `_seen` / `_tiebreak`,
-    and those configured attributes this kind of frame has a column for."""
+    """The rows of one silver frame as source, record_key, the sort keys `_seen` / `_tiebreak`
+    (the newest state), `_first` (when the record began: `earliest` sorts by it), and those
+    configured attributes this kind of frame has a column for."""
     mapping = KIND_ATTRIBUTES[kind]
     if kind == "members":
         source, key = F.lit("crm_members"), F.col("member_id")
         seen = F.coalesce(_midnight_utc(F.col("snapshot_date")), F.col("register_time"))
         tiebreak = F.col("register_time")
+        # Not the snapshot: silver holds one row per member, and a record that missed today's
+        # snapshot (quarantined) would look older than the account registered years before it.
+        first = F.coalesce(F.col("register_time"), _midnight_utc(F.col("snapshot_date")))
     elif kind == "orders":
         source, key = order_source(F.col("platform")), F.col("order_key")
         seen = F.coalesce(F.col("updated_at"), F.col("created_at"))
         tiebreak = F.col("created_at")
+        first = F.coalesce(F.col("created_at"), F.col("updated_at"))
     else:
         source, key = F.lit("campaign_touches"), F.col("touch_key")
         seen, tiebreak = F.col("touch_time"), F.lit(None).cast("timestamp")
+        first = F.col("touch_time")
     values = [
         (
             normalised_identifier(a, F.col(mapping[a]))
@@ -175,6 +181,7 @@ def _candidates(kind: str, frame: DataFrame, attributes: list[str]) -> DataFrame
         key.alias("record_key"),
         seen.cast("timestamp").alias("_seen"),
         tiebreak.cast("timestamp").alias("_tiebreak"),
+        first.cast("timestamp").alias("_first"),
         *values,
     )
 
@@ -200,12 +207,18 @@ def _pick(attribute: str, rule: GoldenAttribute, dtype: str) -> Column:
                 f"golden_record.{attribute}: rule any_true needs a boolean column, not {dtype}"
             )
         return F.bool_or(F.when(valid, value)).alias(attribute)
-    newest = rule.rule != "earliest"
-    order = [
-        _micros(F.col("_seen"), descending=newest),
-        _micros(F.col("_tiebreak"), descending=newest),
-        value,  # equal times: the smallest value, so the pick is deterministic
-    ]
+    if rule.rule == "earliest":
+        order = [
+            _micros(F.col("_first"), descending=False),
+            _micros(F.col("_seen"), descending=False),
+            value,  # equal times: the smallest value, so the pick is deterministic
+        ]
+    else:
+        order = [
+            _micros(F.col("_seen"), descending=True),
+            _micros(F.col("_tiebreak"), descending=True),
+            value,
+        ]
     if rule.rule == "priority_then_newest":
         rank = F.array_position(F.array(*[F.lit(s) for s in rule.sources]), F.col("source"))
         order.insert(0, rank)
