@@ -80,7 +80,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
         "spark.sql.shuffle.partitions": "2",
         "spark.default.parallelism": "2",
         "spark.sql.warehouse.dir": str(warehouse),
-        "spark.driver.memory": "2g",
+        "spark.driver.memory": "3g",
     }
     spark_settings = settings.spark.model_copy(update={"master": "local[2]", "conf": conf})
     session = build_session(settings.model_copy(update={"spark": spark_settings}))
