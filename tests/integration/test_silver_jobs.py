@@ -178,6 +178,82 @@ def test_a_pos_line_delivered_a_day_late_joins_its_ticket(spark, settings_for, t
     ]
 
 
+def _item(line: int, amount: str) -> str:
+    return f"2937000000000000001,293700000000000000{line},T恤,{amount},1,SKU-1,无退款,0.00"
+
+
+def test_a_tmall_line_delivered_before_its_order_joins_it_when_the_order_comes(
+    spark, settings_for, tmp_path
+):
+    """The contract's late records, across Tmall's two exports. Day 1: lines 1 and 2 come
+    before their order. Day 2: the order comes in a version its gate quarantines (an unknown
+    status), with line 3. Day 3: a good version, no lines. Before: lines 1 and 2 stayed in
+    quarantine as `order_known`, line 3 as `order_quarantined`, for good, and the order was
+    published with no line at all."""
+    root = tmp_path / "landing"
+    _deliver(root, D1, [], [], [_item(1, "40.00"), _item(2, "50.00")])
+    _deliver(
+        root,
+        D2,
+        [_tmall("查无此状态", "2026-03-01 23:10:00", "2026-03-02 08:00:00")],
+        [],
+        [_item(3, "10.00")],
+    )
+    paid = "买家已付款，等待卖家发货"
+    _deliver(root, D3, [_tmall(paid, "2026-03-01 23:10:00", "2026-03-03 08:00:00")], [])
+    settings = settings_for(root)
+    tables = Tables(spark, settings.warehouse)
+
+    def quarantined(expectation: str) -> list[tuple]:
+        return sorted(
+            (r.delivery_date, r.line_no, json.loads(r.record)["_delivery_date"])
+            for r in tables.read("silver", "quarantine")
+            .where(f"table = 'silver.order_lines' AND expectation = '{expectation}'")
+            .collect()
+        )
+
+    _run(settings, spark, D1, SALES_JOBS)
+    # Line 1 of a file is its header.
+    assert quarantined("order_known") == [(D1, 2, "2026-03-01"), (D1, 3, "2026-03-01")]
+    day2 = _run(settings, spark, D2, TMALL_SALES_JOBS)["silver.sales"]
+    # Judged again with their order, the held lines follow it into today's quarantine.
+    assert day2.details["released_lines"] == 2
+    assert quarantined("order_known") == []
+    assert quarantined("order_quarantined") == [
+        (D2, 2, "2026-03-01"),
+        (D2, 2, "2026-03-02"),
+        (D2, 3, "2026-03-01"),
+    ]
+    assert tables.read("silver", "order_lines").count() == 0
+
+    day3 = _run(settings, spark, D3, TMALL_SALES_JOBS)["silver.sales"]
+    assert day3.details["released_lines"] == 3
+    lines = tables.read("silver", "order_lines").collect()
+    assert {r.order_key for r in lines} == {"TMALL:2937000000000000001"}
+    assert sorted((r.line_id, r.line_no, str(r.line_amount), r._delivery_date) for r in lines) == [
+        ("2937000000000000001", 1, "40.00", D1),
+        ("2937000000000000002", 2, "50.00", D1),
+        ("2937000000000000003", 1, "10.00", D2),
+    ]
+    assert quarantined("order_quarantined") == []
+    # Judged again today: the released lines are flagged (SKU-1 has no mapping) in its slice.
+    assert [d for d, *_ in quarantined("unknown_sku")] == [D3] * 3
+    # Each delivery reconciles on its own: a line is counted by the delivery that brought it.
+    counts = {
+        r.delivery_date: (r.bronze_rows, r.accepted_rows, r.quarantined_rows)
+        for r in tables.read("silver", "reconciliation")
+        .where("dataset = 'tmall_order_items'")
+        .collect()
+    }
+    assert counts == {D1: (2, 0, 2), D2: (1, 0, 1), D3: (0, 0, 0)}
+
+    # Rerunning day 3 changes nothing: the lines are published, nothing is held any more.
+    before = sorted(map(tuple, tables.read("silver", "order_lines").collect()))
+    _run(settings, spark, D3, {"silver.sales"})
+    assert sorted(map(tuple, tables.read("silver", "order_lines").collect())) == before
+    assert quarantined("order_known") + quarantined("order_quarantined") == []
+
+
 def test_a_gate_set_to_fail_commits_nothing(spark, settings_for, tmp_path, monkeypatch):
     root = tmp_path / "landing"
     member = (

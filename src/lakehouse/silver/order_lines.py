@@ -88,7 +88,12 @@ def tmall_lines(bronze_items: DataFrame) -> DataFrame:
         F.lit(None).cast("string").alias("orig_order_key"),
         *LINEAGE,
     )
-    numbering = Window.partitionBy("order_key").orderBy(F.col("line_id").asc_nulls_last())
+    # Numbered within the export that delivered them: a line held for its order and judged
+    # again on a later day (sales_job.held_tmall_lines) keeps its number, and a rerun of that
+    # day, with nothing held any more, numbers today's lines as the first run did.
+    numbering = Window.partitionBy("order_key", "_delivery_date").orderBy(
+        F.col("line_id").asc_nulls_last()
+    )
     return lines.withColumn("line_no", F.dense_rank().over(numbering)).select(*LINE_COLUMNS)
 
 

@@ -253,10 +253,14 @@ def _publish(ctx: JobContext, bronze: dict[str, DataFrame], cfg, limits) -> JobR
         "JD": jd_orders(unique["jd_orders"], cfg),
         "MALL": mall_orders(unique["mall_orders"], cfg),
     }
+    held = held_tmall_lines(ctx, conformed["TMALL"])
+    tmall_items = unique["tmall_order_items"]
+    if held is not None:
+        tmall_items = tmall_items.unionByName(released_bronze(ctx, held), allowMissingColumns=True)
     lines = reduce(
         DataFrame.unionByName,
         [
-            tmall_lines(unique["tmall_order_items"]),
+            tmall_lines(tmall_items),
             jd_lines(unique["jd_orders"]),
             mall_lines(unique["mall_orders"]),
             pos_order_lines(pos),
@@ -286,7 +290,9 @@ def _publish(ctx: JobContext, bronze: dict[str, DataFrame], cfg, limits) -> JobR
         )
         order_gate = run_gate(orders, "silver.orders", key_columns=["order_key"], **common)
         try:
-            return _finish(ctx, cfg, order_gate, line_gate, bad_lines, duplicates, bronze, masters)
+            return _finish(
+                ctx, cfg, order_gate, line_gate, bad_lines, duplicates, bronze, masters, held
+            )
         finally:
             order_gate.release()
     finally:
@@ -322,6 +328,62 @@ def _with_published_lines(ctx: JobContext, good_pos: DataFrame) -> DataFrame:
     return good_pos.unionByName(pos_lines(earlier))
 
 
+HELD_FOR_ORDER = ("order_known", "order_quarantined")
+
+
+def held_tmall_lines(ctx: JobContext, tmall_orders_today: DataFrame) -> DataFrame | None:
+    """Quarantine rows of earlier deliveries holding a Tmall line only for want of its order
+    (`order_known`, `order_quarantined`) whose order is delivered today: their table, source
+    file, line number and quarantine day, with the line's bronze coordinates (LINEAGE_KEY).
+    None when there are none.
+
+    Why: Tmall exports orders and lines in two files, and a delivery may hold late records: a
+    line can come a day before its order (or beside a version of it that was quarantined).
+    Kept in quarantine, the order would be published without it for good. A held line is
+    judged again, from its own bronze row, the day a version of its order comes.
+    """
+    if not ctx.tables.exists("silver", SILVER_QUARANTINE):
+        return None
+    record = F.col("record")
+    held = (
+        ctx.tables.read("silver", SILVER_QUARANTINE)
+        .where(
+            (F.col("table") == "silver.order_lines")
+            & F.col("expectation").isin(*HELD_FOR_ORDER)
+            & (F.col("delivery_date") < F.lit(ctx.run_date))
+            & F.col("value").startswith("TMALL:")
+        )
+        .join(
+            tmall_orders_today.select(F.col("order_key").alias("value")).distinct(),
+            "value",
+            "left_semi",
+        )
+        .select(
+            "table",
+            "source_file",
+            "line_no",
+            "delivery_date",
+            F.get_json_object(record, "$._delivery_date").cast("date").alias("_delivery_date"),
+            F.get_json_object(record, "$._source_file").alias("_source_file"),
+            F.get_json_object(record, "$._line_no").cast("int").alias("_line_no"),
+        )
+        .where(F.col("_delivery_date").isNotNull())
+        .distinct()
+        .localCheckpoint()
+    )
+    return None if held.isEmpty() else held
+
+
+def released_bronze(ctx: JobContext, held: DataFrame) -> DataFrame:
+    """The bronze rows of held Tmall lines, read only in the deliveries that hold them."""
+    days = [row[0] for row in held.select("_delivery_date").distinct().collect()]
+    return (
+        ctx.tables.read("bronze", "tmall_order_items")
+        .where(F.col("_delivery_date").isin(days))
+        .join(F.broadcast(held.select(*LINEAGE_KEY).distinct()), LINEAGE_KEY, "left_semi")
+    )
+
+
 def known_orders(ctx: JobContext, conformed: Sequence[DataFrame]) -> DataFrame:
     """The order keys a line may name: this delivery's orders, before their gate (a line of an
     order quarantined today follows it as `order_quarantined`, it is not unknown), and every
@@ -353,7 +415,7 @@ def lines_following_their_order(
     return records, keys
 
 
-def _finish(ctx, cfg, order_gate, line_gate, bad_lines, duplicates, bronze, masters):
+def _finish(ctx, cfg, order_gate, line_gate, bad_lines, duplicates, bronze, masters, held):
     tables = ctx.tables
     for outcome in (line_gate, order_gate):
         record_results(tables, outcome)
@@ -418,6 +480,7 @@ def _finish(ctx, cfg, order_gate, line_gate, bad_lines, duplicates, bronze, mast
         (order_rows, order_latest, line_rows, lines_good),
         (order_gate, line_gate, orphaned, removed, duplicates),
         bronze,
+        held,
     )
 
 
@@ -447,9 +510,14 @@ def _costed(tables, lines: DataFrame, order_latest: DataFrame, products: DataFra
     ).drop("_sold_at")
 
 
-def _commit(ctx, cfg, frames, quarantined, bronze) -> JobResult:
+def _commit(ctx, cfg, frames, quarantined, bronze, held) -> JobResult:
     """Check the unmapped rate and the reconciliation, then write: the MERGEs, quarantine,
-    reconciliation. Nothing is written when a check fails."""
+    reconciliation. Nothing is written when a check fails.
+
+    Held lines judged again today (`held`) were counted by their own delivery's
+    reconciliation, as quarantined: they are left out of today's accepted rows, and their
+    earlier quarantine rows are deleted once the MERGE holds them (or today's quarantine does).
+    """
     tables = ctx.tables
     order_rows, order_latest, line_rows, lines_good = frames
     order_gate, line_gate, orphaned, removed, duplicates = quarantined
@@ -466,6 +534,10 @@ def _commit(ctx, cfg, frames, quarantined, bronze) -> JobResult:
         )
 
     rows = {"orders": order_rows, "lines": line_rows}
+    if held is not None:
+        rows["lines"] = line_rows.join(
+            F.broadcast(held.select(*LINEAGE_KEY).distinct()), LINEAGE_KEY, "left_anti"
+        )
     accepted = reduce(
         DataFrame.unionByName,
         [
@@ -540,6 +612,13 @@ def _commit(ctx, cfg, frames, quarantined, bronze) -> JobResult:
     result.versions[f"silver.{SILVER_QUARANTINE}"] = write_quarantine(
         ctx, quarantine, ["silver.orders", "silver.order_lines"]
     )
+    if held is not None:
+        # Every earlier row of a re-judged line goes, whatever its rule: today's gate said
+        # again what still holds, in today's slice.
+        result.versions[f"silver.{SILVER_QUARANTINE}"] = tables.delete_matching(
+            held, "silver", SILVER_QUARANTINE, ["table", "source_file", "line_no", "delivery_date"]
+        )
+        result.details["released_lines"] = held.count()
     result.versions[f"silver.{RECONCILIATION}"] = write_reconciliation(ctx, reconciled)
     report = reconciliation_report(reconciled)
     result.details["reconciliation"] = report
