@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 from pyspark.sql import functions as F
 
-from lakehouse.runtime import Job, JobResult, run_job
+from lakehouse.runtime import Job, JobError, JobResult, last_success, run_job
 from lakehouse.tables import Tables
 
 
@@ -40,3 +40,24 @@ def test_run_times_are_the_real_instants_whatever_the_drivers_time_zone(
         .first()
     )
     assert before - 1 <= row["start"] / 1e6 <= row["end"] / 1e6 <= after + 1
+
+
+def test_last_success_is_the_latest_earlier_day_the_job_succeeded(spark, settings_for):
+    settings = settings_for()
+    tables = Tables(spark, settings.warehouse)
+    assert last_success(tables, "ops.flaky", date(2026, 3, 9)) is None  # no run log yet
+
+    def fails(ctx):
+        raise JobError("down")
+
+    ok = Job("ops.flaky", "ops", "succeeds", lambda ctx: JobResult())
+    bad = Job("ops.flaky", "ops", "fails", fails)
+    other = Job("ops.other", "ops", "another job", lambda ctx: JobResult())
+    for job, day in ((ok, 1), (ok, 2), (other, 4), (ok, 6)):
+        run_job(job, settings, spark, date(2026, 3, day))
+    with pytest.raises(JobError, match="down"):
+        run_job(bad, settings, spark, date(2026, 3, 3))
+    assert last_success(tables, "ops.flaky", date(2026, 3, 5)) == date(2026, 3, 2)
+    assert last_success(tables, "ops.flaky", date(2026, 3, 6)) == date(2026, 3, 2)
+    assert last_success(tables, "ops.flaky", date(2026, 3, 7)) == date(2026, 3, 6)
+    assert last_success(tables, "ops.flaky", date(2026, 3, 1)) is None

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from pyspark.sql import SparkSession
+from pyspark.sql import Column, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import (
     DateType,
     DoubleType,
@@ -77,6 +78,33 @@ class Job:
     description: str
     run: Callable[[JobContext], JobResult]
     depends_on: tuple[str, ...] = ()
+
+
+def last_success(tables: Tables, job: str, before: date) -> date | None:
+    """The latest run date before `before` on which `job` succeeded (ops.run_log), or None.
+
+    Why: a job that takes only what is new since its last run (One ID) must catch up on a day
+    whose run failed and was never rerun, not take only its own run date's share.
+    """
+    if not tables.exists(*RUN_LOG):
+        return None
+    latest = (
+        tables.read(*RUN_LOG)
+        .where(
+            (F.col("job") == job)
+            & (F.col("status") == "SUCCEEDED")
+            & (F.col("run_date") < F.lit(before))
+        )
+        .agg(F.max("run_date"))
+        .first()
+    )
+    return latest[0] if latest else None
+
+
+def since_last_success(column: str, since: date | None, run_date: date) -> Column:
+    """`column` (a date) after `since` (the last successful run; None: ever) up to `run_date`."""
+    until = F.col(column) <= F.lit(run_date)
+    return until if since is None else until & (F.col(column) > F.lit(since))
 
 
 def new_run_id() -> str:

@@ -7,8 +7,10 @@ from datetime import date, datetime
 import pytest
 from pyspark.sql import functions as F
 
-from lakehouse.oneid.job import ComponentTooLarge, build_one_id
-from lakehouse.runtime import JobContext
+from lakehouse.oneid.graph import with_node_id
+from lakehouse.oneid.job import ComponentTooLarge, golden_scope
+from lakehouse.registry import build_registry
+from lakehouse.runtime import run_job
 from lakehouse.tables import Tables
 
 DAY1, DAY2, DAY3, DAY4 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3), date(2026, 3, 4)
@@ -61,8 +63,8 @@ def _write_day(spark, tables: Tables, day: date, records=None, first: date | Non
 
 
 def _run(settings, spark, tables, day):
-    ctx = JobContext(settings, spark, tables, day, f"test-{day}")
-    return build_one_id(ctx)
+    """oneid.link as the runner runs it: ops.run_log says which days it succeeded on."""
+    return run_job(build_registry(settings)["oneid.link"], settings, spark, day)
 
 
 def _map(tables: Tables) -> dict[str, str]:
@@ -185,6 +187,67 @@ def test_rerunning_a_day_changes_nothing(three_days, spark):
     assert _map(tables) == maps[DAY3]
     assert _history(tables) == histories[DAY3]
     assert sorted(map(tuple, tables.read("oneid", "links").collect())) == links_before
+
+
+def _people(identity_map: dict[str, str]) -> set[frozenset[str]]:
+    """Who is linked with whom, whatever the ids are called."""
+    by_id: dict[str, set[str]] = {}
+    for identifier, one_id in identity_map.items():
+        by_id.setdefault(one_id, set()).add(identifier)
+    return {frozenset(group) for group in by_id.values()}
+
+
+def test_a_day_whose_link_failed_is_caught_up_by_the_next(three_days, spark, tmp_path, monkeypatch):
+    """Day 1's link failed and was not rerun. Before: day 2 linked only the pairs first
+    delivered on day 2, and day 1's people (M2's phone, the card, the lone nick) had no one_id
+    until a later record happened to carry one of their identifiers."""
+    _, _, maps, *_ = three_days
+    monkeypatch.setenv("LAKEHOUSE_LANDING", str(tmp_path / "landing"))
+    monkeypatch.setenv("LAKEHOUSE_WAREHOUSE", str(tmp_path / "warehouse"))
+    from lakehouse.config import load_settings
+
+    settings = load_settings("local")
+    tables = Tables(spark, settings.warehouse)
+    _write_day(spark, tables, DAY1)
+    _write_day(spark, tables, DAY2)
+    failing = settings.model_copy(
+        update={"oneid": settings.oneid.model_copy(update={"max_component_size": 1})}
+    )
+    with pytest.raises(ComponentTooLarge):
+        _run(failing, spark, tables, DAY1)
+    day2 = _run(settings, spark, tables, DAY2)
+    assert _people(_map(tables)) == _people(maps[DAY2])
+    assert day2.details["new_pairs_since"] is None  # no earlier day succeeded
+    assert {r.updated_on for r in tables.read("oneid", "identity_map").collect()} == {DAY2}
+
+
+def test_the_golden_scope_catches_up_on_the_days_since_the_last_golden_run(spark):
+    """Person A's identifier was delivered on day 1, person B's one_id changed on day 2, C's on
+    day 3, D was last touched before day 1. Before: the golden job took the run date's changes
+    only, so a day whose golden run failed kept its people's records stale for good."""
+    identities = spark.createDataFrame(
+        [("phone", "13911110001", DAY1), ("phone", "13911110004", date(2026, 2, 1))],
+        "identifier_type string, identifier_value string, delivery_date date",
+    )
+    nodes = {r.identifier_value: r.node_id for r in with_node_id(identities).collect()}
+    identity_map = spark.createDataFrame(
+        [
+            ("phone", "13911110001", nodes["13911110001"], "A", date(2026, 2, 1)),
+            ("member_id", "MB", 2, "B", DAY2),
+            ("member_id", "MC", 3, "C", DAY3),
+            ("phone", "13911110004", nodes["13911110004"], "D", date(2026, 2, 1)),
+        ],
+        "identifier_type string, identifier_value string, node_id long, one_id string, "
+        "updated_on date",
+    )
+
+    def scope(since: date | None, run_date: date) -> set[str]:
+        return {r.one_id for r in golden_scope(identity_map, identities, since, run_date).collect()}
+
+    assert scope(DAY2, DAY3) == {"C"}  # the day after a successful one: its own changes
+    assert scope(date(2026, 2, 28), DAY3) == {"A", "B", "C"}  # days 1 and 2 failed
+    assert scope(DAY1, DAY2) == {"B"}  # a rerun of day 2 does not see day 3
+    assert scope(None, DAY1) == {"A", "D"}  # the first run ever: everything up to its day
 
 
 def test_a_giant_component_fails_the_run_and_publishes_nothing(spark, tmp_path, monkeypatch):

@@ -1,15 +1,18 @@
 """The One ID job: link the day's identifiers into the person graph, incrementally.
 
-A run touches only what the day's identities reach: the components that hold one of the day's
-identifiers (or a value suppressed today) are rebuilt from their records, everything else keeps
-its one_id untouched. Writes are ordered so that a crashed run is healed by its rerun: each table
-is recomputed from silver.identities and the previous identity map, never patched from itself.
+A run touches only what the day's identities reach (the day's: new since the last day the job
+succeeded): the components that hold one of the day's identifiers (or a value suppressed
+today) are rebuilt from their records, everything else keeps its one_id untouched. Writes are
+ordered so that a crashed run is healed by its rerun: each table is recomputed from
+silver.identities and the previous identity map, never patched from itself.
 
 Tables (layer `oneid`): identity_map, links, suppressed_identifiers, one_id_history,
 component_sizes, golden_members.
 """
 
 from __future__ import annotations
+
+from datetime import date
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -29,7 +32,7 @@ from lakehouse.oneid.graph import (
     star_links,
     with_node_id,
 )
-from lakehouse.runtime import JobContext, JobError, JobResult
+from lakehouse.runtime import JobContext, JobError, JobResult, last_success, since_last_success
 from lakehouse.spark import small_frame
 
 LAYER = "oneid"
@@ -83,9 +86,13 @@ def build_one_id(ctx: JobContext) -> JobResult:
             "rebuild it (rerun silver.identities from the first day) before running oneid.link"
         )
     # New pairs only: a full CRM snapshot re-delivers every unchanged member every day, and an
-    # unchanged record changes neither a degree nor a component.
+    # unchanged record changes neither a degree nor a component. New since the last day this
+    # job succeeded, not only today's: a day whose link failed and was not rerun is caught up.
+    since = last_success(tables, "oneid.link", ctx.run_date)
     touched = frozen(
-        identities.where(F.col("first_delivery_date") == run_day).select("node_id").distinct()
+        identities.where(since_last_success("first_delivery_date", since, ctx.run_date))
+        .select("node_id")
+        .distinct()
     )
     store_phones = (
         tables.read("silver", "stores").select("store_phone")
@@ -222,7 +229,7 @@ def build_one_id(ctx: JobContext) -> JobResult:
         previous_map.join(new_map.select("node_id"), "node_id", "left_anti")
         .join(suppressed, "node_id", "left_anti")
         .join(
-            identities.where(F.col("delivery_date") == run_day)
+            identities.where(since_last_success("delivery_date", since, ctx.run_date))
             .groupBy("node_id")
             .agg(F.max("last_seen").alias("_seen")),
             "node_id",
@@ -280,6 +287,7 @@ def build_one_id(ctx: JobContext) -> JobResult:
     result.rows_written = new_map.count()
     result.rows_quarantined = new_suppressed.count()
     result.details = {
+        "new_pairs_since": since,
         "touched_identifiers": result.rows_read,
         "recomputed_identifiers": result.rows_written,
         "seen_again_identifiers": seen_again.count(),
@@ -316,6 +324,29 @@ def changed_one_ids(previous: DataFrame, assignments: DataFrame) -> DataFrame:
     )
 
 
+def golden_scope(
+    identity_map: DataFrame, identities: DataFrame, since: date | None, run_date: date
+) -> DataFrame:
+    """The identity-map rows of the one_ids to rebuild: those with an identifier delivered, or
+    whose set of identifiers changed (`updated_on`), after `since` (the golden job's last
+    successful day) up to `run_date`.
+
+    Why since, not on the run date: a day whose golden run failed and was not rerun is caught
+    up by the next, instead of leaving its people's records as they were.
+    """
+    touched_nodes = with_node_id(
+        identities.where(since_last_success("delivery_date", since, run_date))
+    ).select("node_id")
+    changed = identity_map.where(since_last_success("updated_on", since, run_date))
+    touched = (
+        identity_map.join(touched_nodes, "node_id", "left_semi")
+        .select("one_id")
+        .unionByName(changed.select("one_id"))
+        .distinct()
+    )
+    return identity_map.join(touched, "one_id", "left_semi")
+
+
 def build_golden(ctx: JobContext) -> JobResult:
     """Golden member records for the one_ids the day touched; records of one_ids merged away or
     dissolved today are removed."""
@@ -330,17 +361,10 @@ def build_golden(ctx: JobContext) -> JobResult:
     ):
         if not tables.exists(layer, table):
             raise JobError(f"{layer}.{table} does not exist: run {job} for {ctx.run_date} first")
-    day = F.lit(ctx.run_date).cast("date")
+    since = last_success(tables, "oneid.golden", ctx.run_date)
     identity_map = tables.read(LAYER, "identity_map")
     identities = tables.read("silver", "identities")
-    touched_nodes = with_node_id(identities.where(F.col("delivery_date") == day)).select("node_id")
-    touched = (
-        identity_map.join(touched_nodes, "node_id", "left_semi")
-        .select("one_id")
-        .unionByName(identity_map.where(F.col("updated_on") == day).select("one_id"))
-        .distinct()
-    )
-    scope = identity_map.join(touched, "one_id", "left_semi")
+    scope = golden_scope(identity_map, identities, since, ctx.run_date)
     touches = (
         tables.read("silver", "campaign_touches")
         if tables.exists("silver", "campaign_touches")
@@ -364,7 +388,7 @@ def build_golden(ctx: JobContext) -> JobResult:
     if tables.exists(LAYER, "one_id_history") and tables.exists(LAYER, "golden_members"):
         gone = (
             tables.read(LAYER, "one_id_history")
-            .where(F.col("run_date") == day)
+            .where(since_last_success("run_date", since, ctx.run_date))
             .select(F.col("old_one_id").alias("one_id"))
             .join(identity_map.select("one_id"), "one_id", "left_anti")
         )
@@ -374,5 +398,6 @@ def build_golden(ctx: JobContext) -> JobResult:
     )
     result.rows_read = scope.count()
     result.rows_written = golden.count()
+    result.details["changes_since"] = since
     golden.unpersist()
     return result
