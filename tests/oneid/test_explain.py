@@ -135,6 +135,9 @@ IDENTITIES = [
     ("mall_orders", "R2", "phone", P2),
     ("tmall_orders", "X1", "tmall_nick", "nickP"),
     ("tmall_orders", "X1", "phone", PLACEHOLDER),
+    # Arrived after the last oneid.link run: M2 ordered with A's openid.
+    ("mall_orders", "O9", "member_id", "M2"),
+    ("mall_orders", "O9", "openid", "oA"),
 ]
 ONE_IDS = {
     "OID_A": [("tmall_nick", "nickA"), ("phone", P1), ("member_id", "M1"), ("card_no", "C1"),
@@ -229,6 +232,18 @@ def test_two_one_ids_with_normalised_input(spark, tables, oneid) -> None:
         f"member_id:M2 and phone:{P1} are not linked:\n"
         f"  - they are in two different one_ids: member_id:M2 in OID_B (2 identifiers), "
         f"phone:{P1} in OID_A (5 identifiers)"
+    )
+
+
+def test_two_one_ids_on_one_record_not_linked_yet_name_the_record(spark, tables, oneid) -> None:
+    """Before: only "two different one_ids", though a record carrying both was waiting for the
+    next oneid.link run."""
+    got = explain(spark, tables, oneid, "member_id:M2", "openid:oA")
+    assert got == (
+        "member_id:M2 and openid:oA are not linked:\n"
+        "  - they are in two different one_ids: member_id:M2 in OID_B (2 identifiers), "
+        "openid:oA in OID_A (5 identifiers)\n"
+        "  - they appear together on mall_orders O9, but the One ID job has not linked them yet"
     )
 
 

@@ -361,9 +361,12 @@ def explain(
     if not wanted:
         return not_linked_message(a, b)
     sizes = _sizes(identity_map, [f.one_id for f in (a, b) if f.one_id])
-    if a.one_id and b.one_id:  # two people: neither is suppressed, no record carries both
-        return not_linked_message(*(_complete(f, oneid_settings, sizes, {}, {}) for f in (a, b)))
-    suppressed = _suppressed(tables, wanted)
     records, together, together_count = _sightings(tables, wanted)
+    if a.one_id and b.one_id:
+        # Two people, neither suppressed. A record carrying both arrived after the last
+        # oneid.link run (or that day's run failed): the record is named.
+        a, b = (_complete(f, oneid_settings, sizes, {}, {}) for f in (a, b))
+        return not_linked_message(a, b, together, together_count)
+    suppressed = _suppressed(tables, wanted)
     a, b = (_complete(f, oneid_settings, sizes, suppressed, records) for f in (a, b))
     return not_linked_message(a, b, together, together_count)
