@@ -200,19 +200,34 @@ class Tables:
         self.register(layer, name)
         return self.version(layer, name)  # type: ignore[return-value]
 
-    def delete_matching(self, keys_df: DataFrame, layer: str, name: str, keys: list[str]) -> int:
+    def delete_matching(
+        self,
+        keys_df: DataFrame,
+        layer: str,
+        name: str,
+        keys: list[str],
+        target_where: Column | None = None,
+    ) -> int:
         """Delete the rows whose `keys` appear in `keys_df` (one MERGE; duplicates in `keys_df`
-        are dropped first). A missing table has nothing to delete: returns its version or -1."""
+        are dropped first). A missing table has nothing to delete: returns its version or -1.
+
+        `target_where` (over `t.` columns, say partitions) limits what the MERGE reads, and so
+        what a concurrent writer can conflict with."""
         if not self.exists(layer, name):
             return -1
-        on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+        on = F.expr(" AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys))
+        if target_where is not None:
+            on = on & target_where
         faults.before_write(f"{layer}.{name}")
-        (
-            DeltaTable.forPath(self.spark, self.path(layer, name))
-            .alias("t")
-            .merge(keys_df.select(*keys).distinct().alias("s"), on)
-            .whenMatchedDelete()
-            .execute()
+        _save_retrying(  # a delete made again deletes nothing more
+            lambda: (
+                DeltaTable.forPath(self.spark, self.path(layer, name))
+                .alias("t")
+                .merge(keys_df.select(*keys).distinct().alias("s"), on)
+                .whenMatchedDelete()
+                .execute()
+            ),
+            f"{layer}.{name}",
         )
         faults.after_write(f"{layer}.{name}")
         return self.version(layer, name)  # type: ignore[return-value]

@@ -178,6 +178,11 @@ def test_a_pos_line_delivered_a_day_late_joins_its_ticket(spark, settings_for, t
     ]
 
 
+def _quarantine_rows(tables: Tables) -> list[tuple]:
+    """silver.quarantine as a rerun must leave it (run ids aside)."""
+    return sorted(map(tuple, tables.read("silver", "quarantine").drop("run_id").collect()))
+
+
 def _item(line: int, amount: str) -> str:
     return f"2937000000000000001,293700000000000000{line},T恤,{amount},1,SKU-1,无退款,0.00"
 
@@ -225,6 +230,10 @@ def test_a_tmall_line_delivered_before_its_order_joins_it_when_the_order_comes(
         (D2, 3, "2026-03-01"),
     ]
     assert tables.read("silver", "order_lines").count() == 0
+    # Rerunning day 2 judges them again (silver.held_line_releases): none is lost.
+    day2_quarantine = _quarantine_rows(tables)
+    _run(settings, spark, D2, {"silver.sales"})
+    assert _quarantine_rows(tables) == day2_quarantine
 
     day3 = _run(settings, spark, D3, TMALL_SALES_JOBS)["silver.sales"]
     assert day3.details["released_lines"] == 3
@@ -247,10 +256,12 @@ def test_a_tmall_line_delivered_before_its_order_joins_it_when_the_order_comes(
     }
     assert counts == {D1: (2, 0, 2), D2: (1, 0, 1), D3: (0, 0, 0)}
 
-    # Rerunning day 3 changes nothing: the lines are published, nothing is held any more.
+    # Rerunning day 3 changes nothing, its flag records included.
     before = sorted(map(tuple, tables.read("silver", "order_lines").collect()))
+    day3_quarantine = _quarantine_rows(tables)
     _run(settings, spark, D3, {"silver.sales"})
     assert sorted(map(tuple, tables.read("silver", "order_lines").collect())) == before
+    assert _quarantine_rows(tables) == day3_quarantine
     assert quarantined("order_known") + quarantined("order_quarantined") == []
 
 

@@ -329,58 +329,89 @@ def _with_published_lines(ctx: JobContext, good_pos: DataFrame) -> DataFrame:
 
 
 HELD_FOR_ORDER = ("order_known", "order_quarantined")
+# One row per Tmall line judged again (LINEAGE_KEY), with the last day that did it.
+RELEASES = "held_line_releases"
 
 
-def held_tmall_lines(ctx: JobContext, tmall_orders_today: DataFrame) -> DataFrame | None:
-    """Quarantine rows of earlier deliveries holding a Tmall line only for want of its order
-    (`order_known`, `order_quarantined`) whose order is delivered today: their table, source
-    file, line number and quarantine day, with the line's bronze coordinates (LINEAGE_KEY).
-    None when there are none.
+@dataclass(frozen=True)
+class HeldLines:
+    """Tmall lines held in quarantine for want of their order, judged again today.
+
+    `lines`: their bronze coordinates (LINEAGE_KEY) and order_key, one row per line;
+    `earlier_rows`: the quarantine rows of earlier days that held them (table, source_file,
+    line_no, delivery_date), deleted once today's MERGE and quarantine hold the lines.
+    """
+
+    lines: DataFrame
+    earlier_rows: DataFrame | None
+
+
+def held_tmall_lines(ctx: JobContext, tmall_orders_today: DataFrame) -> HeldLines | None:
+    """The Tmall lines to judge again today, None when there are none: those an earlier day's
+    quarantine holds only for want of their order (`order_known`, `order_quarantined`) when a
+    version of the order is delivered today, and those an earlier run of this same day
+    released (silver.held_line_releases), so that a rerun judges them again as it did.
 
     Why: Tmall exports orders and lines in two files, and a delivery may hold late records: a
     line can come a day before its order (or beside a version of it that was quarantined).
     Kept in quarantine, the order would be published without it for good. A held line is
     judged again, from its own bronze row, the day a version of its order comes.
     """
-    if not ctx.tables.exists("silver", SILVER_QUARANTINE):
+    tables = ctx.tables
+    today = F.lit(ctx.run_date)
+    parts, earlier_rows = [], None
+    if tables.exists("silver", SILVER_QUARANTINE):
+        record = F.col("record")
+        earlier_rows = (
+            tables.read("silver", SILVER_QUARANTINE)
+            .where(
+                (F.col("table") == "silver.order_lines")
+                & F.col("expectation").isin(*HELD_FOR_ORDER)
+                & (F.col("delivery_date") < today)
+                & F.col("value").startswith("TMALL:")
+            )
+            .join(
+                tmall_orders_today.select(F.col("order_key").alias("value")).distinct(),
+                "value",
+                "left_semi",
+            )
+            .select(
+                "table",
+                "source_file",
+                "line_no",
+                "delivery_date",
+                F.get_json_object(record, "$._delivery_date").cast("date").alias("_delivery_date"),
+                F.get_json_object(record, "$._source_file").alias("_source_file"),
+                F.get_json_object(record, "$._line_no").cast("int").alias("_line_no"),
+                F.col("value").alias("order_key"),
+            )
+            .where(F.col("_delivery_date").isNotNull())
+            .distinct()
+            .localCheckpoint()
+        )
+        parts.append(earlier_rows.select(*LINEAGE_KEY, "order_key"))
+    if tables.exists("silver", RELEASES):
+        # Released by an earlier run of this day, and by no later day since.
+        parts.append(
+            tables.read("silver", RELEASES)
+            .where(F.col("released_on") == today)
+            .select(*LINEAGE_KEY, "order_key")
+        )
+    if not parts:
         return None
-    record = F.col("record")
-    held = (
-        ctx.tables.read("silver", SILVER_QUARANTINE)
-        .where(
-            (F.col("table") == "silver.order_lines")
-            & F.col("expectation").isin(*HELD_FOR_ORDER)
-            & (F.col("delivery_date") < F.lit(ctx.run_date))
-            & F.col("value").startswith("TMALL:")
-        )
-        .join(
-            tmall_orders_today.select(F.col("order_key").alias("value")).distinct(),
-            "value",
-            "left_semi",
-        )
-        .select(
-            "table",
-            "source_file",
-            "line_no",
-            "delivery_date",
-            F.get_json_object(record, "$._delivery_date").cast("date").alias("_delivery_date"),
-            F.get_json_object(record, "$._source_file").alias("_source_file"),
-            F.get_json_object(record, "$._line_no").cast("int").alias("_line_no"),
-        )
-        .where(F.col("_delivery_date").isNotNull())
-        .distinct()
-        .localCheckpoint()
-    )
-    return None if held.isEmpty() else held
+    lines = reduce(DataFrame.unionByName, parts).distinct().localCheckpoint()
+    if lines.isEmpty():
+        return None
+    return HeldLines(lines, earlier_rows)
 
 
-def released_bronze(ctx: JobContext, held: DataFrame) -> DataFrame:
+def released_bronze(ctx: JobContext, held: HeldLines) -> DataFrame:
     """The bronze rows of held Tmall lines, read only in the deliveries that hold them."""
-    days = [row[0] for row in held.select("_delivery_date").distinct().collect()]
+    days = [row[0] for row in held.lines.select("_delivery_date").distinct().collect()]
     return (
         ctx.tables.read("bronze", "tmall_order_items")
         .where(F.col("_delivery_date").isin(days))
-        .join(F.broadcast(held.select(*LINEAGE_KEY).distinct()), LINEAGE_KEY, "left_semi")
+        .join(F.broadcast(held.lines.select(*LINEAGE_KEY)), LINEAGE_KEY, "left_semi")
     )
 
 
@@ -536,7 +567,7 @@ def _commit(ctx, cfg, frames, quarantined, bronze, held) -> JobResult:
     rows = {"orders": order_rows, "lines": line_rows}
     if held is not None:
         rows["lines"] = line_rows.join(
-            F.broadcast(held.select(*LINEAGE_KEY).distinct()), LINEAGE_KEY, "left_anti"
+            F.broadcast(held.lines.select(*LINEAGE_KEY)), LINEAGE_KEY, "left_anti"
         )
     accepted = reduce(
         DataFrame.unionByName,
@@ -613,12 +644,34 @@ def _commit(ctx, cfg, frames, quarantined, bronze, held) -> JobResult:
         ctx, quarantine, ["silver.orders", "silver.order_lines"]
     )
     if held is not None:
-        # Every earlier row of a re-judged line goes, whatever its rule: today's gate said
-        # again what still holds, in today's slice.
-        result.versions[f"silver.{SILVER_QUARANTINE}"] = tables.delete_matching(
-            held, "silver", SILVER_QUARANTINE, ["table", "source_file", "line_no", "delivery_date"]
+        # Logged before their earlier quarantine rows go: a rerun of this day (or a run killed
+        # after the delete) finds them there and judges them again, as this run did.
+        result.versions[f"silver.{RELEASES}"] = tables.upsert(
+            held.lines.select(
+                *LINEAGE_KEY,
+                "order_key",
+                F.lit(ctx.run_date).alias("released_on"),
+                F.lit(ctx.run_id).alias("run_id"),
+            ),
+            "silver",
+            RELEASES,
+            LINEAGE_KEY,
+            "s.released_on >= t.released_on",
         )
-        result.details["released_lines"] = held.count()
+        if held.earlier_rows is not None:
+            # Every earlier row of a re-judged line goes, whatever its rule: today's gate said
+            # again what still holds, in today's slice. Only the partitions of those days are
+            # read, so other jobs writing today's quarantine do not conflict with the delete.
+            days = [r[0] for r in held.earlier_rows.select("delivery_date").distinct().collect()]
+            if days:
+                result.versions[f"silver.{SILVER_QUARANTINE}"] = tables.delete_matching(
+                    held.earlier_rows,
+                    "silver",
+                    SILVER_QUARANTINE,
+                    ["table", "source_file", "line_no", "delivery_date"],
+                    target_where=F.col("t.delivery_date").isin(days),
+                )
+        result.details["released_lines"] = held.lines.count()
     result.versions[f"silver.{RECONCILIATION}"] = write_reconciliation(ctx, reconciled)
     report = reconciliation_report(reconciled)
     result.details["reconciliation"] = report
