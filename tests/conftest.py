@@ -61,10 +61,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # there. Measured on a tiny generated day through every job: 422 s as conf/local.yml has it,
 # 327 s with these (2026-12-01). conf/local.yml keeps Spark's defaults: the demo and the
 # benchmarks run in local mode on data where codegen pays. Results do not depend on them.
+# PySpark 4 records the Python call site of every DataFrame call in the JVM (three Py4J round
+# trips each, ~32,000 of a silver test's 182,000): kept for the jobs' error messages, off for
+# tests (a silver test 145 s -> 129 s, the mean of three runs each, 2026-12-04).
 SMALL_DATA_CONF = {
     "spark.sql.codegen.wholeStage": "false",
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
     "spark.sql.adaptive.enabled": "false",
+    "spark.python.sql.dataFrameDebugging.enabled": "false",
 }
 
 

@@ -3,8 +3,10 @@ from datetime import timedelta
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from lakehouse.gold.marts.common import sold_lines
-from tests.gold.marts.rows import D, frames, line, order, product, yuan
+from lakehouse.gold.marts.common import sold_lines, touched_dates
+from lakehouse.runtime import JobContext
+from lakehouse.tables import Tables
+from tests.gold.marts.rows import D, at, frames, line, order, product, yuan
 
 COLS = ["order_key", "line_id", "units", "line_net_sales", "unit_cost", "gross_profit"]
 SCHEMA = (
@@ -98,3 +100,27 @@ def test_tmall_line_refund_and_never_paid_orders(spark):
         SCHEMA,
     )
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_a_run_recomputes_the_dates_of_orders_whose_held_lines_it_released(spark, tmp_path):
+    """A Tmall line held for want of its order keeps the delivery that brought it (day 1); the
+    order silver keeps is another day's version (day 2). Released into it on day 3, the line
+    changed the order's sales: day 3's marts must recompute day 1 (before: only day 3)."""
+    d1, d2, d3 = D, D + timedelta(days=1), D + timedelta(days=2)
+    tables = Tables(spark, str(tmp_path))
+    spark.range(1).write.format("delta").save(tables.path("gold", "store_daily"))
+    spark.createDataFrame(
+        [("TMALL:1", d3), ("TMALL:2", d2)], "order_key string, released_on date"
+    ).write.format("delta").save(tables.path("silver", "held_line_releases"))
+    orders = spark.createDataFrame(
+        [("TMALL:1", d1, at(d1), d2), ("TMALL:2", d2, at(d2), d1)],
+        "order_key string, business_date date, created_at timestamp, _delivery_date date",
+    )
+    lines = spark.createDataFrame(
+        [("TMALL:1", d1), ("TMALL:2", d1)], "order_key string, _delivery_date date"
+    )
+    ctx = JobContext(settings=None, spark=spark, tables=tables, run_date=d3, run_id="r")
+    assert touched_dates(ctx, orders, lines, "store_daily") == [d1, d3]
+    # Day 2 (a rerun): TMALL:1's order was delivered that day, TMALL:2 only released.
+    rerun = JobContext(settings=None, spark=spark, tables=tables, run_date=d2, run_id="r")
+    assert touched_dates(rerun, orders, lines, "store_daily") == [d1, d2]

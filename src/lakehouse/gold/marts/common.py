@@ -16,6 +16,7 @@ from pyspark.sql.types import DecimalType
 
 from lakehouse.runtime import JobContext, JobError
 from lakehouse.silver.normalise import shanghai_date
+from lakehouse.silver.sales_job import RELEASES
 from lakehouse.silver.scd2 import valid_at
 
 MONEY = DecimalType(18, 2)
@@ -226,9 +227,14 @@ def one_id_inputs(ctx: JobContext) -> tuple[DataFrame, DataFrame, DataFrame | No
 
 def touched_dates(ctx: JobContext, orders: DataFrame, lines: DataFrame, mart: str) -> list[date]:
     """The business dates this run must recompute: every date of every order silver changed in
-    this run (an order or line delivered on the run date), both its business date and its
-    creation date (an order paid later moves from its creation date to its payment date), and
-    the run date itself; every date when the mart does not exist yet."""
+    this run (an order or line delivered on the run date, or a held Tmall line silver.sales
+    released into it on the run date), both its business date and its creation date (an order
+    paid later moves from its creation date to its payment date), and the run date itself;
+    every date when the mart does not exist yet.
+
+    Why the releases: a released line keeps the delivery that brought it, and its order may
+    be the version of another delivery (today's was older, or quarantined): by delivery dates
+    alone the line's sales reached silver and never the mart."""
     day = F.lit(ctx.run_date).cast("date")
     if not ctx.tables.exists(GOLD, mart):
         dates = orders.select("business_date")
@@ -237,8 +243,11 @@ def touched_dates(ctx: JobContext, orders: DataFrame, lines: DataFrame, mart: st
             orders.where(F.col("_delivery_date") == day)
             .select("order_key")
             .unionByName(lines.where(F.col("_delivery_date") == day).select("order_key"))
-            .distinct()
         )
+        if ctx.tables.exists("silver", RELEASES):
+            released = ctx.tables.read("silver", RELEASES).where(F.col("released_on") == day)
+            changed = changed.unionByName(released.select("order_key"))
+        changed = changed.distinct()
         hit = orders.join(changed, "order_key", "left_semi")
         dates = hit.select("business_date").unionByName(
             hit.select(shanghai_date(F.col("created_at")).alias("business_date"))
