@@ -64,15 +64,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # PySpark 4 records the Python call site of every DataFrame call in the JVM (three Py4J round
 # trips each, ~32,000 of a silver test's 182,000): kept for the jobs' error messages, off for
 # tests (a silver test 145 s -> 129 s, the mean of three runs each, 2026-12-04).
-# The parallel garbage collector instead of G1 (the suite is CPU-bound: two workers' JVMs on two
-# cores, G1's concurrent threads and write barriers compete with them): two copies of a silver
-# test side by side, 254 s -> 228 s, the means of four and two runs (bench/RESULTS.md).
+# The parallel garbage collector instead of G1 was faster for two short sessions side by side and
+# slower for the whole suite (some late tests 2-4x slower): not used (bench/RESULTS.md).
 SMALL_DATA_CONF = {
     "spark.sql.codegen.wholeStage": "false",
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
     "spark.sql.adaptive.enabled": "false",
     "spark.python.sql.dataFrameDebugging.enabled": "false",
-    "spark.driver.extraJavaOptions": "-XX:+UseParallelGC",
 }
 
 
