@@ -162,6 +162,8 @@ def test_a_one_id_not_in_the_map_is_swept_for_by_itself():
         "138-0013-8000",
         '{"phone":"+8613800138000"}',
         "a,13800138000,b",
+        "\uff11\uff13\uff18\uff10\uff10\uff11\uff13\uff18\uff10\uff10\uff10",  # full width
+        "\uff0b\uff18\uff16\u3000\uff11\uff13\uff18\uff0d0013\uff0d8000",
     ],
 )
 def test_a_phone_is_found_in_every_spelling_its_normaliser_accepts(text):
@@ -169,10 +171,38 @@ def test_a_phone_is_found_in_every_spelling_its_normaliser_accepts(text):
 
 
 @pytest.mark.parametrize(
-    "text", ["913800138000", "138001380001", "1380013800", "13900138000", "138****8000"]
+    "text",
+    [
+        "913800138000",
+        "138001380001",
+        "1380013800",
+        "13900138000",
+        "138****8000",
+        "\uff1913800138000",  # a full-width digit before it
+        "13800138000\uff10",
+    ],
 )
 def test_a_phone_is_never_found_inside_another_number(text):
     assert not _found(value_patterns(*PHONE)[0], text)
+
+
+def test_the_sweep_patterns_find_the_same_in_spark_as_in_python(spark):
+    """The sweep runs as `rlike` in the JVM: its escapes (full-width digits) must mean there
+    what they mean to Python's `re`."""
+    texts = [
+        "+86 138-0013-8000",
+        "\uff11\uff13\uff18\uff10\uff10\uff11\uff13\uff18\uff10\uff10\uff10",
+        "\uff0b\uff18\uff16\u3000\uff11\uff13\uff18\uff0d0013\uff0d8000",
+        "\uff1913800138000",
+        "138****8000",
+    ]
+    member = "\uff4d\uff10\uff10\uff10\uff12 0971"  # ｍ０００２ 0971
+    texts += [member, "X" + member]
+    pattern = combine([*value_patterns(*PHONE), *value_patterns(*MEMBER)])
+    rows = spark.createDataFrame([(t,) for t in texts], "text string")
+    found = dict(rows.select("text", F.col("text").rlike(pattern)).collect())
+    assert found == {t: _found(pattern, t) for t in texts}
+    assert list(found.values()) == [True, True, True, False, False, True, False]
 
 
 def test_email_and_code_spellings_are_bounded():
@@ -182,6 +212,9 @@ def test_email_and_code_spellings_are_bounded():
     member = value_patterns(*MEMBER)[0]
     assert _found(member, "m0002 0971") and _found(member, '"M00020971"')
     assert not _found(member, "M000209710") and not _found(member, "XM00020971")
+    full_width = "\uff2d\uff10\uff10\uff10\uff12\uff10\uff19\uff17\uff11"  # Ｍ０００２０９７１
+    assert _found(member, full_width) and _found(member, full_width.lower())
+    assert not _found(member, "\uff38" + full_width) and not _found(member, full_width + "\uff11")
 
 
 def test_short_values_are_never_swept_for_as_substrings():
@@ -483,8 +516,11 @@ def test_a_rewritten_table_holds_no_value_in_any_file(spark, tmp_path):
         "one_id string, phone string, day date",
     )
     tables.append(first.coalesce(1), "silver", "people", partition_by=["day"])
+    # The same phone keyed in full width on another record: one of its spellings.
+    full_width = "\uff11\uff13\uff18\uff10\uff10\uff11\uff13\uff18\uff10\uff10\uff10"
     more = spark.createDataFrame(
-        [("OID3", "13700137000", date(2026, 3, 2))], "one_id string, phone string, day date"
+        [("OID3", "13700137000", date(2026, 3, 2)), ("OID9", full_width, date(2026, 3, 2))],
+        "one_id string, phone string, day date",
     )
     tables.append(more, "silver", "people")
     path = tables.path("silver", "people")
@@ -503,17 +539,17 @@ def test_a_rewritten_table_holds_no_value_in_any_file(spark, tmp_path):
         spark.conf.unset(LISTING_PARALLELISM)
     assert spark.read.format("delta").load(str(copy)).where("phone = '13800138000'").count() == 0
     assert str(copy / "_delta_log" / "00000000000000000000.json") in _holding(copy, "13800138000")
-    before = spark.read.format("delta").load(path).where("one_id <> 'OID1'")
+    before = spark.read.format("delta").load(path).where("one_id NOT IN ('OID1', 'OID9')")
 
     person = Person(None, (PHONE,), (PHONE,))
-    rewrite_table(spark, tables, "silver", "people", _evidence(person), "req1", 1)
+    rewrite_table(spark, tables, "silver", "people", _evidence(person), "req1", 2)
 
     after = spark.read.format("delta").load(path)
     assert_df_equality(after, before, ignore_row_order=True)
     detail = DeltaTable.forPath(spark, path).detail().first()
     assert detail.partitionColumns == ["day"]
     assert detail.properties.get("delta.appendOnly") == "false"
-    assert _holding(warehouse, "13800138000") == []
+    assert _holding(warehouse, "13800138000") == _holding(warehouse, full_width) == []
     assert sorted(p.name for p in (warehouse / "silver").iterdir()) == ["people"]
     assert (
         spark.read.parquet(*map(str, Path(path).rglob("part-*.parquet")))

@@ -472,9 +472,11 @@ def linked_record_partners(
 
 # Whitespace the normalisers strip (ASCII, NBSP, ideographic space, zero-width space, BOM).
 _WS = r"\s\u00a0\u3000\u200b\ufeff"
-_PHONE_GAP = "[" + _WS + "-]{0,2}"  # `138 0013 8000`, `138-0013-8000`
+_PHONE_GAP = "[" + _WS + r"\-\uff0d]{0,2}"  # `138 0013 8000`, `138-0013-8000`, `138－0013`
 _CODE_GAP = "[" + _WS + "]{0,2}"  # ` m0002 0971 `
 _WORD = "0-9A-Za-z"
+_WIDE_DIGIT = r"0-9\uff10-\uff19"  # ASCII and full-width digits
+_WIDE_WORD = _WORD + r"\uff10-\uff19\uff21-\uff3a\uff41-\uff5a"  # and full-width letters
 # Letters of the scripts nicks and pins are written in (Latin with accents, kana, CJK, Hangul,
 # full-width forms): a nick is not found inside a longer one, `橘子汽水123` never inside another
 # person's `甜甜橘子汽水123`. Escapes, so the class means the same to Java and to Python.
@@ -490,6 +492,15 @@ def _bounded(body: str, word: str = _WORD + "_-") -> str:
     return f"(?<![{word}])(?:{body})(?![{word}])"
 
 
+def _either_width(c: str) -> str:
+    """A class matching `c` in ASCII and in full width (`１` for `1`), a letter in either case:
+    the normalisers read full-width forms (silver.normalise._half_width). Escapes, so the class
+    means the same to Java and to Python."""
+    forms = {c, c.lower(), c.upper()}
+    forms |= {chr(ord(f) + 0xFEE0) for f in forms if "!" <= f <= "~"}
+    return "[" + "".join(f"\\u{ord(f):04x}" for f in sorted(forms)) + "]"
+
+
 def _json_escaped(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)[1:-1]
 
@@ -503,12 +514,14 @@ def value_patterns(id_type: str, value: str) -> list[str]:
     """
     if len(value) < MIN_SWEEP_LENGTH:
         return []
-    if id_type == "phone" and value.isdigit():
-        body = _PHONE_GAP.join(value)
-        return [f"(?<![0-9])(?:(?:\\+|00)?86{_PHONE_GAP})?{body}(?![0-9])"]
+    if id_type == "phone" and value.isascii() and value.isdigit():
+        body = _PHONE_GAP.join(map(_either_width, value))
+        prefix = "(?:" + "|".join(map(_either_width, "+")) + "|" + _either_width("0") * 2 + ")?"
+        prefix += _either_width("8") + _either_width("6") + _PHONE_GAP
+        return [f"(?<![{_WIDE_DIGIT}])(?:{prefix})?{body}(?![{_WIDE_DIGIT}])"]
     if id_type in ("member_id", "card_no"):
-        body = _CODE_GAP.join(re.escape(c) for c in value)
-        return [f"(?i:{_bounded(body, _WORD)})"]
+        body = _CODE_GAP.join(map(_either_width, value))
+        return [_bounded(body, _WIDE_WORD)]
     if id_type == "email":
         tail = f"(?![{_WORD}_-]|\\.[{_WORD}])"
         return [f"(?i:(?<![{_WORD}._%+-]){re.escape(value)}{tail})"]

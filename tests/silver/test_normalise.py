@@ -99,6 +99,9 @@ def test_phone_every_spelling_and_garbage(spark):
         (" 138 0013 8000\t", m),
         ("\t13800138000", m),
         ("138\u30000013\u30008000", m),
+        # Keyed in the input method's full-width mode, whole or in part.
+        ("\uff11\uff13\uff18\uff10\uff10\uff11\uff13\uff18\uff10\uff10\uff10", m),
+        ("\uff0b\uff18\uff16\u3000\uff11\uff13\uff18\uff0d0013\uff0d8000", m),
         ("19912345678", "19912345678"),
         ("138****5678", None),  # masked: no identifier
         ("+86 138****5678", None),
@@ -121,6 +124,7 @@ def test_phone_is_masked(spark):
         ("+86 138****5678", True),
         ("86-138****5678", True),
         (" 138****5678 ", True),
+        ("\uff11\uff13\uff18\uff0a\uff0a\uff0a\uff0a5678", True),
         ("13800138000", False),
         ("138*****678", False),
         ("138****567", False),
@@ -137,6 +141,7 @@ def test_phone_display(spark):
         ("138-0013-8000", "138****8000"),
         ("138****5678", "138****5678"),
         ("86-138****5678", "138****5678"),
+        ("\uff11\uff13\uff18\uff10\uff10\uff11\uff13\uff18\uff10\uff10\uff10", "138****8000"),
         ("12345678901", None),
         *nulls(GARBAGE),
     ]
@@ -174,6 +179,9 @@ def test_code(spark):
         ("s001", "S001"),
         ("wh-01", "WH-01"),
         ("m00012345", "M00012345"),
+        # Keyed in full width, whole or in part (`ＳＫＵ－００１２３`, `ｍ0001 2345`).
+        ("\uff33\uff2b\uff35\uff0d\uff10\uff10\uff11\uff12\uff13", "SKU-00123"),
+        ("\uff4d0001\u30002345", "M00012345"),
         (None, None),
         ("", None),
         ("   ", None),

@@ -59,6 +59,10 @@ _WS = r"\s\p{Z}\x{200B}\x{FEFF}"
 _EDGES = "^[" + _WS + "]+|[" + _WS + "]+$"
 _MOBILE = r"^1[3-9]\d{9}$"
 _MASKED_MOBILE = r"^1[3-9]\d\*{4}\d{4}$"
+# The full-width forms block (U+FF01-FF5E) and the ASCII characters it mirrors (`１` is `1`,
+# `Ｍ` is `M`, `－` is `-`): what an input method's full-width mode types.
+_ASCII_VISIBLE = "".join(chr(c) for c in range(0x21, 0x7F))
+_FULL_WIDTH = "".join(chr(ord(c) + 0xFEE0) for c in _ASCII_VISIBLE)
 # Country-code prefixes, stripped only when what follows is an 11-digit (or masked) mobile.
 _COUNTRY_PREFIX = r"^(?:\+86|0086|86)(?=1[3-9][\d*]{9}$)"
 _EMAIL = r"^[^@\s\p{Z}]+@[^@.\s\p{Z}]+(?:\.[^@.\s\p{Z}]+)+$"
@@ -93,9 +97,16 @@ def _lookup(key: Column, mapping: Mapping[str, Any]) -> Column:
     return F.try_element_at(F.create_map(*pairs), key)
 
 
+def _half_width(col: Column) -> Column:
+    """Full-width letters, digits and signs as their ASCII selves: a number or a code keyed in
+    with the input method's full-width mode (`１３８００１３８０００`, `ＳＫＵ－００１２３`) is the
+    same value."""
+    return F.translate(_text(col), _FULL_WIDTH, _ASCII_VISIBLE)
+
+
 def _mobile_digits(col: Column) -> Column:
     """Phone without spaces, tabs, dashes and the +86 / 86 / 0086 country prefix."""
-    compact = F.regexp_replace(_text(col), "[" + _WS + "-]", "")
+    compact = F.regexp_replace(_half_width(col), "[" + _WS + "-]", "")
     return F.regexp_replace(compact, _COUNTRY_PREFIX, "")
 
 
@@ -105,8 +116,9 @@ def _mobile_digits(col: Column) -> Column:
 def phone(col: Column) -> Column:
     """The 11-digit mainland mobile, or null.
 
-    Why: one person's mobile is spelt `13800138000`, `+86 138 0013 8000`, `86-13800138000` or
-    `138-0013-8000` depending on the source; One ID can only match it in a single spelling.
+    Why: one person's mobile is spelt `13800138000`, `+86 138 0013 8000`, `86-13800138000`,
+    `138-0013-8000` or in full-width digits depending on the source and the hand that keyed it;
+    One ID can only match it in a single spelling.
     A masked `138****5678` identifies nobody and becomes null (see `phone_is_masked`).
     """
     digits = _mobile_digits(col)
@@ -143,11 +155,13 @@ def email(col: Column) -> Column:
 
 
 def code(col: Column) -> Column:
-    """Upper-cased code with all whitespace removed (ASCII, tabs, U+3000), or null if empty.
+    """Upper-cased, half-width code with all whitespace removed (ASCII, tabs, U+3000), or null
+    if empty.
 
-    Why: SKU, store and platform codes are keyed by hand (` sku-00123 `) but joined exactly.
+    Why: SKU, store, member and card codes are keyed by hand (` sku-00123 `, `ＳＫＵ－００１２３`)
+    but joined exactly.
     """
-    return _empty_to_null(F.upper(F.regexp_replace(_text(col), "[" + _WS + "]", "")))
+    return _empty_to_null(F.upper(F.regexp_replace(_half_width(col), "[" + _WS + "]", "")))
 
 
 def non_blank(col: Column) -> Column:
