@@ -209,6 +209,9 @@ def test_email_and_code_spellings_are_bounded():
     email = value_patterns(*EMAIL)[0]
     assert _found(email, " LI.LEI@EXAMPLE.CN ") and _found(email, "mail li.lei@example.cn.")
     assert not _found(email, "bli.lei@example.cn") and not _found(email, "li.lei@example.cn.au")
+    assert _found(email, "li.lei\uff20example.cn") and _found(email, "\uff2c\uff29.lei@example.cn")
+    assert not _found(email, "\uff42li.lei@example.cn")
+    assert not _found(email, "li.lei@example.cn\uff0eau")
     member = value_patterns(*MEMBER)[0]
     assert _found(member, "m0002 0971") and _found(member, '"M00020971"')
     assert not _found(member, "M000209710") and not _found(member, "XM00020971")

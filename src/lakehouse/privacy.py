@@ -496,9 +496,14 @@ def _either_width(c: str) -> str:
     """A class matching `c` in ASCII and in full width (`１` for `1`), a letter in either case:
     the normalisers read full-width forms (silver.normalise._half_width). Escapes, so the class
     means the same to Java and to Python."""
-    forms = {c, c.lower(), c.upper()}
+    forms = {f for f in (c, c.lower(), c.upper()) if len(f) == 1}  # `ß`.upper() is `SS`
     forms |= {chr(ord(f) + 0xFEE0) for f in forms if "!" <= f <= "~"}
     return "[" + "".join(f"\\u{ord(f):04x}" for f in sorted(forms)) + "]"
+
+
+def _both_widths(chars: str) -> str:
+    """The inside of a class: each ASCII character of `chars` and its full-width form."""
+    return "".join(f"\\u{ord(x):04x}" for c in chars for x in (c, chr(ord(c) + 0xFEE0)))
 
 
 def _json_escaped(value: str) -> str:
@@ -516,15 +521,16 @@ def value_patterns(id_type: str, value: str) -> list[str]:
         return []
     if id_type == "phone" and value.isascii() and value.isdigit():
         body = _PHONE_GAP.join(map(_either_width, value))
-        prefix = "(?:" + "|".join(map(_either_width, "+")) + "|" + _either_width("0") * 2 + ")?"
+        prefix = f"(?:{_either_width('+')}|{_either_width('0') * 2})?"
         prefix += _either_width("8") + _either_width("6") + _PHONE_GAP
         return [f"(?<![{_WIDE_DIGIT}])(?:{prefix})?{body}(?![{_WIDE_DIGIT}])"]
     if id_type in ("member_id", "card_no"):
         body = _CODE_GAP.join(map(_either_width, value))
         return [_bounded(body, _WIDE_WORD)]
     if id_type == "email":
-        tail = f"(?![{_WORD}_-]|\\.[{_WORD}])"
-        return [f"(?i:(?<![{_WORD}._%+-]){re.escape(value)}{tail})"]
+        body = "".join(map(_either_width, value))
+        tail = f"(?![{_WIDE_WORD}{_both_widths('_-')}]|{_either_width('.')}[{_WIDE_WORD}])"
+        return [f"(?<![{_WIDE_WORD}{_both_widths('._%+-')}]){body}{tail}"]
     spellings = dict.fromkeys([value, _json_escaped(value)])
     return [_bounded(re.escape(s), _NICK_WORD) for s in spellings]
 

@@ -157,6 +157,8 @@ def test_email(spark):
         (" Li.Wei@Example.COM ", "li.wei@example.com"),
         ("\tZHANG@QQ.COM\u3000", "zhang@qq.com"),
         ("user+tag@mail.example.cn", "user+tag@mail.example.cn"),
+        ("li\uff20example.com", "li@example.com"),  # a full-width ＠
+        ("\uff2c\uff49\uff20\uff45\uff58\uff0e\uff43\uff4e", "li@ex.cn"),  # all full width
         ("a@b@c.com", None),
         ("li wei@example.com", None),
         ("li@example", None),

@@ -145,12 +145,12 @@ def phone_display(col: Column) -> Column:
 
 
 def email(col: Column) -> Column:
-    """Trimmed, lower-cased e-mail address, or null if it is not a plausible address.
+    """Trimmed, lower-cased, half-width e-mail address, or null if it is not a plausible address.
 
-    Why: e-mail is a case-insensitive identifier (CRM spells `Li@x.com`, `LI@X.COM`, ` li@x.com `);
-    plausible means one @, no whitespace, and a dot inside the domain.
+    Why: e-mail is a case-insensitive identifier (CRM spells `Li@x.com`, `LI@X.COM`, ` li@x.com `,
+    `li＠x.com` in full width); plausible means one @, no whitespace, and a dot inside the domain.
     """
-    s = F.lower(_strip(col))
+    s = F.lower(_strip(_half_width(col)))
     return F.when(s.rlike(_EMAIL), s)
 
 
