@@ -203,6 +203,7 @@ def product_rankings(
     avg_daily = ratio(F.col("window_units"), F.lit(window))
     cogs_per_day = ratio(F.col("cogs"), F.col("_days"))
     on_hand = F.col("ending_on_hand")
+    stock_left = F.greatest(F.coalesce(on_hand, F.lit(0)), F.lit(0))
     dos = F.when((on_hand >= 0) & (avg_daily > 0), ratio(on_hand, avg_daily))
     ranked = joined.withColumns(
         {
@@ -214,9 +215,11 @@ def product_rankings(
             "gross_profit_contribution": ratio(
                 F.col("gross_profit"), F.sum("gross_profit").over(period)
             ),
+            # Negative on-hand is a system error (silver keeps and flags it): counted as none,
+            # it cannot push the share sold past 1. Net returns (units < 0) sell through nothing.
             "sell_through": F.when(
-                F.col("units") + F.coalesce(on_hand, F.lit(0)) > 0,
-                ratio(F.col("units"), F.col("units") + F.coalesce(on_hand, F.lit(0))),
+                (F.col("units") >= 0) & (F.col("units") + stock_left > 0),
+                ratio(F.col("units"), F.col("units") + stock_left),
             ),
             "cogs_per_day": cogs_per_day,
             "turnover_days": ratio(F.col("avg_inventory_cost"), cogs_per_day),
