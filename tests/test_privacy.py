@@ -198,11 +198,13 @@ def test_the_sweep_patterns_find_the_same_in_spark_as_in_python(spark):
     ]
     member = "\uff4d\uff10\uff10\uff10\uff12 0971"  # ｍ０００２ 0971
     texts += [member, "X" + member]
-    pattern = combine([*value_patterns(*PHONE), *value_patterns(*MEMBER)])
+    email = "\uff2c\uff29.lei\uff20example.cn"  # ＬＩ.lei＠example.cn
+    texts += [email, "-" + email, email + "\uff0eau"]
+    pattern = combine([*value_patterns(*PHONE), *value_patterns(*MEMBER), *value_patterns(*EMAIL)])
     rows = spark.createDataFrame([(t,) for t in texts], "text string")
     found = dict(rows.select("text", F.col("text").rlike(pattern)).collect())
     assert found == {t: _found(pattern, t) for t in texts}
-    assert list(found.values()) == [True, True, True, False, False, True, False]
+    assert list(found.values()) == [True, True, True, False, False, True, False, True, False, False]
 
 
 def test_email_and_code_spellings_are_bounded():
