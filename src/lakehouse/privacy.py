@@ -476,15 +476,11 @@ _PHONE_GAP = "[" + _WS + r"\-\uff0d]{0,2}"  # `138 0013 8000`, `138-0013-8000`, 
 _CODE_GAP = "[" + _WS + "]{0,2}"  # ` m0002 0971 `
 _WORD = "0-9A-Za-z"
 _WIDE_DIGIT = r"0-9\uff10-\uff19"  # ASCII and full-width digits
-_WIDE_WORD = _WORD + r"\uff10-\uff19\uff21-\uff3a\uff41-\uff5a"  # and full-width letters
+_WIDE_WORD = _WIDE_DIGIT + r"A-Za-z\uff21-\uff3a\uff41-\uff5a"  # and letters in both widths
 # Letters of the scripts nicks and pins are written in (Latin with accents, kana, CJK, Hangul,
 # full-width forms): a nick is not found inside a longer one, `橘子汽水123` never inside another
 # person's `甜甜橘子汽水123`. Escapes, so the class means the same to Java and to Python.
-_NICK_WORD = (
-    _WORD
-    + r"_\-\u00c0-\u024f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
-    + r"\uff10-\uff19\uff21-\uff3a\uff41-\uff5a"
-)
+_NICK_WORD = _WIDE_WORD + r"_\-\u00c0-\u024f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
 
 
 def _bounded(body: str, word: str = _WORD + "_-") -> str:
