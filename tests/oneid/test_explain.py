@@ -26,7 +26,7 @@ from lakehouse.tables import Tables
 
 KNOWN = ["member_id", "card_no", "tmall_nick", "jd_pin", "unionid", "phone", "email", "openid"]
 P1, P2 = "13912345678", "13787654321"
-STORE, PLACEHOLDER = "13655554321", "13800138000"
+STORE, PLACEHOLDER = "13655554321", "18888888888"
 
 
 def link(a: str, b: str, source: str, key: str) -> Link:

@@ -61,7 +61,8 @@ def test_node_ids_are_stable_and_typed(spark):
 def test_placeholders_by_list_and_pattern(spark, oneid):
     df = spark.createDataFrame(
         [
-            ("phone", "13800138000", True),
+            # The contract's example number is a member's phone, not a placeholder.
+            ("phone", "13800138000", False),
             ("phone", "13900000000", True),
             ("phone", "18888888888", True),
             ("phone", "13912345678", False),
@@ -165,6 +166,28 @@ def test_a_record_links_as_a_star_from_its_highest_priority_identifier(spark, on
             ("O1", "M1", "uA"),
             ("P1", "uB", "13955556666"),
         ],
+        "record_key string, hub_value string, other_value string",
+    )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_the_contract_s_example_phone_links_a_member_to_a_guest_order(spark, oneid):
+    """`13800138000` (`+8613800138000` in the mall, `138-0013-8000` at a till) is the contract's
+    example of a member's phone; it was configured as a placeholder and linked no one."""
+    ids = _identities(
+        spark,
+        [
+            ("crm_members", "C1", "member_id", "M1"),
+            ("crm_members", "C1", "phone", "13800138000"),
+            ("mall_orders", "O1", "openid", "oX"),
+            ("mall_orders", "O1", "phone", "13800138000"),
+        ],
+    )
+    suppressed = fixed_suppressions(ids, None, oneid)
+    assert suppressed.count() == 0
+    got = star_links(ids, suppressed, oneid).select("record_key", "hub_value", "other_value")
+    expected = spark.createDataFrame(
+        [("C1", "M1", "13800138000"), ("O1", "13800138000", "oX")],
         "record_key string, hub_value string, other_value string",
     )
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
