@@ -138,9 +138,17 @@ def test_a_late_state_change_updates_the_order_and_an_older_state_does_not(
     assert order._delivery_date == D2
 
 
-def _pos(line_no: int, qty: int, amount: str, card: str = "") -> str:
+def _pos(
+    line_no: int,
+    qty: int,
+    amount: str,
+    card: str = "",
+    ticket: str = "T0001",
+    till: str = "P1",
+    at: str = "2026/03/01 10:00:00",
+) -> str:
     return (
-        f"S001,P1,T0001,{line_no},2026/03/01 10:00:00,C1,{card},,6901234567892,{qty},"
+        f"S001,{till},{ticket},{line_no},{at},C1,{card},,6901234567892,{qty},"
         f"{amount},0.00,{amount},CASH,"
     )
 
@@ -148,34 +156,68 @@ def _pos(line_no: int, qty: int, amount: str, card: str = "") -> str:
 def test_a_pos_line_delivered_a_day_late_joins_its_ticket(spark, settings_for, tmp_path):
     """The contract: a delivery can hold records of earlier business dates. A ticket's third
     line delivered the next day adds to the ticket, and a line delivered again replaces its
-    earlier version (before: the ticket became the late line alone, 30.00)."""
+    earlier version (before: the ticket became the late line alone, 30.00).
+
+    A ticket number used again (by another till, or on another day) is another sale, not a
+    new version: before, T0002 of day 2 replaced day 1's sale and T0003 kept one of two
+    tills' sales, both silently. Now the reusing lines are held in quarantine."""
     root = tmp_path / "landing"
     _deliver(root, D1, [], [])
     _deliver(root, D2, [], [])
     header = HEADERS[("pos_sales", "pos_S001")]
+    day2 = "2026/03/02 11:00:00"
     for day, lines in {
-        D1: [_pos(1, 1, "10.00", card="C-9"), _pos(2, 2, "20.00")],
-        D2: [_pos(3, 1, "30.00"), _pos(2, 2, "24.00")],
+        D1: [
+            _pos(1, 1, "10.00", card="C-9"),
+            _pos(2, 2, "20.00"),
+            _pos(1, 1, "50.00", ticket="T0002"),
+        ],
+        D2: [
+            _pos(3, 1, "30.00"),
+            _pos(2, 2, "24.00"),
+            # T0002 again, a day later at another till; T0003 at two tills the same day.
+            _pos(1, 3, "90.00", ticket="T0002", till="P2", at=day2),
+            _pos(1, 1, "7.00", ticket="T0003", at=day2),
+            _pos(1, 1, "8.00", ticket="T0003", till="P2", at=day2),
+        ],
     }.items():
         path = root / "pos_sales" / f"dt={day.isoformat()}" / f"pos_S001_{day:%Y%m%d}.csv"
         path.write_bytes(("\ufeff" + "\n".join([header, *lines]) + "\n").encode())
     settings = settings_for(root)
     tables = Tables(spark, settings.warehouse)
     _run(settings, spark, D1, SALES_JOBS)
-    _run(settings, spark, D2, {"bronze.pos_sales", "silver.sales"})
-    [ticket] = tables.read("silver", "orders").collect()
-    assert (ticket.order_key, str(ticket.paid_amount), ticket.total_units) == (
-        "POS:S001:T0001",
-        "64.00",
-        4,
-    )
+    results = _run(settings, spark, D2, {"bronze.pos_sales", "silver.sales"})
+    tickets = {r.order_key: r for r in tables.read("silver", "orders").collect()}
+    assert sorted(tickets) == ["POS:S001:T0001", "POS:S001:T0002"]
+    ticket = tickets["POS:S001:T0001"]
+    assert (str(ticket.paid_amount), ticket.total_units) == ("64.00", 4)
     assert (ticket.member_card_no, ticket._delivery_date) == ("C-9", D2)
+    # Day 1's T0002 stands as it was.
+    reused = tickets["POS:S001:T0002"]
+    assert (str(reused.paid_amount), reused.total_units, reused._delivery_date) == ("50.00", 1, D1)
     lines = tables.read("silver", "order_lines").collect()
-    assert sorted((r.line_no, str(r.line_amount)) for r in lines) == [
-        (1, "10.00"),
-        (2, "24.00"),
-        (3, "30.00"),
+    assert sorted((r.order_key, r.line_no, str(r.line_amount)) for r in lines) == [
+        ("POS:S001:T0001", 1, "10.00"),
+        ("POS:S001:T0001", 2, "24.00"),
+        ("POS:S001:T0001", 3, "30.00"),
+        ("POS:S001:T0002", 1, "50.00"),
     ]
+    held = tables.read("silver", "quarantine").where(
+        "table = 'silver.order_lines' AND expectation = 'ticket_number_not_reused'"
+    )
+    assert sorted((r.delivery_date, r.line_no) for r in held.collect()) == [
+        (D2, 4),
+        (D2, 5),
+        (D2, 6),
+    ]
+    # Counted, not lost: of day 2's five lines, T0001's two are accepted, three are held.
+    [count] = (
+        tables.read("silver", "reconciliation")
+        .where(f"dataset = 'pos_sales' AND delivery_date = '{D2}'")
+        .collect()
+    )
+    assert (count.bronze_rows, count.accepted_rows, count.quarantined_rows) == (5, 2, 3)
+    assert results["silver.sales"].rows_quarantined == 3
 
 
 def _quarantine_rows(tables: Tables) -> list[tuple]:

@@ -14,6 +14,7 @@ from lakehouse.silver.order_lines import (
     mall_lines,
     pos_lines,
     pos_order_lines,
+    reused_ticket_numbers,
     tmall_lines,
 )
 
@@ -283,3 +284,42 @@ def test_the_smallest_int_quantity_returned_is_null_not_an_error(spark):
     rows = [(*row, "-2147483648", "50.00", "0.00", "-45.00", "CASH", "T1", *LINEAGE)]
     [line] = pos_order_lines(pos_lines(spark.createDataFrame(rows, ddl))).collect()
     assert (line.quantity, line.refunded_quantity) == (-2147483648, None)
+
+
+POS_DDL = (
+    "store_code string, pos_id string, ticket_no string, line_no string, txn_time string, "
+    "cashier_id string, member_card_no string, member_phone string, barcode string, "
+    "qty string, unit_price string, discount string, amount string, pay_method string, "
+    "orig_ticket_no string, " + LINEAGE_DDL
+)
+
+
+def _pos_row(ticket: str, line: str, till: str | None, at: str | None) -> tuple:
+    return (
+        "S001", till, ticket, line, at, "C1", "", "", "6901234567892",
+        "1", "10.00", "0.00", "10.00", "CASH", "", *LINEAGE,
+    )  # fmt: skip
+
+
+def test_a_ticket_number_used_by_two_tills_or_on_two_days_is_reused(spark):
+    """A ticket's lines share its till and its Shanghai business day; a late line or a line
+    delivered again does not make a ticket reused, a line without a till or time proves
+    nothing."""
+    rows = [
+        # one till, one day, lines at different times: one sale
+        _pos_row("T1", "1", "P1", "2026/03/01 10:00:00"),
+        _pos_row("T1", "2", "P1", "2026/03/01 10:00:05"),
+        _pos_row("T1", "2", "P1", "2026/03/01 10:00:05"),
+        # two tills
+        _pos_row("T2", "1", "P1", "2026/03/01 10:00:00"),
+        _pos_row("T2", "1", "P2", "2026/03/01 11:00:00"),
+        # one till, two business days (a count started again)
+        _pos_row("T3", "1", "P1", "2026/03/01 23:59:00"),
+        _pos_row("T3", "1", "P1", "2026/03/02 00:01:00"),
+        # till blank (code reads it as null) or time unreadable beside a good line
+        _pos_row("T4", "1", " ", "2026/03/01 10:00:00"),
+        _pos_row("T4", "2", "P1", "not a time"),
+        _pos_row("T4", "3", "p1", "2026/03/01 12:00:00"),
+    ]
+    got = reused_ticket_numbers(pos_lines(spark.createDataFrame(rows, POS_DDL)))
+    assert sorted(r.order_key for r in got.collect()) == ["POS:S001:T2", "POS:S001:T3"]

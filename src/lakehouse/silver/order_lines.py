@@ -183,6 +183,7 @@ def pos_lines(bronze: DataFrame) -> DataFrame:
     return bronze.select(
         pos_key(store, ticket).alias("order_key"),
         store.alias("store_code"),
+        n.code(F.col("pos_id")).alias("pos_id"),
         ticket.alias("ticket_no"),
         n.quantity(F.col("line_no")).alias("line_no"),
         n.shanghai_local_to_utc(F.col("txn_time"), n.POS_FORMAT).alias("txn_at"),
@@ -201,6 +202,29 @@ def pos_lines(bronze: DataFrame) -> DataFrame:
         "_source_file",
         "_line_no",
         "_record_hash",
+    )
+
+
+def reused_ticket_numbers(lines: DataFrame) -> DataFrame:
+    """The order_keys of POS tickets whose lines come from more than one till or business day.
+
+    Why: a ticket is keyed by store and number (the contract's `orig_ticket_no` names a ticket
+    by number alone), so a till that numbers its own tickets, or a count that starts again each
+    day, gives two sales one key, and the later one would silently overwrite the earlier as its
+    "new version". Lines of one ticket share its till and its day; when they do not, the lines
+    are not published (the gate's `ticket_number_not_reused`). A line without a till or a time
+    is no evidence either way. Expects lines as `pos_lines` conforms them.
+    """
+    day = n.shanghai_date(F.col("txn_at"))
+    return (
+        lines.where(F.col("order_key").isNotNull())
+        .groupBy("order_key")
+        .agg(
+            F.countDistinct("pos_id").alias("_tills"),
+            F.countDistinct(day).alias("_days"),
+        )
+        .where((F.col("_tills") > 1) | (F.col("_days") > 1))
+        .select("order_key")
     )
 
 

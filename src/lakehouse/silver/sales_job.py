@@ -53,6 +53,7 @@ from lakehouse.silver.order_lines import (
     pos_amount,
     pos_lines,
     pos_order_lines,
+    reused_ticket_numbers,
     tmall_lines,
 )
 from lakehouse.silver.orders import (
@@ -266,6 +267,11 @@ def _publish(ctx: JobContext, bronze: dict[str, DataFrame], cfg, limits) -> JobR
             pos_order_lines(pos),
         ],
     )
+    published_pos = _published_pos_lines(ctx, pos)
+    lines = with_ticket_check(
+        lines,
+        reused_ticket_numbers(pos if published_pos is None else pos.unionByName(published_pos)),
+    )
     mapped = _map_skus(lines, masters["sku_map"], products.where("is_current"), products)
     line_gate = run_gate(
         mapped,
@@ -285,7 +291,9 @@ def _publish(ctx: JobContext, bronze: dict[str, DataFrame], cfg, limits) -> JobR
                 conformed["TMALL"],
                 conformed["JD"].join(bad_lines, COORDS, "left_anti"),
                 conformed["MALL"].join(bad_lines, COORDS, "left_anti"),
-                pos_tickets(_with_published_lines(ctx, pos.join(bad_lines, COORDS, "left_anti"))),
+                pos_tickets(
+                    _with_published_lines(pos.join(bad_lines, COORDS, "left_anti"), published_pos)
+                ),
             ],
         )
         order_gate = run_gate(orders, "silver.orders", key_columns=["order_key"], **common)
@@ -299,33 +307,59 @@ def _publish(ctx: JobContext, bronze: dict[str, DataFrame], cfg, limits) -> JobR
         line_gate.release()
 
 
-def _with_published_lines(ctx: JobContext, good_pos: DataFrame) -> DataFrame:
-    """Today's good POS lines plus the lines silver already publishes for the same tickets.
+# The line gate's helper column: null on a line of a POS ticket whose number another till or
+# day also used (`reused_ticket_numbers`), so `ticket_number_not_reused` quarantines it.
+TICKET_CHECK = "_ticket_one_sale"
+
+
+def with_ticket_check(lines: DataFrame, reused: DataFrame) -> DataFrame:
+    """Lines with `TICKET_CHECK`: null where the line's order_key is a reused ticket number."""
+    flagged = reused.select("order_key", F.lit(True).alias("_reused"))
+    return (
+        lines.join(flagged, "order_key", "left")
+        .withColumn(TICKET_CHECK, F.when(F.col("_reused").isNull(), F.lit(True)))
+        .drop("_reused")
+    )
+
+
+def _published_pos_lines(ctx: JobContext, pos: DataFrame) -> DataFrame | None:
+    """The POS lines silver already publishes for today's tickets, as `pos_lines` conforms them.
 
     Why: a ticket is summed from its lines, and a line delivered a day after the rest of its
-    ticket (late data) made the ticket that line alone. The earlier lines are read back from
-    bronze (silver.order_lines lacks the discount and the member fields) by their exact
-    coordinates, in the few deliveries that hold them; a line delivered again today replaces
-    its earlier version in `pos_tickets`, as it does in silver.order_lines.
+    ticket (late data) made the ticket that line alone; and a ticket number used again by
+    another till or day is told from a late line by the till and day of the lines published
+    under it. The earlier lines are read back from bronze (silver.order_lines lacks the till,
+    the discount and the member fields) by their exact coordinates, in the few deliveries that
+    hold them. None when there are none.
     """
     if not ctx.tables.exists("silver", "order_lines"):
-        return good_pos
+        return None
     published = (
         ctx.tables.read("silver", "order_lines")
         .where((F.col("platform") == "POS") & (F.col("_delivery_date") < F.lit(ctx.run_date)))
-        .join(good_pos.select("order_key").distinct(), "order_key", "left_semi")
+        .join(pos.select("order_key").distinct(), "order_key", "left_semi")
         .select(*LINEAGE_KEY)
         .localCheckpoint()
     )
     days = [row[0] for row in published.select("_delivery_date").distinct().collect()]
     if not days:
-        return good_pos
+        return None
     earlier = (
         ctx.tables.read("bronze", "pos_sales")
         .where(F.col("_delivery_date").isin(days))
         .join(published, LINEAGE_KEY, "left_semi")
     )
-    return good_pos.unionByName(pos_lines(earlier))
+    return pos_lines(earlier).localCheckpoint()
+
+
+def _with_published_lines(good_pos: DataFrame, published_pos: DataFrame | None) -> DataFrame:
+    """Today's good POS lines plus the published lines of the same tickets; a line delivered
+    again today replaces its earlier version in `pos_tickets`, as it does in
+    silver.order_lines."""
+    if published_pos is None:
+        return good_pos
+    earlier = published_pos.join(good_pos.select("order_key").distinct(), "order_key", "left_semi")
+    return good_pos.unionByName(earlier)
 
 
 HELD_FOR_ORDER = ("order_known", "order_quarantined")
@@ -462,7 +496,8 @@ def _finish(ctx, cfg, order_gate, line_gate, bad_lines, duplicates, bronze, mast
     # reconciliation over all of them) grow too big to optimise.
     bad_orders = lines_following_their_order(order_gate.quarantined, order_gate.good)
     bad_records, bad_order_keys = (frame.localCheckpoint() for frame in bad_orders)
-    good_lines = line_gate.good.join(bad_lines, COORDS, "left_anti")
+    gate_good = line_gate.good.drop(TICKET_CHECK)
+    good_lines = gate_good.join(bad_lines, COORDS, "left_anti")
     follow = (
         good_lines.join(bad_order_keys.withColumn("_bad_order", F.lit(True)), "order_key", "left")
         .join(bad_records.withColumn("_bad_record", F.lit(True)), COORDS, "left")
@@ -476,7 +511,7 @@ def _finish(ctx, cfg, order_gate, line_gate, bad_lines, duplicates, bronze, mast
     orphaned = (
         follow.where(F.col("_follows_order"))
         .select(*good_lines.columns)
-        .unionByName(line_gate.good.join(bad_lines, COORDS, "left_semi"))
+        .unionByName(gate_good.join(bad_lines, COORDS, "left_semi"))
         .localCheckpoint()
     )
 
