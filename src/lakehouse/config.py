@@ -138,6 +138,7 @@ class SilverLimits(_Strict):
     max_line_quantity: int = Field(gt=0)
     max_order_units: int = Field(gt=0)
     max_stock_quantity: int = Field(gt=0)
+    max_warehouse_stock_quantity: int = Field(gt=0)
     future_tolerance_hours: int = Field(ge=0)
     earliest_business_date: dt.date
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from decimal import Decimal
 
 from chispa import assert_df_equality
 
-from lakehouse.silver.inventory import INVENTORY_COLUMNS, inventory_daily
+from lakehouse.config import load_settings
+from lakehouse.quality.gate import run_gate
+from lakehouse.runtime import JobContext
+from lakehouse.silver.entity_jobs import parameters
+from lakehouse.silver.inventory import INVENTORY_COLUMNS, INVENTORY_KEY, inventory_daily
 
 D1 = date(2026, 3, 1)
 FIELDS = [
@@ -113,3 +118,48 @@ def test_inventory_daily_types_values_and_flags(spark):
     assert_df_equality(
         got.select(*expected.columns), expected, ignore_row_order=True, ignore_nullable=True
     )
+
+
+def test_a_warehouse_holds_more_than_a_store_before_its_stock_is_absurd(spark, tmp_path):
+    """The plausibility limits of conf/silver.yml per location type: before, one limit (5,000
+    units of a SKU) quarantined a warehouse's normal 12,000 units of a best seller."""
+    rows = [
+        ("WH-01", "WAREHOUSE", "SKU-1", "12000", "3000", "20000"),  # a best seller: kept
+        ("WH-02", "WAREHOUSE", "SKU-1", "50000000", "0", "0"),  # absurd
+        ("WH-02", "WAREHOUSE", "SKU-2", "10", "0", "-1"),  # negative in transit
+        ("S0001", "STORE", "SKU-1", "40", "2", "6000"),  # absurd for a store
+        ("S0001", "STORE", "SKU-2", "6000", "0", "0"),  # absurd for a store
+        ("S0002", "STORE", "SKU-2", "12", "0", "0"),
+    ]
+    bronze = spark.createDataFrame(
+        [("2026-03-01", *r, "10.00", D1, SRC, i + 2, f"h{i}") for i, r in enumerate(rows)],
+        ", ".join(f"{c} string" for c in FIELDS) + ", " + LINEAGE_DDL,
+    )
+    skus = spark.createDataFrame([("SKU-1",), ("SKU-2",)], "sku_id string")
+    stores = spark.createDataFrame([("S0001",), ("S0002",)], "store_code string")
+    settings = load_settings("local")
+    ctx = JobContext(spark=spark, settings=settings, run_date=D1, run_id="r", tables=None)
+    gate = run_gate(
+        inventory_daily(bronze, skus, stores),
+        "silver.inventory_daily",
+        key_columns=INVENTORY_KEY,
+        run_id="r",
+        run_date=D1,
+        parameters=parameters(ctx),
+        references={"silver.products": skus, "silver.stores": stores},
+    )
+    try:
+        held = {
+            (json.loads(r.record)["location_code"], json.loads(r.record)["sku_id"], r.expectation)
+            for r in gate.quarantined.collect()
+        }
+        kept = {(r.location_code, r.sku_id) for r in gate.good.collect()}
+    finally:
+        gate.release()
+    assert kept == {("WH-01", "SKU-1"), ("S0002", "SKU-2")}
+    assert held == {
+        ("WH-02", "SKU-1", "warehouse_on_hand_plausible"),
+        ("WH-02", "SKU-2", "warehouse_in_transit_plausible"),
+        ("S0001", "SKU-1", "in_transit_plausible"),
+        ("S0001", "SKU-2", "on_hand_plausible"),
+    }

@@ -82,6 +82,7 @@ def parameters(ctx: JobContext) -> dict:
         "earliest_time": earliest_time(limits.earliest_business_date),
         "earliest_date": limits.earliest_business_date.isoformat(),
         "max_stock_quantity": limits.max_stock_quantity,
+        "max_warehouse_stock_quantity": limits.max_warehouse_stock_quantity,
     }
 
 
