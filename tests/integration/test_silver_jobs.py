@@ -220,6 +220,102 @@ def test_a_pos_line_delivered_a_day_late_joins_its_ticket(spark, settings_for, t
     assert results["silver.sales"].rows_quarantined == 3
 
 
+def test_a_store_s_corrected_pos_file_drops_the_lines_it_no_longer_holds(
+    spark, settings_for, tmp_path
+):
+    """The contract: a corrected file can arrive later under a new name. A POS file is one
+    store's day, so day 3's `pos_S001_20260301_2.csv` replaces day 1's file: T0002, which it no
+    longer holds, was voided; T0001 lost its line 2; T0003 lost the line day 1 delivered and
+    keeps the one day 2 delivered late. Before: silver kept all three dropped lines and the
+    tickets' old sums, and the store earned 75.00 it never took, with nothing said."""
+    root = tmp_path / "landing"
+    for day in (D1, D2, D3):
+        _deliver(root, day, [], [])
+    header = HEADERS[("pos_sales", "pos_S001")]
+    files = {
+        (D1, "pos_S001_20260301.csv"): [
+            _pos(1, 1, "10.00"),
+            _pos(2, 2, "20.00"),
+            _pos(1, 1, "50.00", ticket="T0002"),
+            _pos(1, 1, "5.00", ticket="T0003"),
+        ],
+        (D2, "pos_S001_20260302.csv"): [
+            _pos(2, 1, "7.00", ticket="T0003"),
+            _pos(1, 1, "40.00", ticket="T0004", at="2026/03/02 10:00:00"),
+        ],
+        (D3, "pos_S001_20260301_2.csv"): [_pos(1, 1, "10.00")],
+    }
+    for (day, name), lines in files.items():
+        path = root / "pos_sales" / f"dt={day.isoformat()}" / name
+        path.write_bytes(("\ufeff" + "\n".join([header, *lines]) + "\n").encode())
+    settings = settings_for(root)
+    tables = Tables(spark, settings.warehouse)
+    _run(settings, spark, D1, SALES_JOBS)
+    day2 = _run(settings, spark, D2, {"bronze.pos_sales", "silver.sales"})["silver.sales"]
+    assert "retracted_lines" not in day2.details
+    day3 = _run(settings, spark, D3, {"bronze.pos_sales", "silver.sales"})["silver.sales"]
+
+    def published() -> tuple[list, list]:
+        tickets = sorted(
+            (r.order_key, str(r.paid_amount), r.total_units)
+            for r in tables.read("silver", "orders").collect()
+        )
+        lines = sorted(
+            (r.order_key, r.line_no, str(r.line_amount))
+            for r in tables.read("silver", "order_lines").collect()
+        )
+        return tickets, lines
+
+    assert published() == (
+        [
+            ("POS:S001:T0001", "10.00", 1),
+            ("POS:S001:T0003", "7.00", 1),
+            ("POS:S001:T0004", "40.00", 1),
+        ],
+        [
+            ("POS:S001:T0001", 1, "10.00"),
+            ("POS:S001:T0003", 2, "7.00"),
+            ("POS:S001:T0004", 1, "40.00"),
+        ],
+    )
+    assert day3.details["retracted_lines"] == 3
+
+    def log() -> list[tuple]:
+        return sorted(
+            (
+                r.order_key,
+                r.line_id,
+                str(r.line_amount),
+                r.business_date,
+                r.corrected_by,
+                r.retracted_on,
+                r._delivery_date,
+                r._line_no,
+            )
+            for r in tables.read("silver", sales_job.RETRACTIONS).collect()
+        )
+
+    # Not lost: every dropped line is logged, with the day its ticket counted in the marts.
+    fix = "pos_S001_20260301_2.csv"
+    assert log() == [
+        ("POS:S001:T0001", "2", "20.00", D1, fix, D3, D1, 3),
+        ("POS:S001:T0002", "1", "50.00", D1, fix, D3, D1, 4),
+        ("POS:S001:T0003", "1", "5.00", D1, fix, D3, D1, 5),
+    ]
+    # Day 3's one line reconciles on its own.
+    [count] = (
+        tables.read("silver", "reconciliation")
+        .where(f"dataset = 'pos_sales' AND delivery_date = '{D3}'")
+        .collect()
+    )
+    assert (count.bronze_rows, count.accepted_rows, count.quarantined_rows) == (1, 1, 0)
+    # A rerun of day 3 finds nothing more to drop and changes nothing.
+    before = published(), log(), _quarantine_rows(tables)
+    again = _run(settings, spark, D3, {"bronze.pos_sales", "silver.sales"})["silver.sales"]
+    assert "retracted_lines" not in again.details
+    assert (published(), log(), _quarantine_rows(tables)) == before
+
+
 def _quarantine_rows(tables: Tables) -> list[tuple]:
     """silver.quarantine as a rerun must leave it (run ids aside)."""
     return sorted(map(tuple, tables.read("silver", "quarantine").drop("run_id").collect()))

@@ -254,3 +254,43 @@ def pos_order_lines(lines: DataFrame) -> DataFrame:
         "orig_order_key",
         *LINEAGE,
     )
+
+
+# A POS file's store-day: its name without the `_<n>` a later file of the same store and day
+# adds (`pos_S001_20260301_2.csv` → `pos_S001_20260301.csv`).
+_STORE_DAY = r"^(.*_\d{8})(?:_\d+)?(\.[^./]*)$"
+
+
+def store_day_file(source_file: Column) -> Column:
+    """The name of the store-day a POS file (a path or a name) delivers, see `_STORE_DAY`."""
+    name = F.regexp_extract(source_file, r"([^/]*)$", 1)
+    return F.regexp_replace(name, _STORE_DAY, "$1$2")
+
+
+def dropped_by_correction(
+    published: DataFrame, corrected_files: DataFrame, delivered: DataFrame
+) -> DataFrame:
+    """The published POS lines that a store's corrected file no longer holds.
+
+    Why: a POS file is one store's day, whole (`pos_<store>_<YYYYMMDD>.csv`), so a file of the
+    same store and day in a later delivery, under a new name or the same name with new bytes,
+    is its correction (a voided ticket, a line keyed in twice): silver would otherwise keep a
+    sale the store took back, and overstate what the store earned. A line of that store-day
+    that no file of today's delivery holds (by order_key and line_id) is dropped.
+
+    `published`: silver.order_lines rows of earlier deliveries (`_source_file`, order_key,
+    line_id); `corrected_files`: `source_file` of today's POS files; `delivered`: order_key and
+    line_id of every POS line delivered today, good or bad (a line today's gate quarantines
+    keeps its published version, as any line delivered again does).
+    """
+    days = corrected_files.select(store_day_file(F.col("source_file")).alias("_store_day"))
+    return (
+        published.withColumn("_store_day", store_day_file(F.col("_source_file")))
+        .join(F.broadcast(days.distinct()), "_store_day", "left_semi")
+        .drop("_store_day")
+        .join(
+            delivered.select("order_key", "line_id").distinct(),
+            ["order_key", "line_id"],
+            "left_anti",
+        )
+    )

@@ -15,7 +15,8 @@ Steps, all before the first write so that a failed gate or reconciliation commit
    quarantined, and bronze amount = accepted + quarantined amount to the cent, judged by the
    `silver.reconciliation` suite (policy fail);
 7. keep the latest state per key and MERGE it (a late, older state never overwrites a newer;
-   a JD or mall order's lines are those of the order version kept, see `lines_to_merge`),
+   a JD or mall order's lines are those of the order version kept, see `lines_to_merge`;
+   a store's corrected POS file drops the lines it no longer holds, see `pos_corrections`),
    then write quarantine and reconciliation.
 
 The reconciliation helpers at the end of this module serve every silver job.
@@ -34,6 +35,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DecimalType
 
+from lakehouse.bronze.job import FILES, INGESTED
 from lakehouse.config import SilverLimits
 from lakehouse.quality.gate import (
     QUARANTINE_SCHEMA,
@@ -48,12 +50,14 @@ from lakehouse.silver import master
 from lakehouse.silver import normalise as n
 from lakehouse.silver.dedup import mark_exact_duplicates
 from lakehouse.silver.order_lines import (
+    dropped_by_correction,
     jd_lines,
     mall_lines,
     pos_amount,
     pos_lines,
     pos_order_lines,
     reused_ticket_numbers,
+    store_day_file,
     tmall_lines,
 )
 from lakehouse.silver.orders import (
@@ -267,7 +271,8 @@ def _publish(ctx: JobContext, bronze: dict[str, DataFrame], cfg, limits) -> JobR
             pos_order_lines(pos),
         ],
     )
-    published_pos = _published_pos_lines(ctx, pos)
+    corrections = pos_corrections(ctx, pos)
+    published_pos = _published_pos_lines(ctx, pos, corrections)
     lines = with_ticket_check(
         lines,
         reused_ticket_numbers(pos if published_pos is None else pos.unionByName(published_pos)),
@@ -285,21 +290,31 @@ def _publish(ctx: JobContext, bronze: dict[str, DataFrame], cfg, limits) -> JobR
     )
     try:
         bad_lines = quarantine_coords(line_gate.quarantined).localCheckpoint()
+        ticket_lines = _with_published_lines(
+            pos.join(bad_lines, COORDS, "left_anti"), published_pos, corrections
+        )
         orders = reduce(
             DataFrame.unionByName,
             [
                 conformed["TMALL"],
                 conformed["JD"].join(bad_lines, COORDS, "left_anti"),
                 conformed["MALL"].join(bad_lines, COORDS, "left_anti"),
-                pos_tickets(
-                    _with_published_lines(pos.join(bad_lines, COORDS, "left_anti"), published_pos)
-                ),
+                pos_tickets(ticket_lines),
             ],
         )
         order_gate = run_gate(orders, "silver.orders", key_columns=["order_key"], **common)
         try:
             return _finish(
-                ctx, cfg, order_gate, line_gate, bad_lines, duplicates, bronze, masters, held
+                ctx,
+                cfg,
+                order_gate,
+                line_gate,
+                bad_lines,
+                duplicates,
+                bronze,
+                masters,
+                held,
+                corrections.with_emptied(ticket_lines) if corrections else None,
             )
         finally:
             order_gate.release()
@@ -322,7 +337,9 @@ def with_ticket_check(lines: DataFrame, reused: DataFrame) -> DataFrame:
     )
 
 
-def _published_pos_lines(ctx: JobContext, pos: DataFrame) -> DataFrame | None:
+def _published_pos_lines(
+    ctx: JobContext, pos: DataFrame, corrections: Corrections | None = None
+) -> DataFrame | None:
     """The POS lines silver already publishes for today's tickets, as `pos_lines` conforms them.
 
     Why: a ticket is summed from its lines, and a line delivered a day after the rest of its
@@ -330,17 +347,27 @@ def _published_pos_lines(ctx: JobContext, pos: DataFrame) -> DataFrame | None:
     another till or day is told from a late line by the till and day of the lines published
     under it. The earlier lines are read back from bronze (silver.order_lines lacks the till,
     the discount and the member fields) by their exact coordinates, in the few deliveries that
-    hold them. None when there are none.
+    hold them. With `corrections`, the tickets they touch are read back too, without the
+    dropped lines: such a ticket is summed again from what is left of it. None when there are
+    none.
     """
     if not ctx.tables.exists("silver", "order_lines"):
         return None
+    tickets = pos.select("order_key")
+    if corrections is not None:
+        tickets = tickets.unionByName(corrections.tickets)
     published = (
         ctx.tables.read("silver", "order_lines")
         .where((F.col("platform") == "POS") & (F.col("_delivery_date") < F.lit(ctx.run_date)))
-        .join(pos.select("order_key").distinct(), "order_key", "left_semi")
-        .select(*LINEAGE_KEY)
-        .localCheckpoint()
+        .join(tickets.distinct(), "order_key", "left_semi")
     )
+    if corrections is not None:
+        published = published.join(
+            corrections.dropped.select("order_key", "line_id"),
+            ["order_key", "line_id"],
+            "left_anti",
+        )
+    published = published.select(*LINEAGE_KEY).localCheckpoint()
     days = [row[0] for row in published.select("_delivery_date").distinct().collect()]
     if not days:
         return None
@@ -352,14 +379,94 @@ def _published_pos_lines(ctx: JobContext, pos: DataFrame) -> DataFrame | None:
     return pos_lines(earlier).localCheckpoint()
 
 
-def _with_published_lines(good_pos: DataFrame, published_pos: DataFrame | None) -> DataFrame:
-    """Today's good POS lines plus the published lines of the same tickets; a line delivered
-    again today replaces its earlier version in `pos_tickets`, as it does in
-    silver.order_lines."""
+def _with_published_lines(
+    good_pos: DataFrame, published_pos: DataFrame | None, corrections: Corrections | None = None
+) -> DataFrame:
+    """Today's good POS lines plus the published lines of the same tickets (and of the tickets
+    a correction touched); a line delivered again today replaces its earlier version in
+    `pos_tickets`, as it does in silver.order_lines."""
     if published_pos is None:
         return good_pos
-    earlier = published_pos.join(good_pos.select("order_key").distinct(), "order_key", "left_semi")
+    tickets = good_pos.select("order_key")
+    if corrections is not None:
+        tickets = tickets.unionByName(corrections.tickets)
+    earlier = published_pos.join(tickets.distinct(), "order_key", "left_semi")
     return good_pos.unionByName(earlier)
+
+
+# One row per POS line a store's corrected file dropped from silver (LINEAGE_KEY of the line),
+# with the day that dropped it: what silver.order_lines no longer holds, and why.
+RETRACTIONS = "retracted_pos_lines"
+
+
+@dataclass(frozen=True)
+class Corrections:
+    """POS lines silver publishes that today's corrected files of their store-days no longer
+    hold (`dropped_by_correction`).
+
+    `dropped`: their silver.order_lines rows, materialised; `emptied`: the order_keys of the
+    tickets left with no line at all (deleted from silver.orders), set by `with_emptied`.
+    """
+
+    dropped: DataFrame
+    corrected_files: DataFrame
+    emptied: DataFrame | None = None
+
+    @property
+    def tickets(self) -> DataFrame:
+        return self.dropped.select("order_key").distinct()
+
+    def with_emptied(self, ticket_lines: DataFrame) -> Corrections:
+        """`emptied` from the lines today's tickets are summed from (`_with_published_lines`)."""
+        left = ticket_lines.select("order_key").distinct()
+        emptied = self.tickets.join(left, "order_key", "left_anti").localCheckpoint()
+        return Corrections(self.dropped, self.corrected_files, emptied)
+
+
+def pos_corrections(ctx: JobContext, pos: DataFrame) -> Corrections | None:
+    """The published POS lines that today's files of a store-day delivered before no longer
+    hold (see `dropped_by_correction`); None on a day without such a file, which costs one
+    small read of bronze.ingested_files and never scans silver.
+
+    A file of a store-day delivered again with the same bytes is a re-delivery (bronze lands
+    nothing of it) and corrects nothing; several files of one store-day in one delivery are
+    read together, as before.
+    """
+    tables = ctx.tables
+    if not (tables.exists("silver", "order_lines") and tables.exists("bronze", FILES)):
+        return None
+    run_date = F.lit(ctx.run_date)
+    files = (
+        tables.read("bronze", FILES)
+        .where(
+            (F.col("dataset") == "pos_sales")
+            & (F.col("status") == INGESTED)
+            & (F.col("delivery_date") <= run_date)
+        )
+        .select("source_file", "delivery_date", store_day_file(F.col("source_file")).alias("_day"))
+    )
+    today_days = files.where(F.col("delivery_date") == run_date).select("_day")
+    same_days = files.join(today_days, "_day", "left_semi").collect()
+    before = [r for r in same_days if r.delivery_date < ctx.run_date]
+    if not before:
+        return None
+    earlier = sorted({r.source_file for r in before})
+    corrected_days = {r._day for r in before}
+    corrected = sorted(
+        {r.source_file for r in same_days if r.delivery_date == ctx.run_date}
+        & {r.source_file for r in same_days if r._day in corrected_days}
+    )
+    published = tables.read("silver", "order_lines").where(
+        (F.col("platform") == "POS")
+        & (F.col("_delivery_date") < run_date)
+        & F.col("_source_file").isin(earlier)
+    )
+    delivered = pos.select("order_key", F.col("line_no").cast("string").alias("line_id"))
+    corrected_files = small_frame(ctx.spark, [(f,) for f in corrected], "source_file string")
+    dropped = dropped_by_correction(published, corrected_files, delivered).localCheckpoint()
+    if dropped.isEmpty():
+        return None
+    return Corrections(dropped, corrected_files)
 
 
 HELD_FOR_ORDER = ("order_known", "order_quarantined")
@@ -480,7 +587,9 @@ def lines_following_their_order(
     return records, keys
 
 
-def _finish(ctx, cfg, order_gate, line_gate, bad_lines, duplicates, bronze, masters, held):
+def _finish(
+    ctx, cfg, order_gate, line_gate, bad_lines, duplicates, bronze, masters, held, corrections
+):
     tables = ctx.tables
     for outcome in (line_gate, order_gate):
         record_results(tables, outcome)
@@ -547,6 +656,7 @@ def _finish(ctx, cfg, order_gate, line_gate, bad_lines, duplicates, bronze, mast
         (order_gate, line_gate, orphaned, removed, duplicates),
         bronze,
         held,
+        corrections,
     )
 
 
@@ -576,9 +686,13 @@ def _costed(tables, lines: DataFrame, order_latest: DataFrame, products: DataFra
     ).drop("_sold_at")
 
 
-def _commit(ctx, cfg, frames, quarantined, bronze, held) -> JobResult:
+def _commit(ctx, cfg, frames, quarantined, bronze, held, corrections=None) -> JobResult:
     """Check the unmapped rate and the reconciliation, then write: the MERGEs, quarantine,
     reconciliation. Nothing is written when a check fails.
+
+    Lines a store's corrected POS file dropped (`corrections`) are logged in
+    silver.retracted_pos_lines first, then deleted by the MERGEs, with the tickets left
+    without a line; a ticket they touched is written as summed today, whatever its lineage.
 
     Held lines judged again today (`held`) were counted by their own delivery's
     reconciliation, as quarantined: they are left out of today's accepted rows, and their
@@ -641,9 +755,32 @@ def _commit(ctx, cfg, frames, quarantined, bronze, held) -> JobResult:
     ).localCheckpoint()
     result = JobResult()
     result.details["unknown_sku_lines"] = {"lines": total, "unknown_sku": unmapped}
-    result.versions["silver.orders"] = tables.upsert(
-        order_latest, "silver", "orders", ["order_key"], ORDER_NEWER
-    )
+    if corrections is None:
+        result.versions["silver.orders"] = tables.upsert(
+            order_latest, "silver", "orders", ["order_key"], ORDER_NEWER
+        )
+    else:
+        # Logged before the deletes: a rerun (or a run killed after a MERGE) finds the lines
+        # silver still holds and drops them as this run did; the log keeps what went.
+        result.versions[f"silver.{RETRACTIONS}"] = tables.upsert(
+            retraction_log(ctx, corrections),
+            "silver",
+            RETRACTIONS,
+            LINEAGE_KEY,
+            "s.retracted_on >= t.retracted_on",
+        )
+        result.versions["silver.orders"] = tables.upsert(
+            orders_to_merge(order_latest, corrections),
+            "silver",
+            "orders",
+            ["order_key"],
+            f"s.`{REPLACE}` OR ({ORDER_NEWER})",
+            **LINE_FLAGS,
+        )
+        line_merge = line_merge.unionByName(
+            delete_rows(corrections.dropped.select("order_key", "line_id"), line_merge)
+        )
+        result.details["retracted_lines"] = corrections.dropped.count()
     result.versions["silver.order_lines"] = tables.upsert(
         line_merge, "silver", "order_lines", ["order_key", "line_id"], LINE_MERGE, **LINE_FLAGS
     )
@@ -771,12 +908,64 @@ def lines_to_merge(
         .join(replaced, "order_key", "left_semi")
         .join(of_version.select("order_key", "line_id"), ["order_key", "line_id"], "left_anti")
     )
-    keys_only = [
-        F.col(c) if c in ("order_key", "line_id") else F.lit(None).cast(t).alias(c)
-        for c, t in line_rows.dtypes
+    return merged.unionByName(delete_rows(dropped, merged))
+
+
+def delete_rows(keys: DataFrame, shape: DataFrame) -> DataFrame:
+    """MERGE source rows in `shape`'s columns that delete the target rows of `keys` (a delete
+    row needs its key columns, the others null, and the steering flags)."""
+    columns = [
+        F.col(c) if c in keys.columns else F.lit(None).cast(t).alias(c)
+        for c, t in shape.dtypes
+        if c not in (REPLACE, DELETE)
     ]
-    return merged.unionByName(
-        dropped.select(*keys_only, F.lit(False).alias(REPLACE), F.lit(True).alias(DELETE))
+    return keys.select(*columns, F.lit(False).alias(REPLACE), F.lit(True).alias(DELETE))
+
+
+def orders_to_merge(order_latest: DataFrame, corrections: Corrections) -> DataFrame:
+    """The orders MERGE source on a day a POS correction dropped lines: a ticket it touched is
+    replaced as summed today (`_merge_replace`: its newest line may be one of earlier
+    deliveries, older than silver's version of it), a ticket left without a line deleted."""
+    touched = corrections.tickets.withColumn("_touched", F.lit(True))
+    marked = (
+        order_latest.join(touched, "order_key", "left")
+        .withColumn(REPLACE, F.coalesce(F.col("_touched"), F.lit(False)))
+        .withColumn(DELETE, F.lit(False))
+        .drop("_touched")
+    )
+    emptied = corrections.emptied
+    if emptied is None:
+        return marked
+    return marked.unionByName(delete_rows(emptied, marked))
+
+
+def retraction_log(ctx: JobContext, corrections: Corrections) -> DataFrame:
+    """silver.retracted_pos_lines rows: the dropped line, its ticket's business date (a mart
+    recomputes that day, `touched_dates`), the files that corrected it, the day and run."""
+    dropped = corrections.dropped.withColumn("_day", store_day_file(F.col("_source_file")))
+    by = corrections.corrected_files.select(
+        store_day_file(F.col("source_file")).alias("_day"),
+        F.regexp_extract("source_file", r"([^/]*)$", 1).alias("_name"),
+    )
+    names = by.groupBy("_day").agg(
+        F.array_join(F.array_sort(F.collect_set("_name")), ", ").alias("corrected_by")
+    )
+    tickets = ctx.tables.read("silver", "orders").select("order_key", "business_date")
+    return (
+        dropped.join(names, "_day", "left")
+        .join(tickets.join(corrections.tickets, "order_key", "left_semi"), "order_key", "left")
+        .select(
+            *LINEAGE_KEY,
+            "order_key",
+            "line_id",
+            "platform_sku_code",
+            "quantity",
+            "line_amount",
+            "business_date",
+            "corrected_by",
+            F.lit(ctx.run_date).alias("retracted_on"),
+            F.lit(ctx.run_id).alias("run_id"),
+        )
     )
 
 

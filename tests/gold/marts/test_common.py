@@ -124,3 +124,23 @@ def test_a_run_recomputes_the_dates_of_orders_whose_held_lines_it_released(spark
     # Day 2 (a rerun): TMALL:1's order was delivered that day, TMALL:2 only released.
     rerun = JobContext(settings=None, spark=spark, tables=tables, run_date=d2, run_id="r")
     assert touched_dates(rerun, orders, lines, "store_daily") == [d1, d2]
+
+
+def test_a_run_recomputes_the_dates_of_tickets_a_pos_correction_took_lines_from(spark, tmp_path):
+    """A ticket a store's corrected POS file voided is gone from silver.orders: only
+    silver.retracted_pos_lines says its day (day 1) must be recomputed on day 3 (before: the
+    mart kept the voided sale). The log's other days (day 2, another run's) are not touched."""
+    d1, d2, d3 = D, D + timedelta(days=1), D + timedelta(days=2)
+    tables = Tables(spark, str(tmp_path))
+    spark.range(1).write.format("delta").save(tables.path("gold", "store_daily"))
+    spark.createDataFrame(
+        [("POS:S1:T1", d1, d3), ("POS:S1:T9", d2, d2)],
+        "order_key string, business_date date, retracted_on date",
+    ).write.format("delta").save(tables.path("silver", "retracted_pos_lines"))
+    orders = spark.createDataFrame(
+        [("POS:S1:T2", d3, at(d3), d3)],
+        "order_key string, business_date date, created_at timestamp, _delivery_date date",
+    )
+    lines = spark.createDataFrame([("POS:S1:T2", d3)], "order_key string, _delivery_date date")
+    ctx = JobContext(settings=None, spark=spark, tables=tables, run_date=d3, run_id="r")
+    assert touched_dates(ctx, orders, lines, "store_daily") == [d1, d3]

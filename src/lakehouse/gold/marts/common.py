@@ -16,7 +16,7 @@ from pyspark.sql.types import DecimalType
 
 from lakehouse.runtime import JobContext, JobError
 from lakehouse.silver.normalise import shanghai_date
-from lakehouse.silver.sales_job import RELEASES
+from lakehouse.silver.sales_job import RELEASES, RETRACTIONS
 from lakehouse.silver.scd2 import valid_at
 
 MONEY = DecimalType(18, 2)
@@ -234,7 +234,9 @@ def touched_dates(ctx: JobContext, orders: DataFrame, lines: DataFrame, mart: st
 
     Why the releases: a released line keeps the delivery that brought it, and its order may
     be the version of another delivery (today's was older, or quarantined): by delivery dates
-    alone the line's sales reached silver and never the mart."""
+    alone the line's sales reached silver and never the mart. Likewise the business dates of
+    the tickets a store's corrected POS file took lines from (silver.retracted_pos_lines): a
+    ticket it voided is gone from silver, and only the log still says which day it was."""
     day = F.lit(ctx.run_date).cast("date")
     if not ctx.tables.exists(GOLD, mart):
         dates = orders.select("business_date")
@@ -252,6 +254,9 @@ def touched_dates(ctx: JobContext, orders: DataFrame, lines: DataFrame, mart: st
         dates = hit.select("business_date").unionByName(
             hit.select(shanghai_date(F.col("created_at")).alias("business_date"))
         )
+        if ctx.tables.exists("silver", RETRACTIONS):
+            retracted = ctx.tables.read("silver", RETRACTIONS).where(F.col("retracted_on") == day)
+            dates = dates.unionByName(retracted.select("business_date"))
     found = {r[0] for r in dates.where(F.col("business_date").isNotNull()).distinct().collect()}
     return sorted(d for d in found | {ctx.run_date} if d <= ctx.run_date)
 
