@@ -316,6 +316,80 @@ def test_a_store_s_corrected_pos_file_drops_the_lines_it_no_longer_holds(
     assert (published(), log(), _quarantine_rows(tables)) == before
 
 
+INVENTORY_HEADER = (
+    "snapshot_date,location_code,location_type,sku_id,on_hand_qty,reserved_qty,in_transit_qty,"
+    "unit_cost"
+)
+INVENTORY_JOBS = {"bronze.inventory", "silver.inventory"}
+
+
+def test_a_corrected_inventory_file_drops_the_positions_it_no_longer_holds(
+    spark, settings_for, tmp_path
+):
+    """An inventory file is the day's whole snapshot: a file of the same day delivered later
+    is its correction. Day 2's `inventory_20260301_2.csv` no longer holds WH-02's 30 units of
+    1 March; day 3's header-only `inventory_20260302_2.csv` takes back all of 2 March. Before:
+    both stayed in silver.inventory_daily and gold.inventory_position, stock that was never
+    there."""
+    root = tmp_path / "landing"
+    for day in (D1, D2, D3):
+        _deliver(root, day, [], [])
+    files = {
+        (D1, "inventory_20260301.csv"): [
+            "2026-03-01,WH-01,WAREHOUSE,SKU-1,12,0,0,40.00",
+            "2026-03-01,WH-02,WAREHOUSE,SKU-1,30,0,0,40.00",
+        ],
+        (D2, "inventory_20260302.csv"): ["2026-03-02,WH-01,WAREHOUSE,SKU-1,10,0,0,40.00"],
+        (D2, "inventory_20260301_2.csv"): ["2026-03-01,WH-01,WAREHOUSE,SKU-1,12,0,0,40.00"],
+        (D3, "inventory_20260303.csv"): ["2026-03-03,WH-01,WAREHOUSE,SKU-1,9,0,0,40.00"],
+        (D3, "inventory_20260302_2.csv"): [],
+    }
+    for (day, name), rows in files.items():
+        folder = root / "inventory" / f"dt={day.isoformat()}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text("\n".join([INVENTORY_HEADER, *rows]) + "\n")
+    settings = settings_for(root)
+    tables = Tables(spark, settings.warehouse)
+    position_job = build_registry(settings)["gold.inventory_position"]
+
+    def run(day: date, names: set[str]) -> dict[str, JobResult]:
+        results = _run(settings, spark, day, names)
+        run_job(position_job, settings, spark, day)
+        return results
+
+    def stock(table: str) -> list[tuple]:
+        return sorted(
+            (r.snapshot_date, r.location_code, r.on_hand_qty)
+            for r in tables.read(*table.split(".")).collect()
+        )
+
+    run(D1, SALES_JOBS | INVENTORY_JOBS)
+    assert run(D2, INVENTORY_JOBS)["silver.inventory"].details["retracted_positions"] == 1
+    assert stock("silver.inventory_daily") == [(D1, "WH-01", 12), (D2, "WH-01", 10)]
+    day3 = run(D3, INVENTORY_JOBS)["silver.inventory"]
+    assert day3.details["retracted_positions"] == 1
+    expected = [(D1, "WH-01", 12), (D3, "WH-01", 9)]
+    assert stock("silver.inventory_daily") == expected
+    assert stock("gold.inventory_position") == expected
+    log = sorted(
+        (r.snapshot_date, r.location_code, r.on_hand_qty, r.corrected_by, r.retracted_on)
+        for r in tables.read("silver", "retracted_stock_positions").collect()
+    )
+    assert log == [
+        (D1, "WH-02", 30, "inventory_20260301_2.csv", D2),
+        (D2, "WH-01", 10, "inventory_20260302_2.csv", D3),
+    ]
+    # A rerun of day 3 finds nothing more to drop and changes nothing.
+    before = stock("silver.inventory_daily"), log, _quarantine_rows(tables)
+    again = run(D3, INVENTORY_JOBS)["silver.inventory"]
+    assert "retracted_positions" not in again.details
+    after_log = sorted(
+        (r.snapshot_date, r.location_code, r.on_hand_qty, r.corrected_by, r.retracted_on)
+        for r in tables.read("silver", "retracted_stock_positions").collect()
+    )
+    assert (stock("silver.inventory_daily"), after_log, _quarantine_rows(tables)) == before
+
+
 def _quarantine_rows(tables: Tables) -> list[tuple]:
     """silver.quarantine as a rerun must leave it (run ids aside)."""
     return sorted(map(tuple, tables.read("silver", "quarantine").drop("run_id").collect()))

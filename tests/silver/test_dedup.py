@@ -1,10 +1,12 @@
-"""Exact duplicates within a file are marked; equal lines in different files are not."""
+"""Exact duplicates within a file are marked; equal lines in different files are not. What a
+corrected file no longer holds is dropped."""
 
 from __future__ import annotations
 
 from chispa import assert_df_equality
+from pyspark.sql import functions as F
 
-from lakehouse.silver.dedup import mark_exact_duplicates
+from lakehouse.silver.dedup import day_file, dropped_by_correction, mark_exact_duplicates
 
 
 def test_second_copy_in_the_same_file_points_at_the_first(spark):
@@ -18,3 +20,47 @@ def test_second_copy_in_the_same_file_points_at_the_first(spark):
         "_source_file string, _line_no int, _record_hash string, _duplicate_of int",
     )
     assert_df_equality(got, expected, ignore_nullable=True)
+
+
+def test_a_file_s_day_is_its_name_without_a_correction_s_number(spark):
+    names = [
+        "file:/l/pos_sales/dt=2026-03-03/pos_S001_20260301_2.csv",
+        "file:/l/pos_sales/dt=2026-03-01/pos_S001_20260301.csv",
+        "pos_S_12_20260301_10.csv",
+        "pos_S_12_20260301.csv",
+        "inventory_20260301_3.csv",
+    ]
+    got = spark.createDataFrame([(n,) for n in names], "f string").select(
+        day_file(F.col("f")).alias("day")
+    )
+    assert [r.day for r in got.collect()] == [
+        "pos_S001_20260301.csv",
+        "pos_S001_20260301.csv",
+        "pos_S_12_20260301.csv",
+        "pos_S_12_20260301.csv",
+        "inventory_20260301.csv",
+    ]
+
+
+def test_a_correction_drops_the_published_lines_of_its_store_day_that_no_file_holds(spark):
+    """Only the corrected store-day's lines go, and only those no line of today holds (a line
+    delivered again, even one today's gate quarantines, keeps its published version)."""
+    published = spark.createDataFrame(
+        [
+            ("POS:S1:T1", "1", "file:/l/dt=2026-03-01/pos_S1_20260301.csv"),
+            ("POS:S1:T1", "2", "file:/l/dt=2026-03-01/pos_S1_20260301.csv"),
+            ("POS:S1:T2", "1", "file:/l/dt=2026-03-01/pos_S1_20260301.csv"),
+            ("POS:S1:T3", "1", "file:/l/dt=2026-03-02/pos_S1_20260302.csv"),
+            ("POS:S2:T1", "1", "file:/l/dt=2026-03-01/pos_S2_20260301.csv"),
+        ],
+        "order_key string, line_id string, _source_file string",
+    )
+    corrected = spark.createDataFrame(
+        [("file:/l/dt=2026-03-03/pos_S1_20260301_2.csv",)], "source_file string"
+    )
+    delivered = spark.createDataFrame(
+        [("POS:S1:T1", "1"), ("POS:S1:T2", "1"), ("POS:S2:T9", "1")],
+        "order_key string, line_id string",
+    )
+    got = dropped_by_correction(published, corrected, delivered, ["order_key", "line_id"])
+    assert [(r.order_key, r.line_id) for r in got.collect()] == [("POS:S1:T1", "2")]

@@ -7,17 +7,14 @@ from decimal import Decimal
 
 import pytest
 from chispa import assert_df_equality
-from pyspark.sql import functions as F
 
 from lakehouse.silver.order_lines import (
     LINE_COLUMNS,
-    dropped_by_correction,
     jd_lines,
     mall_lines,
     pos_lines,
     pos_order_lines,
     reused_ticket_numbers,
-    store_day_file,
     tmall_lines,
 )
 
@@ -326,45 +323,3 @@ def test_a_ticket_number_used_by_two_tills_or_on_two_days_is_reused(spark):
     ]
     got = reused_ticket_numbers(pos_lines(spark.createDataFrame(rows, POS_DDL)))
     assert sorted(r.order_key for r in got.collect()) == ["POS:S001:T2", "POS:S001:T3"]
-
-
-def test_a_pos_file_s_store_day_is_its_name_without_a_correction_s_number(spark):
-    names = [
-        "file:/l/pos_sales/dt=2026-03-03/pos_S001_20260301_2.csv",
-        "file:/l/pos_sales/dt=2026-03-01/pos_S001_20260301.csv",
-        "pos_S_12_20260301_10.csv",
-        "pos_S_12_20260301.csv",
-    ]
-    got = spark.createDataFrame([(n,) for n in names], "f string").select(
-        store_day_file(F.col("f")).alias("day")
-    )
-    assert [r.day for r in got.collect()] == [
-        "pos_S001_20260301.csv",
-        "pos_S001_20260301.csv",
-        "pos_S_12_20260301.csv",
-        "pos_S_12_20260301.csv",
-    ]
-
-
-def test_a_correction_drops_the_published_lines_of_its_store_day_that_no_file_holds(spark):
-    """Only the corrected store-day's lines go, and only those no line of today holds (a line
-    delivered again, even one today's gate quarantines, keeps its published version)."""
-    published = spark.createDataFrame(
-        [
-            ("POS:S1:T1", "1", "file:/l/dt=2026-03-01/pos_S1_20260301.csv"),
-            ("POS:S1:T1", "2", "file:/l/dt=2026-03-01/pos_S1_20260301.csv"),
-            ("POS:S1:T2", "1", "file:/l/dt=2026-03-01/pos_S1_20260301.csv"),
-            ("POS:S1:T3", "1", "file:/l/dt=2026-03-02/pos_S1_20260302.csv"),
-            ("POS:S2:T1", "1", "file:/l/dt=2026-03-01/pos_S2_20260301.csv"),
-        ],
-        "order_key string, line_id string, _source_file string",
-    )
-    corrected = spark.createDataFrame(
-        [("file:/l/dt=2026-03-03/pos_S1_20260301_2.csv",)], "source_file string"
-    )
-    delivered = spark.createDataFrame(
-        [("POS:S1:T1", "1"), ("POS:S1:T2", "1"), ("POS:S2:T9", "1")],
-        "order_key string, line_id string",
-    )
-    got = dropped_by_correction(published, corrected, delivered)
-    assert [(r.order_key, r.line_id) for r in got.collect()] == [("POS:S1:T1", "2")]

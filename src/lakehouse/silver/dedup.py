@@ -1,13 +1,14 @@
-"""Exact duplicate lines: the same bytes twice in one delivered file.
+"""Exact duplicate lines, and the lines a corrected file takes back.
 
-Split off before conforming: a duplicated POS line would otherwise double its ticket. A line
-equal to one in an *earlier* file is not dirt (a corrected file repeats its unchanged lines):
-`latest_state` resolves those.
+Exact duplicates (the same bytes twice in one delivered file) are split off before conforming:
+a duplicated POS line would otherwise double its ticket. A line equal to one in an *earlier*
+file is not dirt (a corrected file repeats its unchanged lines): `latest_state` resolves those.
+What a corrected file no longer holds is `dropped_by_correction`.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 
@@ -18,4 +19,41 @@ def mark_exact_duplicates(bronze: DataFrame) -> DataFrame:
     return bronze.withColumn(
         "_duplicate_of",
         F.when(F.row_number().over(same) > 1, F.first("_line_no").over(same)),
+    )
+
+
+# A delivered file's day: its name without the `_<n>` a later file of the same day adds
+# (`pos_S001_20260301_2.csv` → `pos_S001_20260301.csv`, `inventory_20260301_3.csv` →
+# `inventory_20260301.csv`).
+_DAY_FILE = r"^(.*_\d{8})(?:_\d+)?(\.[^./]*)$"
+
+
+def day_file(source_file: Column) -> Column:
+    """The name of the day's file a delivered file (a path or a name) is, see `_DAY_FILE`."""
+    name = F.regexp_extract(source_file, r"([^/]*)$", 1)
+    return F.regexp_replace(name, _DAY_FILE, "$1$2")
+
+
+def dropped_by_correction(
+    published: DataFrame, corrected_files: DataFrame, delivered: DataFrame, key: list[str]
+) -> DataFrame:
+    """The published rows of a day's file that the day's corrected file no longer holds.
+
+    Why: a POS file is one store's day whole (`pos_<store>_<YYYYMMDD>.csv`), an inventory file
+    one day's stock snapshot, so a file of the same day delivered later, under a new name or
+    the same name with new bytes, is its correction (a voided ticket, a position reported by
+    mistake): silver would otherwise keep what the source took back. A published row of that
+    day's files that no row delivered today holds (by `key`) is dropped.
+
+    `published`: silver rows of earlier deliveries (`_source_file` and `key`);
+    `corrected_files`: `source_file` of today's correcting files; `delivered`: `key` of every
+    row delivered today, good or bad (a row today's gate quarantines keeps its published
+    version, as any row delivered again does).
+    """
+    days = corrected_files.select(day_file(F.col("source_file")).alias("_day_file"))
+    return (
+        published.withColumn("_day_file", day_file(F.col("_source_file")))
+        .join(F.broadcast(days.distinct()), "_day_file", "left_semi")
+        .drop("_day_file")
+        .join(delivered.select(*key).distinct(), key, "left_anti")
     )

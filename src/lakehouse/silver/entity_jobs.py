@@ -24,8 +24,13 @@ from lakehouse.runtime import JobContext, JobError, JobResult
 from lakehouse.silver import campaigns as campaign_model
 from lakehouse.silver import identities as identity_model
 from lakehouse.silver import members as member_model
+from lakehouse.silver.dedup import dropped_by_correction
 from lakehouse.silver.inventory import INVENTORY_KEY, inventory_daily
 from lakehouse.silver.sales_job import (
+    DELETE,
+    REPLACE,
+    corrected_files,
+    delete_rows,
     delivered,
     duplicate_records,
     earliest_time,
@@ -33,6 +38,7 @@ from lakehouse.silver.sales_job import (
     reconcile_snapshots,
     superseded_lines,
     superseded_records,
+    with_corrected_by,
     write_quarantine,
     write_reconciliation,
 )
@@ -242,6 +248,33 @@ def _campaigns(ctx: JobContext, bronze_campaigns: DataFrame, bronze_touches: Dat
     return result
 
 
+# One row per stock position a corrected inventory file dropped from silver.inventory_daily.
+RETRACTED_POSITIONS = "retracted_stock_positions"
+
+
+def dropped_positions(ctx: JobContext, stock: DataFrame) -> DataFrame | None:
+    """The published positions of a day's snapshot that a later delivery's file of the same
+    day (its correction) no longer holds, with `corrected_by`; None when there are none.
+
+    Why: an inventory file is the day's whole snapshot; a position it no longer holds was
+    reported by mistake, and kept it would overstate the stock (`dropped_by_correction`).
+    `stock`: every position delivered today, before the gate.
+    """
+    if not ctx.tables.exists("silver", "inventory_daily"):
+        return None
+    found = corrected_files(ctx, "inventory")
+    if found is None:
+        return None
+    earlier, corrected = found
+    published = ctx.tables.read("silver", "inventory_daily").where(
+        (F.col("_delivery_date") < F.lit(ctx.run_date)) & F.col("_source_file").isin(earlier)
+    )
+    dropped = with_corrected_by(
+        dropped_by_correction(published, corrected, stock, INVENTORY_KEY), corrected
+    ).localCheckpoint()
+    return None if dropped.isEmpty() else dropped
+
+
 def build_inventory(ctx: JobContext) -> JobResult:
     """The day's stock snapshot; negative on-hand and unknown codes are kept and flagged."""
     bronze = _delivered(ctx, "inventory")
@@ -263,13 +296,42 @@ def _inventory(ctx: JobContext, bronze: DataFrame) -> JobResult:
             ctx, [("inventory", bronze, superseded, good, gate.quarantined)]
         )
         result = JobResult(rows_read=bronze.count())
+        merge, flags = good, {}
+        dropped = dropped_positions(ctx, stock)
+        if dropped is not None:
+            # Logged before the delete: a rerun (or a run killed after the log) finds the
+            # positions silver still holds and drops them as this run did.
+            result.versions[f"silver.{RETRACTED_POSITIONS}"] = ctx.tables.upsert(
+                dropped.select(
+                    "_delivery_date",
+                    "_source_file",
+                    "_line_no",
+                    *INVENTORY_KEY,
+                    "location_type",
+                    "on_hand_qty",
+                    "value_at_cost",
+                    "corrected_by",
+                    F.lit(ctx.run_date).alias("retracted_on"),
+                    F.lit(ctx.run_id).alias("run_id"),
+                ),
+                "silver",
+                RETRACTED_POSITIONS,
+                ["_source_file", "_line_no"],
+                "s.retracted_on >= t.retracted_on",
+            )
+            merge = good.withColumns({REPLACE: F.lit(False), DELETE: F.lit(False)}).unionByName(
+                delete_rows(dropped.select(*INVENTORY_KEY), good)
+            )
+            flags = {"delete_flag": DELETE}
+            result.details["retracted_positions"] = dropped.count()
         result.versions["silver.inventory_daily"] = ctx.tables.upsert(
-            good,
+            merge,
             "silver",
             "inventory_daily",
             INVENTORY_KEY,
             DELIVERY_NEWER,
             partition_by=["snapshot_date"],
+            **flags,
         )
         flagged = good.withColumns(
             {"_unknown_sku": ~F.col("sku_known"), "_unknown_location": ~F.col("location_known")}

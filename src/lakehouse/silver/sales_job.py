@@ -48,16 +48,14 @@ from lakehouse.quality.results import record_results
 from lakehouse.runtime import JobContext, JobError, JobResult
 from lakehouse.silver import master
 from lakehouse.silver import normalise as n
-from lakehouse.silver.dedup import mark_exact_duplicates
+from lakehouse.silver.dedup import day_file, dropped_by_correction, mark_exact_duplicates
 from lakehouse.silver.order_lines import (
-    dropped_by_correction,
     jd_lines,
     mall_lines,
     pos_amount,
     pos_lines,
     pos_order_lines,
     reused_ticket_numbers,
-    store_day_file,
     tmall_lines,
 )
 from lakehouse.silver.orders import (
@@ -425,48 +423,61 @@ class Corrections:
 
 def pos_corrections(ctx: JobContext, pos: DataFrame) -> Corrections | None:
     """The published POS lines that today's files of a store-day delivered before no longer
-    hold (see `dropped_by_correction`); None on a day without such a file, which costs one
-    small read of bronze.ingested_files and never scans silver.
-
-    A file of a store-day delivered again with the same bytes is a re-delivery (bronze lands
-    nothing of it) and corrects nothing; several files of one store-day in one delivery are
-    read together, as before.
-    """
+    hold (`dropped_by_correction`, `corrected_files`); None when there are none. A day without
+    a correcting file never scans silver."""
     tables = ctx.tables
-    if not (tables.exists("silver", "order_lines") and tables.exists("bronze", FILES)):
+    if not tables.exists("silver", "order_lines"):
         return None
+    found = corrected_files(ctx, "pos_sales")
+    if found is None:
+        return None
+    earlier, corrected = found
     run_date = F.lit(ctx.run_date)
-    files = (
-        tables.read("bronze", FILES)
-        .where(
-            (F.col("dataset") == "pos_sales")
-            & (F.col("status") == INGESTED)
-            & (F.col("delivery_date") <= run_date)
-        )
-        .select("source_file", "delivery_date", store_day_file(F.col("source_file")).alias("_day"))
-    )
-    today_days = files.where(F.col("delivery_date") == run_date).select("_day")
-    same_days = files.join(today_days, "_day", "left_semi").collect()
-    before = [r for r in same_days if r.delivery_date < ctx.run_date]
-    if not before:
-        return None
-    earlier = sorted({r.source_file for r in before})
-    corrected_days = {r._day for r in before}
-    corrected = sorted(
-        {r.source_file for r in same_days if r.delivery_date == ctx.run_date}
-        & {r.source_file for r in same_days if r._day in corrected_days}
-    )
     published = tables.read("silver", "order_lines").where(
         (F.col("platform") == "POS")
         & (F.col("_delivery_date") < run_date)
         & F.col("_source_file").isin(earlier)
     )
     delivered = pos.select("order_key", F.col("line_no").cast("string").alias("line_id"))
-    corrected_files = small_frame(ctx.spark, [(f,) for f in corrected], "source_file string")
-    dropped = dropped_by_correction(published, corrected_files, delivered).localCheckpoint()
+    dropped = dropped_by_correction(
+        published, corrected, delivered, ["order_key", "line_id"]
+    ).localCheckpoint()
     if dropped.isEmpty():
         return None
-    return Corrections(dropped, corrected_files)
+    return Corrections(dropped, corrected)
+
+
+def corrected_files(ctx: JobContext, dataset: str) -> tuple[list[str], DataFrame] | None:
+    """For a dataset whose file is one day's whole (POS: a store's day; inventory: the day's
+    snapshot): the earlier deliveries' files of the days today's files correct (`day_file`),
+    and today's correcting files (`source_file`). None on a day without such a file, which
+    costs one small read of bronze.ingested_files.
+
+    A file delivered again with the same name and bytes is a re-delivery (bronze lands nothing
+    of it) and corrects nothing; several files of one day in one delivery are read together.
+    """
+    if not ctx.tables.exists("bronze", FILES):
+        return None
+    files = (
+        ctx.tables.read("bronze", FILES)
+        .where(
+            (F.col("dataset") == dataset)
+            & (F.col("status") == INGESTED)
+            & (F.col("delivery_date") <= F.lit(ctx.run_date))
+        )
+        .select("source_file", "delivery_date", day_file(F.col("source_file")).alias("_day"))
+    )
+    today_days = files.where(F.col("delivery_date") == F.lit(ctx.run_date)).select("_day")
+    same_days = files.join(today_days, "_day", "left_semi").collect()
+    before = [r for r in same_days if r.delivery_date < ctx.run_date]
+    if not before:
+        return None
+    days = {r._day for r in before}
+    today = sorted(
+        {r.source_file for r in same_days if r.delivery_date == ctx.run_date and r._day in days}
+    )
+    earlier = sorted({r.source_file for r in before})
+    return earlier, small_frame(ctx.spark, [(f,) for f in today], "source_file string")
 
 
 HELD_FOR_ORDER = ("order_known", "order_quarantined")
@@ -942,17 +953,9 @@ def orders_to_merge(order_latest: DataFrame, corrections: Corrections) -> DataFr
 def retraction_log(ctx: JobContext, corrections: Corrections) -> DataFrame:
     """silver.retracted_pos_lines rows: the dropped line, its ticket's business date (a mart
     recomputes that day, `touched_dates`), the files that corrected it, the day and run."""
-    dropped = corrections.dropped.withColumn("_day", store_day_file(F.col("_source_file")))
-    by = corrections.corrected_files.select(
-        store_day_file(F.col("source_file")).alias("_day"),
-        F.regexp_extract("source_file", r"([^/]*)$", 1).alias("_name"),
-    )
-    names = by.groupBy("_day").agg(
-        F.array_join(F.array_sort(F.collect_set("_name")), ", ").alias("corrected_by")
-    )
     tickets = ctx.tables.read("silver", "orders").select("order_key", "business_date")
     return (
-        dropped.join(names, "_day", "left")
+        with_corrected_by(corrections.dropped, corrections.corrected_files)
         .join(tickets.join(corrections.tickets, "order_key", "left_semi"), "order_key", "left")
         .select(
             *LINEAGE_KEY,
@@ -966,6 +969,21 @@ def retraction_log(ctx: JobContext, corrections: Corrections) -> DataFrame:
             F.lit(ctx.run_date).alias("retracted_on"),
             F.lit(ctx.run_id).alias("run_id"),
         )
+    )
+
+
+def with_corrected_by(dropped: DataFrame, corrected_files: DataFrame) -> DataFrame:
+    """`dropped` (rows with `_source_file`) with `corrected_by`: the names of today's files of
+    the same day (`day_file`), comma-separated."""
+    names = corrected_files.groupBy(day_file(F.col("source_file")).alias("_day")).agg(
+        F.array_join(
+            F.array_sort(F.collect_set(F.regexp_extract("source_file", r"([^/]*)$", 1))), ", "
+        ).alias("corrected_by")
+    )
+    return (
+        dropped.withColumn("_day", day_file(F.col("_source_file")))
+        .join(names, "_day", "left")
+        .drop("_day")
     )
 
 

@@ -37,6 +37,7 @@ from lakehouse.gold.marts.common import (
     touched_dates,
 )
 from lakehouse.runtime import JobContext, JobResult
+from lakehouse.silver.entity_jobs import RETRACTED_POSITIONS
 
 _SALES = (
     ("silver", "orders", "silver.sales"),
@@ -295,7 +296,8 @@ def build_campaign_performance(ctx: JobContext) -> JobResult:
 
 
 def build_inventory_position(ctx: JobContext) -> JobResult:
-    """gold.inventory_position for the snapshot dates delivered today (all when new)."""
+    """gold.inventory_position for the snapshot dates delivered today (all when new), and those
+    a corrected inventory file took positions from today."""
     require(ctx, ("silver", "inventory_daily", "silver.inventory"))
     orders, lines, products = _sales(ctx)
     window = ctx.settings.gold.marts.demand_window_days
@@ -306,12 +308,15 @@ def build_inventory_position(ctx: JobContext) -> JobResult:
         if not ctx.tables.exists(GOLD, "inventory_position")
         else stock.where(F.col("_delivery_date") == day)
     )
+    snapshot_dates = delivered.select("snapshot_date")
+    if ctx.tables.exists("silver", RETRACTED_POSITIONS):
+        # A snapshot a corrected file emptied has no row delivered today: the log names it.
+        retracted = ctx.tables.read("silver", RETRACTED_POSITIONS)
+        snapshot_dates = snapshot_dates.unionByName(
+            retracted.where(F.col("retracted_on") == day).select("snapshot_date")
+        )
     dates = sorted(
-        r[0]
-        for r in delivered.select("snapshot_date")
-        .where(F.col("snapshot_date").isNotNull())
-        .distinct()
-        .collect()
+        r[0] for r in snapshot_dates.where(F.col("snapshot_date").isNotNull()).distinct().collect()
     )
     if not dates:
         return JobResult(details={"snapshot_dates": []})
