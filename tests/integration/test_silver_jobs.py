@@ -390,6 +390,80 @@ def test_a_corrected_inventory_file_drops_the_positions_it_no_longer_holds(
     assert (stock("silver.inventory_daily"), after_log, _quarantine_rows(tables)) == before
 
 
+CAMPAIGN_JOBS = {"bronze.campaigns", "silver.campaigns"}
+IDENTITY_JOBS = {"bronze.crm_members", "silver.members", "silver.identities"}
+CAMPAIGN_HEADERS = {
+    "campaigns": "campaign_id,campaign_name,channel,start_date,end_date,cost_yuan,coupon_code",
+    "campaign_touches": "campaign_id,touch_time,member_id,phone,unionid",
+}
+
+
+def test_a_corrected_touches_file_drops_the_touches_it_no_longer_holds(
+    spark, settings_for, tmp_path
+):
+    """A campaign_touches file holds the day's touches only: a file of the same day delivered
+    later is its correction. On 12 March `campaign_touches_20260301_2.csv` no longer holds M2's
+    touch of 1 March, long after C1's attribution window (to 8 March) closed. Before: the
+    touch stayed in silver.campaign_touches, and nothing chose C1 for recomputing, so
+    gold.campaign_performance kept counting two people touched where one was."""
+    root = tmp_path / "landing"
+    late = date(2026, 3, 12)
+    _deliver(root, D1, [], [])
+    campaign = "C1,春季,SMS,2026-03-01,2026-03-01,100.00,"
+    m1 = "C1,2026-03-01 10:00:00,M1,13800138001,"
+    m2 = "C1,2026-03-01 11:00:00,M2,13800138002,"
+    files = {
+        (D1, "campaigns_20260301.csv"): [campaign],
+        (D1, "campaign_touches_20260301.csv"): [m1, m2],
+        (late, "campaigns_20260312.csv"): [campaign],
+        (late, "campaign_touches_20260312.csv"): [],
+        (late, "campaign_touches_20260301_2.csv"): [m1],
+    }
+    for (day, name), rows in files.items():
+        folder = root / "campaigns" / f"dt={day.isoformat()}"
+        folder.mkdir(parents=True, exist_ok=True)
+        header = CAMPAIGN_HEADERS[
+            "campaign_touches" if name.startswith("campaign_touches") else "campaigns"
+        ]
+        (folder / name).write_text("\n".join([header, *rows]) + "\n")
+    settings = settings_for(root)
+    tables = Tables(spark, settings.warehouse)
+    registry = build_registry(settings)
+
+    def touches() -> list[tuple]:
+        return sorted(
+            (r.member_id, r.touch_date, r._source_file.rsplit("/", 1)[-1])
+            for r in tables.read("silver", "campaign_touches").collect()
+        )
+
+    def people_touched() -> int:
+        return tables.read("gold", "campaign_performance").first().people_touched
+
+    day1 = _run(settings, spark, D1, SALES_JOBS | CAMPAIGN_JOBS | IDENTITY_JOBS)
+    assert "retracted_touches" not in day1["silver.campaigns"].details
+    for name in ("oneid.link", "gold.campaign_performance"):
+        run_job(registry[name], settings, spark, D1)
+    assert people_touched() == 2
+
+    corrected = _run(settings, spark, late, CAMPAIGN_JOBS)["silver.campaigns"]
+    assert touches() == [("M1", D1, "campaign_touches_20260301_2.csv")]
+    assert corrected.details["retracted_touches"] == 1
+    log = tables.read("silver", "retracted_campaign_touches")
+    assert not {"member_id", "phone", "unionid"} & set(log.columns)  # no personal data kept
+    assert [(r.campaign_id, r.touch_date, r.corrected_by) for r in log.collect()] == [
+        ("C1", D1, "campaign_touches_20260301_2.csv")
+    ]
+    gold = run_job(registry["gold.campaign_performance"], settings, spark, late)
+    assert gold.details["campaigns"] == 1
+    assert people_touched() == 1
+    # A rerun finds nothing more to drop and changes nothing.
+    before = touches(), _quarantine_rows(tables)
+    again = _run(settings, spark, late, CAMPAIGN_JOBS)["silver.campaigns"]
+    assert "retracted_touches" not in again.details
+    assert (touches(), _quarantine_rows(tables)) == before
+    assert tables.read("silver", "retracted_campaign_touches").count() == 1
+
+
 def _quarantine_rows(tables: Tables) -> list[tuple]:
     """silver.quarantine as a rerun must leave it (run ids aside)."""
     return sorted(map(tuple, tables.read("silver", "quarantine").drop("run_id").collect()))

@@ -36,6 +36,7 @@ from lakehouse.silver.sales_job import (
     earliest_time,
     future_limit,
     reconcile_snapshots,
+    retraction_columns,
     superseded_lines,
     superseded_records,
     with_corrected_by,
@@ -172,7 +173,8 @@ def _with_unknown_campaign(touches: DataFrame, known: DataFrame) -> DataFrame:
 
 
 def build_campaigns(ctx: JobContext) -> JobResult:
-    """Campaigns (latest snapshot per campaign) and the day's touches."""
+    """Campaigns (latest snapshot per campaign) and the day's touches; a corrected touches file
+    takes back the touches of its day it no longer holds (silver.retracted_campaign_touches)."""
     bronze_campaigns = _delivered(ctx, "campaigns")
     bronze_touches = _delivered(ctx, "campaign_touches")
     try:
@@ -217,8 +219,19 @@ def _campaigns(ctx: JobContext, bronze_campaigns: DataFrame, bronze_touches: Dat
         result.versions["silver.campaigns"] = ctx.tables.upsert(
             good_campaigns, "silver", "campaigns", ["campaign_id"], SNAPSHOT_NEWER
         )
+        touch_merge, flags = one_per_touch, {}
+        dropped = dropped_by_correction_of(
+            ctx, "campaign_touches", "campaign_touches", touches, ["touch_key"]
+        )
+        if dropped is not None:
+            logged = ["touch_key", "campaign_id", "touch_time", "touch_date"]
+            touch_merge = retract(
+                ctx, result, dropped, RETRACTED_TOUCHES, logged, one_per_touch, ["touch_key"]
+            )
+            flags = {"delete_flag": DELETE}
+            result.details["retracted_touches"] = dropped.count()
         result.versions["silver.campaign_touches"] = ctx.tables.upsert(
-            one_per_touch, "silver", "campaign_touches", ["touch_key"], DELIVERY_NEWER
+            touch_merge, "silver", "campaign_touches", ["touch_key"], DELIVERY_NEWER, **flags
         )
         parts = [
             duplicate_records(bronze_campaigns, "silver.campaigns", ctx),
@@ -250,29 +263,62 @@ def _campaigns(ctx: JobContext, bronze_campaigns: DataFrame, bronze_touches: Dat
 
 # One row per stock position a corrected inventory file dropped from silver.inventory_daily.
 RETRACTED_POSITIONS = "retracted_stock_positions"
+# One row per touch a corrected campaign_touches file dropped from silver.campaign_touches.
+RETRACTED_TOUCHES = "retracted_campaign_touches"
 
 
-def dropped_positions(ctx: JobContext, stock: DataFrame) -> DataFrame | None:
-    """The published positions of a day's snapshot that a later delivery's file of the same
-    day (its correction) no longer holds, with `corrected_by`; None when there are none.
+def dropped_by_correction_of(
+    ctx: JobContext, dataset: str, table: str, delivered: DataFrame, key: list[str]
+) -> DataFrame | None:
+    """The rows of silver.`table` that earlier deliveries' files of a day published and a later
+    delivery's file of the same day (its correction) no longer holds, with `corrected_by`;
+    None when there are none.
 
-    Why: an inventory file is the day's whole snapshot; a position it no longer holds was
-    reported by mistake, and kept it would overstate the stock (`dropped_by_correction`).
-    `stock`: every position delivered today, before the gate.
+    For a dataset whose file is one day's whole (an inventory snapshot, the day's campaign
+    touches): a row it no longer holds was delivered by mistake, and kept it would overstate
+    the stock or the campaign's reach (`dropped_by_correction`). `delivered`: every row (by
+    `key`) delivered today, before the gate.
     """
-    if not ctx.tables.exists("silver", "inventory_daily"):
+    if not ctx.tables.exists("silver", table):
         return None
-    found = corrected_files(ctx, "inventory")
+    found = corrected_files(ctx, dataset)
     if found is None:
         return None
     earlier, corrected = found
-    published = ctx.tables.read("silver", "inventory_daily").where(
+    published = ctx.tables.read("silver", table).where(
         (F.col("_delivery_date") < F.lit(ctx.run_date)) & F.col("_source_file").isin(earlier)
     )
     dropped = with_corrected_by(
-        dropped_by_correction(published, corrected, stock, INVENTORY_KEY), corrected
+        dropped_by_correction(published, corrected, delivered, key), corrected
     ).localCheckpoint()
     return None if dropped.isEmpty() else dropped
+
+
+def retract(
+    ctx: JobContext,
+    result: JobResult,
+    dropped: DataFrame,
+    log: str,
+    logged: list,
+    good: DataFrame,
+    key: list[str],
+) -> DataFrame:
+    """Log `dropped` in silver.`log` and return the MERGE source that writes `good` and deletes
+    the dropped rows (steered by DELETE).
+
+    Logged before the delete: a rerun (or a run killed after the log) finds the rows silver
+    still holds and drops them as this run did.
+    """
+    result.versions[f"silver.{log}"] = ctx.tables.upsert(
+        dropped.select(*retraction_columns(ctx, logged)),
+        "silver",
+        log,
+        ["_source_file", "_line_no"],
+        "s.retracted_on >= t.retracted_on",
+    )
+    return good.withColumns({REPLACE: F.lit(False), DELETE: F.lit(False)}).unionByName(
+        delete_rows(dropped.select(*key), good)
+    )
 
 
 def build_inventory(ctx: JobContext) -> JobResult:
@@ -297,31 +343,12 @@ def _inventory(ctx: JobContext, bronze: DataFrame) -> JobResult:
         )
         result = JobResult(rows_read=bronze.count())
         merge, flags = good, {}
-        dropped = dropped_positions(ctx, stock)
+        dropped = dropped_by_correction_of(
+            ctx, "inventory", "inventory_daily", stock, INVENTORY_KEY
+        )
         if dropped is not None:
-            # Logged before the delete: a rerun (or a run killed after the log) finds the
-            # positions silver still holds and drops them as this run did.
-            result.versions[f"silver.{RETRACTED_POSITIONS}"] = ctx.tables.upsert(
-                dropped.select(
-                    "_delivery_date",
-                    "_source_file",
-                    "_line_no",
-                    *INVENTORY_KEY,
-                    "location_type",
-                    "on_hand_qty",
-                    "value_at_cost",
-                    "corrected_by",
-                    F.lit(ctx.run_date).alias("retracted_on"),
-                    F.lit(ctx.run_id).alias("run_id"),
-                ),
-                "silver",
-                RETRACTED_POSITIONS,
-                ["_source_file", "_line_no"],
-                "s.retracted_on >= t.retracted_on",
-            )
-            merge = good.withColumns({REPLACE: F.lit(False), DELETE: F.lit(False)}).unionByName(
-                delete_rows(dropped.select(*INVENTORY_KEY), good)
-            )
+            logged = [*INVENTORY_KEY, "location_type", "on_hand_qty", "value_at_cost"]
+            merge = retract(ctx, result, dropped, RETRACTED_POSITIONS, logged, good, INVENTORY_KEY)
             flags = {"delete_flag": DELETE}
             result.details["retracted_positions"] = dropped.count()
         result.versions["silver.inventory_daily"] = ctx.tables.upsert(

@@ -958,18 +958,31 @@ def retraction_log(ctx: JobContext, corrections: Corrections) -> DataFrame:
         with_corrected_by(corrections.dropped, corrections.corrected_files)
         .join(tickets.join(corrections.tickets, "order_key", "left_semi"), "order_key", "left")
         .select(
-            *LINEAGE_KEY,
-            "order_key",
-            "line_id",
-            "platform_sku_code",
-            "quantity",
-            "line_amount",
-            "business_date",
-            "corrected_by",
-            F.lit(ctx.run_date).alias("retracted_on"),
-            F.lit(ctx.run_id).alias("run_id"),
+            *retraction_columns(
+                ctx,
+                [
+                    "order_key",
+                    "line_id",
+                    "platform_sku_code",
+                    "quantity",
+                    "line_amount",
+                    "business_date",
+                ],
+            )
         )
     )
+
+
+def retraction_columns(ctx: JobContext, logged: Sequence[str]) -> list[Column | str]:
+    """The columns of a retraction log's row: the dropped row's lineage, `logged`, the files
+    that corrected it, the day and the run (every log is keyed by lineage)."""
+    return [
+        *LINEAGE_KEY,
+        *logged,
+        "corrected_by",
+        F.lit(ctx.run_date).alias("retracted_on"),
+        F.lit(ctx.run_id).alias("run_id"),
+    ]
 
 
 def with_corrected_by(dropped: DataFrame, corrected_files: DataFrame) -> DataFrame:

@@ -97,6 +97,35 @@ def test_campaign_attribution_last_touch_direct_coupon_and_roi(spark):
     assert_df_equality(perf, expected, ignore_row_order=True, ignore_nullable=True)
 
 
+def test_a_campaign_a_correction_took_touches_from_is_recomputed(spark):
+    """C4's only touch (03-02) was taken back by a corrected touches file on 03-12: gone from
+    silver.campaign_touches, nothing chose C4 and its figures kept counting the touch. Now
+    the retracted touch chooses it, over a span from that touch's date; C3 stays untouched."""
+    day = lambda d: D + timedelta(days=d - 1)  # noqa: E731
+    campaigns = spark.createDataFrame(
+        [
+            ("C3", "old", "SMS", day(1), day(1), yuan(10), None),
+            ("C4", "sms", "SMS", day(1), day(3), yuan(10), None),
+        ],
+        CAMPAIGNS,
+    )
+    touches = spark.createDataFrame(
+        [("C3", "t4", datetime(2026, 3, 1, 10), day(1), "S", day(1))],
+        TOUCHES + ", _delivery_date date",
+    )
+    retracted = spark.createDataFrame(
+        [("C4", "t9", day(2), day(12))],
+        "campaign_id string, touch_key string, touch_date date, retracted_on date",
+    )
+    orders = spark.createDataFrame([], ORDERS)
+    before = campaigns_to_recompute(campaigns, touches, orders, [day(12)], day(12), 7)
+    assert before.count() == 0
+    chosen = campaigns_to_recompute(
+        campaigns, touches, orders, [day(12)], day(12), 7, retracted=retracted
+    )
+    assert [(r.campaign_id, r._from, r._to) for r in chosen.collect()] == [("C4", day(2), day(9))]
+
+
 def test_an_order_naming_a_campaign_after_its_touch_window_is_counted(spark):
     """C1 runs 03-01 to 03-14 with coupon CP1 and touched on 03-01 and 03-02 (window to
     03-09); an order paid on 03-12 carries CP1. Before, the run of 03-12 chose campaigns by

@@ -49,6 +49,7 @@ def campaigns_to_recompute(
     run_date,
     window_days: int,
     everything: bool = False,
+    retracted: DataFrame | None = None,
 ) -> DataFrame:
     """campaign_id, coupon_code, _from, _to of the campaigns a run can change.
 
@@ -57,8 +58,16 @@ def campaigns_to_recompute(
     recomputed date, or when an order of a recomputed date names it by campaign_id or coupon:
     direct attribution has no window (a coupon redeemed after the touches' window counts), so
     the window alone missed those orders. `everything`: the mart is new, every campaign.
+
+    `retracted`: touches (campaign_id, touch_date) a corrected file took back today. They are
+    gone from `touches`, yet their campaign's figures still count them: such a campaign is
+    recomputed as if they were delivered today, over a span that still reaches their dates.
     """
     day = F.lit(run_date).cast("date")
+    if retracted is not None:
+        touches = touches.select("campaign_id", "touch_date", "_delivery_date").unionByName(
+            retracted.select("campaign_id", "touch_date", day.alias("_delivery_date"))
+        )
     spans = touches.groupBy("campaign_id").agg(
         F.min("touch_date").alias("_first"),
         F.max("touch_date").alias("_last"),

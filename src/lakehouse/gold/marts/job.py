@@ -37,7 +37,7 @@ from lakehouse.gold.marts.common import (
     touched_dates,
 )
 from lakehouse.runtime import JobContext, JobResult
-from lakehouse.silver.entity_jobs import RETRACTED_POSITIONS
+from lakehouse.silver.entity_jobs import RETRACTED_POSITIONS, RETRACTED_TOUCHES
 
 _SALES = (
     ("silver", "orders", "silver.sales"),
@@ -227,7 +227,8 @@ def _touch_one_ids(touches: DataFrame, identity_map, identities, suppressed) -> 
 
 def build_campaign_performance(ctx: JobContext) -> JobResult:
     """gold.campaign_performance for the campaigns the day can change
-    (`campaign.campaigns_to_recompute`)."""
+    (`campaign.campaigns_to_recompute`), those a corrected touches file took touches from
+    today among them."""
     require(
         ctx,
         ("silver", "campaigns", "silver.campaigns"),
@@ -242,6 +243,11 @@ def build_campaign_performance(ctx: JobContext) -> JobResult:
 
     dates = touched_dates(ctx, orders, lines, "campaign_performance")
     day = F.lit(ctx.run_date).cast("date")
+    retracted = (
+        t.read("silver", RETRACTED_TOUCHES).where(F.col("retracted_on") == day)
+        if t.exists("silver", RETRACTED_TOUCHES)
+        else None
+    )
     chosen = campaign_model.campaigns_to_recompute(
         campaigns,
         touches_all,
@@ -250,6 +256,7 @@ def build_campaign_performance(ctx: JobContext) -> JobResult:
         ctx.run_date,
         window,
         everything=not t.exists(GOLD, "campaign_performance"),
+        retracted=retracted,
     ).localCheckpoint()
     ids = sorted(r[0] for r in chosen.select("campaign_id").collect())
     bounds = chosen.agg(F.min("_from"), F.max("_to")).first()
