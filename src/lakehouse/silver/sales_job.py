@@ -449,9 +449,9 @@ def pos_corrections(ctx: JobContext, pos: DataFrame) -> Corrections | None:
 
 def corrected_files(ctx: JobContext, dataset: str) -> tuple[list[str], DataFrame] | None:
     """For a dataset whose file is one day's whole (POS: a store's day; inventory: the day's
-    snapshot): the earlier deliveries' files of the days today's files correct (`day_file`),
-    and today's correcting files (`source_file`). None on a day without such a file, which
-    costs one small read of bronze.ingested_files.
+    snapshot; campaign_touches: the day's touches): the earlier deliveries' files of the days
+    today's files correct (`day_file`), and today's correcting files (`source_file`). None on a
+    day without such a file, which costs one small read of bronze.ingested_files.
 
     A file delivered again with the same name and bytes is a re-delivery (bronze lands nothing
     of it) and corrects nothing; several files of one day in one delivery are read together.
