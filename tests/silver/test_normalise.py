@@ -659,6 +659,9 @@ def test_shanghai_any_local_to_utc_reads_every_common_spelling(spark):
         ("2026-03-01T10:22:01+08:00", instant),
         ("2026-03-01", ts(2026, 2, 28, 16, 0, 0)),  # a date alone: its midnight
         ("2026/3/1", ts(2026, 2, 28, 16, 0, 0)),
+        ("20260301 10:22:01", instant),  # the compact date calendar_date reads, with a time
+        ("20260301", ts(2026, 2, 28, 16, 0, 0)),
+        ("20260301102201", None),  # no separator at all: no spelling this reads
         ("2026-02-30 10:00:00", None),
         ("2026-03-01 25:00:00", None),
         ("yesterday", None),

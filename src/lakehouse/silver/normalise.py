@@ -249,8 +249,9 @@ def shanghai_local_to_utc(col: Column, fmt: str = LOCAL_FORMAT) -> Column:
 
 def shanghai_any_local_to_utc(col: Column) -> Column:
     """The instant of a Shanghai local time in any common spelling: `2026-03-01 10:22:01`,
-    `2026/3/1 10:22:01`, `2026-03-01T10:22:01` (fractions of a second dropped), or a date alone
-    (its midnight); with an explicit offset or `Z`, that offset. Null for anything else.
+    `2026/3/1 10:22:01`, `20260301 10:22:01`, `2026-03-01T10:22:01` (fractions of a second
+    dropped), or a date alone in any spelling `calendar_date` reads (its midnight); with an
+    explicit offset or `Z`, that offset. Null for anything else.
 
     Why: the contract gives the CRM's register_time no format. Reading one spelling only would
     turn every other into a silent null, and One ID's earliest registration with it.
@@ -259,6 +260,7 @@ def shanghai_any_local_to_utc(col: Column) -> Column:
     if_zoned = F.regexp_extract(s, _ISO_UTC, 3) != ""
     local = F.regexp_replace(F.regexp_replace(s, "[T/]", " "), r"\.\d+$", "")
     local = F.regexp_replace(local, r"^(\d{4}) (\d{1,2}) (\d{1,2})", "$1-$2-$3")
+    local = F.regexp_replace(local, r"^(\d{4})(\d{2})(\d{2})(?= |$)", "$1-$2-$3")
     zone = F.lit(" " + SHANGHAI)
     parsed = F.coalesce(
         F.try_to_timestamp(F.concat(local, zone), F.lit("yyyy-M-d H:m:s VV")),
