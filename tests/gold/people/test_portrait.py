@@ -364,3 +364,74 @@ def test_refunded_lines_weigh_nothing_in_preferences_and_price(spark):
         for r in behaviour(history, plines, CFG).collect()
     }
     assert got == {"X": ("男装", 100.0), "Y": ("女装", 30.0), "Z": ("女装", 50.0)}
+
+
+def test_returned_goods_and_zero_weights_make_no_preference_and_bands_read_exact_prices(spark):
+    """X bought 女装 for 500 at a till and brought it back on a return ticket (−500), and kept
+    a 男装 of 200 from Tmall. Y's one Tmall order was refunded in full. Z paid 449.99 for three
+    units (149.997 each). Before: the return ticket's lines never reached the preferences, so
+    女装 stayed X's category at 500; Y's 女装 weighing 0 still became the preferred one; Z's
+    price band came from the rounded 150.00, 中价 instead of 低价."""
+    from lakehouse.gold.people.portrait import behaviour, order_history, purchase_lines
+
+    from .conftest import AS_OF, CFG, ORDER_SCHEMA
+
+    def order(key, platform, status, paid, net, refunded, units):
+        return (
+            key,
+            "pos_sales" if platform == "POS" else "tmall_orders",
+            platform,
+            "S0001" if platform == "POS" else "TMALL:shop",
+            date(2026, 3, 5),
+            status,
+            datetime(2026, 3, 5, 4, 0),
+            Decimal(paid),
+            Decimal(net),
+            Decimal(refunded),
+            units,
+            None,
+            None,
+            None,
+        )
+
+    orders = spark.createDataFrame(
+        [
+            order("P1", "POS", "COMPLETED", "500.00", "500.00", "0.00", 1),
+            order("R1", "POS", "REFUNDED", "0.00", "-500.00", "500.00", -1),
+            order("T1", "TMALL", "COMPLETED", "200.00", "200.00", "0.00", 1),
+            order("T9", "TMALL", "REFUNDED", "299.00", "0.00", "299.00", 1),
+            order("P3", "POS", "COMPLETED", "449.99", "449.99", "0.00", 3),
+        ],
+        ORDER_SCHEMA,
+    )
+    owner = {"P1": "X", "R1": "X", "T1": "X", "T9": "Y", "P3": "Z"}
+    mapping = spark.createDataFrame(
+        [("pos_sales" if k[0] in "PR" else "tmall_orders", k, v) for k, v in owner.items()],
+        "source string, record_key string, one_id string",
+    )
+    history = order_history(orders, mapping, AS_OF, CFG)
+    lines = spark.createDataFrame(
+        [
+            ("P1", "W", 1, Decimal("500.00"), None, None),
+            ("R1", "W", -1, Decimal("-500.00"), None, None),  # the return, as printed
+            ("T1", "M", 1, Decimal("200.00"), 0, Decimal("0.00")),
+            ("T9", "W", 1, Decimal("299.00"), 1, Decimal("299.00")),  # refunded in full
+            ("P3", "M", 3, Decimal("449.99"), None, None),
+        ],
+        "order_key string, sku_id string, quantity int, line_amount decimal(18,2), "
+        "refunded_quantity int, refunded_amount decimal(18,2)",
+    )
+    products = spark.createDataFrame(
+        [("W", "女装", "拾光", None), ("M", "男装", "木野", None)],
+        "sku_id string, category_l1 string, brand string, valid_to date",
+    )
+    plines = purchase_lines(history, lines, products, "category_l1")
+    got = {
+        r.one_id: (r.preferred_category, r.preferred_brand, r.avg_unit_price, r.price_band)
+        for r in behaviour(history, plines, CFG).collect()
+    }
+    assert got == {
+        "X": ("男装", "木野", 350.0, "中价"),  # units kept at their price: (500 + 200) / 2
+        "Y": (None, None, None, None),
+        "Z": ("男装", "木野", 150.0, "低价"),
+    }

@@ -159,9 +159,13 @@ def purchase_lines(
     Why kept, not sold: an online line refunded in full is goods that came back; weighted by
     its sold amount it would take the order's net sales and make the returned item the
     member's preferred category (the store marts weigh lines the same way). A POS line is kept
-    as printed: a return is its own ticket with negative lines.
+    as printed: a return is its own ticket with negative lines, taken here although it is no
+    purchase, so that the goods brought back weigh against those bought.
     """
-    purchases = history.where("is_purchase").select("one_id", "order_key", "platform", "net_sales")
+    pos_return = (F.col("platform") == "POS") & (F.col("net_sales") < 0)
+    purchases = history.where(F.col("is_purchase") | pos_return).select(
+        "one_id", "order_key", "platform", "net_sales"
+    )
     current = products.where(F.col("valid_to").isNull()).select(
         "sku_id", F.col(category_level).alias("category"), "brand"
     )
@@ -279,17 +283,24 @@ def behaviour(history: DataFrame, plines: DataFrame, cfg: PeopleSettings) -> Dat
         .groupBy("one_id", "receiver_city")
         .agg(F.count(F.lit(1)).alias("_n"), F.max("business_date").alias("_last"))
     )
-    by_category = plines.groupBy("one_id", "category").agg(F.sum("line_net").alias("_net"))
-    by_brand = plines.groupBy("one_id", "brand").agg(F.sum("line_net").alias("_net"))
+    # A category or brand that nets nothing (refunded in full, brought back) is no preference.
+    by_category = (
+        plines.groupBy("one_id", "category").agg(F.sum("line_net").alias("_net")).where("_net > 0")
+    )
+    by_brand = (
+        plines.groupBy("one_id", "brand").agg(F.sum("line_net").alias("_net")).where("_net > 0")
+    )
+    # The band reads the exact average: 149.997 is below a band ending at 150, though it shows
+    # as 150.00.
     unit_price = (
         plines.where(F.col("quantity") > 0)
         .groupBy("one_id")
         .agg(
-            F.round(
-                F.try_divide(F.sum("line_amount").cast("double"), F.sum("quantity").cast("double")),
-                2,
-            ).alias("avg_unit_price")
+            F.try_divide(
+                F.sum("line_amount").cast("double"), F.sum("quantity").cast("double")
+            ).alias("_unit_price")
         )
+        .withColumn("avg_unit_price", F.round("_unit_price", 2))
     )
     frames = [
         money,
@@ -317,7 +328,7 @@ def behaviour(history: DataFrame, plines: DataFrame, cfg: PeopleSettings) -> Dat
             _ratio(F.col(f"_n_{pl.lower()}"), F.col("purchase_orders")).alias(f"share_{pl.lower()}")
             for pl in PLATFORMS
         ],
-        _band(F.col("avg_unit_price"), prefs.price_bands).alias("price_band"),
+        _band(F.col("_unit_price"), prefs.price_bands).alias("price_band"),
         weekend_share.alias("weekend_share"),
         F.when(weekend_share >= prefs.weekend_share_min, prefs.weekend_label)
         .when(weekend_share.isNotNull(), prefs.weekday_label)
