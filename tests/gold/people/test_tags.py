@@ -16,6 +16,7 @@ from lakehouse.config import load_settings
 from lakehouse.gold.people.settings import TagCatalog, TagDefinition
 from lakehouse.gold.people.tags import (
     TagError,
+    carried_over,
     catalog_frame,
     check_catalog,
     due,
@@ -142,3 +143,22 @@ def test_refresh_and_catalog_table(spark, catalog):
         "daily",
     )
     assert frame.count() == len(catalog)
+
+
+def test_a_tag_not_due_is_carried_and_computed_for_people_new_since(spark, people_world, catalog):
+    """Tuesday: omni_channel (weekly) was computed on Monday for OID_A only. A keeps Monday's
+    value and date; everyone else, new since, gets today's. Before: only A had a row until the
+    next Monday, and `omni_channel` and `NOT omni_channel` both left the others out."""
+    weekly = [t for t in catalog if t.code == "omni_channel"]
+    assert AS_OF.weekday() == 1 and not due(weekly[0], AS_OF)
+    monday = date(2026, 3, 9)
+    previous = spark.createDataFrame(
+        [("OID_A", "omni_channel", "false", monday), ("OID_GONE", "omni_channel", "true", monday)],
+        "one_id string, tag_code string, tag_value string, as_of date",
+    )
+    portrait, history = people_world["portrait"], people_world["history"]
+    got = carried_over(weekly, previous, portrait, history, AS_OF)
+    today = tag_values(weekly, portrait, history, AS_OF).where("one_id <> 'OID_A'")
+    expected = today.unionByName(previous.where("one_id = 'OID_A'"))
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+    assert {r.one_id for r in got.collect()} == {r.one_id for r in portrait.collect()}

@@ -22,6 +22,7 @@ from lakehouse.gold.people.portrait import (
 )
 from lakehouse.gold.people.tags import (
     TAG_COLUMNS,
+    carried_over,
     catalog_frame,
     check_catalog,
     due,
@@ -172,13 +173,10 @@ def build_member_tags(ctx: JobContext) -> JobResult:
     if previous is not None:
         existing = {r[0] for r in previous.select("tag_code").distinct().collect()}
     todo = [t for t in catalog if due(t, ctx.run_date) or t.code not in existing]
-    kept = [t.code for t in catalog if t not in todo]
+    kept = [t for t in catalog if t not in todo]
     rows = tag_values(todo, portrait, history, ctx.run_date)
     if previous is not None and kept:
-        carried = previous.where(F.col("tag_code").isin(kept)).join(
-            portrait.select("one_id"), "one_id", "left_semi"
-        )
-        rows = rows.unionByName(carried.select(*TAG_COLUMNS))
+        rows = rows.unionByName(carried_over(kept, previous, portrait, history, ctx.run_date))
     rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
     result = JobResult(rows_read=portrait.count())
     try:
@@ -215,7 +213,7 @@ def build_member_tags(ctx: JobContext) -> JobResult:
         result.rows_written = sum(counts.values())
         result.details = {
             "computed": [t.code for t in todo],
-            "carried": kept,
+            "carried": [t.code for t in kept],
             "rows_per_tag": counts,
         }
     finally:

@@ -194,6 +194,31 @@ def tag_values(
     )
 
 
+def carried_over(
+    kept: list[TagDefinition],
+    previous: DataFrame,
+    portrait: DataFrame,
+    history: DataFrame,
+    as_of: date,
+) -> DataFrame:
+    """TAG_COLUMNS of the tags not due on `as_of`: their rows in `previous` for the people of
+    `portrait`, and the tags computed for the people `previous` holds no row of theirs for.
+
+    Why the last: a weekly tag carried from Monday holds Monday's people only; a member new on
+    Tuesday, or the new piece of a One ID split, would have no value until the next Monday, and
+    both `omni_channel` and `NOT omni_channel` would leave them out of an audience.
+    """
+    carried = previous.where(F.col("tag_code").isin([t.code for t in kept])).join(
+        portrait.select("one_id"), "one_id", "left_semi"
+    )
+    # People with no carried row of any kept tag: a tag whose value was null for someone is
+    # computed again for them, which gives the same null unless their orders changed.
+    newcomers = portrait.join(carried.select("one_id"), "one_id", "left_anti")
+    their_orders = history.join(newcomers.select("one_id"), "one_id", "left_semi")
+    fresh = tag_values(kept, newcomers, their_orders, as_of)
+    return carried.select(*TAG_COLUMNS).unionByName(fresh)
+
+
 def catalog_frame(spark: SparkSession, catalog: TagCatalog) -> DataFrame:
     """The catalog as gold.tag_catalog rows."""
     rows = [
