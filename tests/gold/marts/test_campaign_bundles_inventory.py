@@ -12,7 +12,7 @@ from lakehouse.gold.marts.campaign import (
     campaigns_to_recompute,
     orders_in_scope,
 )
-from lakehouse.gold.marts.inventory import ONLINE_DEMAND, inventory_position
+from lakehouse.gold.marts.inventory import ONLINE_DEMAND, daily_demand, inventory_position
 from lakehouse.gold.marts.settings import BundleSettings, MartSettings
 from tests.gold.marts.rows import D, yuan
 
@@ -227,12 +227,12 @@ def test_inventory_position_flags_negative_on_hand_and_stockouts(spark):
     ).withColumn("unit_cost", F.lit(yuan(10)))
     demand = spark.createDataFrame(
         [
-            (D, "S1", "A", 1),
-            (D - timedelta(days=1), "S1", "B", 28),
-            (D - timedelta(days=28), "S1", "B", 100),  # outside the 28-day window
-            (D, ONLINE_DEMAND, "A", 3),
+            (D, "S1", "A", 1, True),
+            (D - timedelta(days=1), "S1", "B", 28, True),
+            (D - timedelta(days=28), "S1", "B", 100, True),  # outside the 28-day window
+            (D, ONLINE_DEMAND, "A", 3, True),
         ],
-        "business_date date, demand_key string, sku_id string, units long",
+        "business_date date, demand_key string, sku_id string, units long, sold boolean",
     )
     got = inventory_position(stock, demand, 28).select(
         "location_code",
@@ -258,6 +258,29 @@ def test_inventory_position_flags_negative_on_hand_and_stockouts(spark):
         "negative_on_hand boolean",
     )
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_a_sale_and_a_return_on_one_day_still_sold_the_sku(spark):
+    """S1 sold one A and took another customer's A back the same day; it has none left. Before:
+    the day's net units (0) were all the stockout rule saw, so no stockout."""
+    lines = spark.createDataFrame(
+        [(D, "STORE", "S1", "A", 1), (D, "STORE", "S1", "A", -1), (D, "STORE", "S1", "B", -1)],
+        "business_date date, channel string, store_code string, sku_id string, units int",
+    )
+    stock = spark.createDataFrame(
+        [
+            (D, "S1", "A", "STORE", 0, 0, 0, yuan(0), True, True),
+            (D, "S1", "B", "STORE", 0, 0, 0, yuan(0), True, True),  # only a return: no sale
+        ],
+        "snapshot_date date, location_code string, sku_id string, location_type string, "
+        "on_hand_qty int, reserved_qty int, in_transit_qty int, value_at_cost decimal(18,2), "
+        "sku_known boolean, location_known boolean",
+    ).withColumn("unit_cost", F.lit(yuan(10)))
+    got = inventory_position(stock, daily_demand(lines), 28)
+    assert sorted((r.sku_id, r.window_units, r.stockout) for r in got.collect()) == [
+        ("A", 0, True),
+        ("B", -1, False),
+    ]
 
 
 def test_settings_are_strict():

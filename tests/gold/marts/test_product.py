@@ -55,7 +55,13 @@ def test_sell_through_ranks_and_ending_stock_of_the_stores(spark):
         STOCK,
     )
     # Every sale is at store S1 (inventory.daily_demand's shape).
-    demand = daily.select("business_date", F.lit("S1").alias("demand_key"), "sku_id", "units")
+    demand = daily.select(
+        "business_date",
+        F.lit("S1").alias("demand_key"),
+        "sku_id",
+        "units",
+        (F.col("units") > 0).alias("sold"),
+    )
     got = product_rankings(daily, products, stock, demand, [D], RUN, MartSettings())
     got = got.where("channel IN ('STORE', 'ALL')").select(
         "channel", "sku_id", "as_of", "units", "rank_units", "ending_on_hand", "sell_through"

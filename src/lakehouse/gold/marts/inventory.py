@@ -46,7 +46,12 @@ def position_demand_key() -> Column:
 
 
 def daily_demand(lines: DataFrame) -> DataFrame:
-    """business_date, demand_key, sku_id, units (net units of `common.sold_lines`)."""
+    """business_date, demand_key, sku_id, units (net units of `common.sold_lines`), sold (a
+    line of the day sold units).
+
+    Why `sold` beside the net: a sale and another customer's return on one day net to 0 units,
+    yet the SKU sold there that day, which is what the stockout rule asks.
+    """
     return (
         lines.where(F.col("sku_id").isNotNull())
         .groupBy(
@@ -54,20 +59,24 @@ def daily_demand(lines: DataFrame) -> DataFrame:
             demand_key(F.col("channel"), F.col("store_code")).alias("demand_key"),
             "sku_id",
         )
-        .agg(F.sum("units").cast("long").alias("units"))
+        .agg(
+            F.sum("units").cast("long").alias("units"),
+            F.coalesce(F.bool_or(F.col("units") > 0), F.lit(False)).alias("sold"),
+        )
     )
 
 
 def window_units(positions: DataFrame, demand: DataFrame, window_days: int) -> DataFrame:
     """`positions` (snapshot_date, demand_key, sku_id, ...) plus window_units: the net units
     sold in the `window_days` business days ending on the snapshot date (null when nothing
-    sold), and sold_in_window (any day of the window had a positive sale)."""
+    sold), and sold_in_window (a line of the window sold units: `daily_demand`'s `sold`)."""
     keys = positions.select("snapshot_date", "demand_key", "sku_id").distinct()
     d = demand.select(
         F.col("business_date").alias("_day"),
         F.col("demand_key").alias("_dk"),
         F.col("sku_id").alias("_sku"),
         F.col("units").alias("_units"),
+        F.col("sold").alias("_sold"),
     )
     cond = (
         (F.col("demand_key") == F.col("_dk"))
@@ -80,7 +89,7 @@ def window_units(positions: DataFrame, demand: DataFrame, window_days: int) -> D
         .groupBy("snapshot_date", "demand_key", "sku_id")
         .agg(
             F.sum("_units").cast("long").alias("window_units"),
-            F.bool_or(F.col("_units") > 0).alias("sold_in_window"),
+            F.bool_or(F.col("_sold")).alias("sold_in_window"),
         )
     )
     return positions.join(sums, ["snapshot_date", "demand_key", "sku_id"], "left")
