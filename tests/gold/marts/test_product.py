@@ -82,3 +82,30 @@ def test_sell_through_ranks_and_ending_stock_of_the_stores(spark):
         "ending_on_hand long, sell_through double",
     )
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_average_stock_counts_a_snapshot_without_the_sku_as_none_held(spark):
+    """Two snapshots this month: A is held on both (30 each), B, new, only on the second (60).
+    Before: B's average was 60 (the mean of the dates it had rows on), twice A's, though it
+    was held for half the time; its turnover days came out doubled."""
+    daily = spark.createDataFrame([_sold("A", 1), _sold("B", 1)], DAILY).select(*DAILY_COLUMNS)
+    products = spark.createDataFrame([product(sku) for sku in "AB"], PRODUCTS)
+    stock = spark.createDataFrame(
+        [
+            (D, "S1", "STORE", "A", 3, yuan(30)),
+            (D + timedelta(days=1), "S1", "STORE", "A", 3, yuan(30)),
+            (D + timedelta(days=1), "S1", "STORE", "B", 6, yuan(60)),
+        ],
+        STOCK,
+    )
+    demand = daily.select(
+        "business_date",
+        F.lit("S1").alias("demand_key"),
+        "sku_id",
+        "units",
+        (F.col("units") > 0).alias("sold"),
+    )
+    got = product_rankings(daily, products, stock, demand, [D], RUN, MartSettings())
+    assert sorted(
+        (r.sku_id, r.avg_inventory_cost) for r in got.where("channel = 'STORE'").collect()
+    ) == [("A", yuan(30)), ("B", yuan(30))]

@@ -164,11 +164,17 @@ def product_rankings(
             "stockout_locations"
         ),
     )
+    # Over every snapshot date of the month: a full snapshot without the SKU held none of it
+    # (a SKU launched on the 21st is not as costly to hold as one held all month).
+    snapshots = stock_rows.groupBy("month").agg(F.count_distinct("snapshot_date").alias("_dates"))
     avg_cost = (
-        stock_rows.groupBy("month", "channel", "sku_id", "snapshot_date")
+        stock_rows.groupBy(*RANKING_KEY)
         .agg(F.sum("value_at_cost").alias("_value"))
-        .groupBy(*RANKING_KEY)
-        .agg(F.avg("_value").cast(TOTAL).alias("avg_inventory_cost"))
+        .join(snapshots, "month")
+        .select(
+            *RANKING_KEY,
+            (F.col("_value") / F.col("_dates")).cast(TOTAL).alias("avg_inventory_cost"),
+        )
     )
     stock_rows_keys = stock_rows.select(*RANKING_KEY)
 
