@@ -43,6 +43,16 @@ def test_order_refund_is_allocated_pro_rata_with_the_remainder_on_one_line(spark
     assert got.agg(F.sum("line_net_sales")).first()[0] == yuan(90)
 
 
+def test_a_share_is_rounded_once_from_its_exact_value(spark):
+    """22.49 over lines of 28.13 and 127.12: the first share is 4.0749997 (4.07), the second
+    18.4150003 (18.42). Before: the quotient was first rounded to 6 places (4.075000), then to
+    the cent (4.08), and the anchor line gave the cent back (18.41)."""
+    orders = [order("MALL:1", platform="MALL", net=22.49, paid=22.49)]
+    lines = [line("MALL:1", 1, amount=28.13), line("MALL:1", 2, amount=127.12)]
+    got = {r.line_id: r.line_net_sales for r in _run(spark, orders, lines, [product()]).collect()}
+    assert got == {"1": yuan(4.07), "2": yuan(18.42)}
+
+
 def test_pos_return_lines_keep_their_own_negative_amounts(spark):
     orders = [order("POS:S1:9", net=-40, paid=0, refunded=40, status="REFUNDED")]
     lines = [("POS:S1:9", "1", 1, "A", -1, yuan(-40), 1, yuan(40))]

@@ -121,7 +121,17 @@ def sold_lines(orders: DataFrame, lines: DataFrame, products: DataFrame) -> Data
         .withColumn("_anchor", F.row_number().over(anchor_order) == 1)
         .withColumn("_wsum", F.sum("_w").over(per_order).cast(TOTAL))
     )
-    share = F.round(F.try_divide(target * F.col("_w"), F.col("_wsum")), 2)
+    # Rounded once, from the exact quotient: Spark keeps at least 6 places in a decimal
+    # division, and only 6 when its operands are wide (here 37 and 28 digits), so 4.0749997
+    # became 4.075000 and then 4.08. At these precisions the quotient keeps 17 places, which no
+    # cent amount's share can lose its rounding in; beyond them (absurd amounts the gates
+    # quarantine) the wide division still answers.
+    product_of = target * F.col("_w")
+    exact = F.try_divide(
+        product_of.try_cast("decimal(20,4)"), F.col("_wsum").try_cast("decimal(12,2)")
+    )
+    # Each rounded before the coalesce, whose common type would cut `exact` to 6 places again.
+    share = F.coalesce(F.round(exact, 2), F.round(F.try_divide(product_of, F.col("_wsum")), 2))
     first = (
         F.when(F.col("_wsum") == target, F.col("_w"))
         .when(F.col("_wsum") != 0, share)
