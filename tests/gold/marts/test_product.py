@@ -28,6 +28,17 @@ def _sold(sku: str, units: int, day=D):
     return (day, "POS", "STORE", sku, 1, units, net, yuan(6 * units), yuan(4 * units), net)
 
 
+def _at_store_s1(daily):
+    """inventory.daily_demand's shape, every sale at store S1."""
+    return daily.select(
+        "business_date",
+        F.lit("S1").alias("demand_key"),
+        "sku_id",
+        "units",
+        (F.col("units") > 0).alias("sold"),
+    )
+
+
 def test_sell_through_ranks_and_ending_stock_of_the_stores(spark):
     """Before: SKU A (10 sold, the store's stock -3, a system error) sold through 10 / 7 =
     1.43, and C (net returns, -2 units) -2 / 3 = -0.67."""
@@ -54,14 +65,7 @@ def test_sell_through_ranks_and_ending_stock_of_the_stores(spark):
         ],
         STOCK,
     )
-    # Every sale is at store S1 (inventory.daily_demand's shape).
-    demand = daily.select(
-        "business_date",
-        F.lit("S1").alias("demand_key"),
-        "sku_id",
-        "units",
-        (F.col("units") > 0).alias("sold"),
-    )
+    demand = _at_store_s1(daily)
     got = product_rankings(daily, products, stock, demand, [D], RUN, MartSettings())
     got = got.where("channel IN ('STORE', 'ALL')").select(
         "channel", "sku_id", "as_of", "units", "rank_units", "ending_on_hand", "sell_through"
@@ -98,13 +102,7 @@ def test_average_stock_counts_a_snapshot_without_the_sku_as_none_held(spark):
         ],
         STOCK,
     )
-    demand = daily.select(
-        "business_date",
-        F.lit("S1").alias("demand_key"),
-        "sku_id",
-        "units",
-        (F.col("units") > 0).alias("sold"),
-    )
+    demand = _at_store_s1(daily)
     got = product_rankings(daily, products, stock, demand, [D], RUN, MartSettings())
     assert sorted(
         (r.sku_id, r.avg_inventory_cost) for r in got.where("channel = 'STORE'").collect()

@@ -290,6 +290,14 @@ def test_rfm_and_lifecycle(spark, people_world):
     assert people_world["model"].buyers == 2
 
 
+def _women_and_men(spark):
+    """Products W (女装, 拾光) and M (男装, 木野), both current."""
+    return spark.createDataFrame(
+        [("W", "女装", "拾光", None), ("M", "男装", "木野", None)],
+        "sku_id string, category_l1 string, brand string, valid_to date",
+    )
+
+
 def test_refunded_lines_weigh_nothing_in_preferences_and_price(spark):
     """A Tmall order paid 400: a 女装 line of 300 refunded in full, a 男装 line of 100 kept
     (net sales 100). Before, lines were weighed by their sold amount: 女装 took 75 of the 100
@@ -339,10 +347,7 @@ def test_refunded_lines_weigh_nothing_in_preferences_and_price(spark):
         "order_key string, sku_id string, quantity int, line_amount decimal(18,2), "
         "refunded_quantity int, refunded_amount decimal(18,2)",
     )
-    products = spark.createDataFrame(
-        [("W", "女装", "拾光", None), ("M", "男装", "木野", None)],
-        "sku_id string, category_l1 string, brand string, valid_to date",
-    )
+    products = _women_and_men(spark)
     plines = purchase_lines(history, lines, products, "category_l1")
     assert_df_equality(
         plines.select("order_key", "category", "quantity", "line_amount", "line_net"),
@@ -421,10 +426,7 @@ def test_returned_goods_and_zero_weights_make_no_preference_and_bands_read_exact
         "order_key string, sku_id string, quantity int, line_amount decimal(18,2), "
         "refunded_quantity int, refunded_amount decimal(18,2)",
     )
-    products = spark.createDataFrame(
-        [("W", "女装", "拾光", None), ("M", "男装", "木野", None)],
-        "sku_id string, category_l1 string, brand string, valid_to date",
-    )
+    products = _women_and_men(spark)
     plines = purchase_lines(history, lines, products, "category_l1")
     got = {
         r.one_id: (r.preferred_category, r.preferred_brand, r.avg_unit_price, r.price_band)
