@@ -126,6 +126,11 @@ def test_shared_values_are_found_by_their_type_limits(spark, oneid):
         ("mall_orders", "O4", "openid", "oME"),
         ("mall_orders", "O4", "member_id", "M2"),
         ("mall_orders", "O4", "phone", "13922220000"),
+        # a member whose phone the CRM changed three times: the four are one person's phones
+        # (before: each was "seen with" three phones and suppressed); the member id, seen with
+        # four phones, is over its own limit (3)
+        ("crm_members", "M9", "member_id", "M9"),
+        *[("crm_members", "M9", "phone", f"1394444000{i}") for i in range(4)],
     ]
     got = suppressed_identifiers(_identities(spark, rows), None, oneid, RUN).select(
         "identifier_value", "reason", "degree", "neighbour_type", "first_suppressed"
@@ -134,6 +139,7 @@ def test_shared_values_are_found_by_their_type_limits(spark, oneid):
         [
             ("13911110000", "shared", 3, "card_no", RUN),
             ("oFAMILY", "shared", 2, "phone", RUN),
+            ("M9", "shared", 4, "phone", RUN),
         ],
         "identifier_value string, reason string, degree int, neighbour_type string, "
         "first_suppressed date",

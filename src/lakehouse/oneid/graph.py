@@ -88,6 +88,9 @@ def neighbour_degrees(identities: DataFrame, excluded: DataFrame | None = None) 
     """Per node and neighbouring identifier type: how many distinct values of that type the node
     was seen with on one record. `excluded` nodes (placeholders) count for nobody.
 
+    Only other types count (docs/oneid.md): a CRM record keeps every phone its member ever had,
+    and those phones are one person's, not a number shared among people.
+
     Input: identity rows with `node_id`. Output: node_id, identifier_type, identifier_value,
     neighbour_type, degree.
     """
@@ -101,7 +104,7 @@ def neighbour_degrees(identities: DataFrame, excluded: DataFrame | None = None) 
     )
     return (
         rows.join(others, RECORD)
-        .where(F.col("node_id") != F.col("neighbour_node"))
+        .where(F.col("identifier_type") != F.col("neighbour_type"))
         .groupBy("node_id", *IDENTIFIER, "neighbour_type")
         .agg(F.count_distinct("neighbour_node").cast("int").alias("degree"))
     )
