@@ -162,3 +162,34 @@ def test_a_tag_not_due_is_carried_and_computed_for_people_new_since(spark, peopl
     expected = today.unionByName(previous.where("one_id = 'OID_A'"))
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
     assert {r.one_id for r in got.collect()} == {r.one_id for r in portrait.collect()}
+
+
+def test_each_tag_not_due_is_computed_for_the_people_it_has_no_row_for(
+    spark, people_world, catalog
+):
+    """Two tags not due (weekly omni_channel, a monthly fav_channel): OID_A has Monday's
+    omni_channel row but no fav_channel row (a non-buyer on the 1st, say). A gets today's
+    fav_channel and keeps Monday's omni_channel. Before: a row of any kept tag made A no
+    newcomer, and A had no fav_channel until the next month's first."""
+    weekly = next(t for t in catalog if t.code == "omni_channel")
+    monthly = next(t for t in catalog if t.code == "fav_channel").model_copy(
+        update={"refresh": "monthly"}
+    )
+    kept = [weekly, monthly]
+    assert not any(due(t, AS_OF) for t in kept)
+    monday = date(2026, 3, 9)
+    previous = spark.createDataFrame(
+        [("OID_A", "omni_channel", "false", monday)],
+        "one_id string, tag_code string, tag_value string, as_of date",
+    )
+    portrait, history = people_world["portrait"], people_world["history"]
+    got = carried_over(kept, previous, portrait, history, AS_OF)
+    today = tag_values(kept, portrait, history, AS_OF).where(
+        "NOT (one_id = 'OID_A' AND tag_code = 'omni_channel')"
+    )
+    assert_df_equality(
+        got, today.unionByName(previous), ignore_row_order=True, ignore_nullable=True
+    )
+    assert ("OID_A", "fav_channel", "TMALL") in {
+        (r.one_id, r.tag_code, r.tag_value) for r in got.collect()
+    }

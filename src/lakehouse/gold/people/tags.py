@@ -208,14 +208,23 @@ def carried_over(
     Tuesday, or the new piece of a One ID split, would have no value until the next Monday, and
     both `omni_channel` and `NOT omni_channel` would leave them out of an audience.
     """
-    carried = previous.where(F.col("tag_code").isin([t.code for t in kept])).join(
+    codes = [t.code for t in kept]
+    carried = previous.where(F.col("tag_code").isin(codes)).join(
         portrait.select("one_id"), "one_id", "left_semi"
     )
-    # People with no carried row of any kept tag: a tag whose value was null for someone is
-    # computed again for them, which gives the same null unless their orders changed.
-    newcomers = portrait.join(carried.select("one_id"), "one_id", "left_anti")
+    # Each kept tag is computed for the people it has no carried row for (a member with a row
+    # of one kept tag may lack another: a null value then, a buyer since). A value that was
+    # null is computed again, which gives the same null unless their orders changed.
+    missing = (
+        portrait.select("one_id")
+        .crossJoin(small_frame(portrait.sparkSession, [(c,) for c in codes], "tag_code string"))
+        .join(carried.select("one_id", "tag_code"), ["one_id", "tag_code"], "left_anti")
+    )
+    newcomers = portrait.join(missing.select("one_id"), "one_id", "left_semi")
     their_orders = history.join(newcomers.select("one_id"), "one_id", "left_semi")
-    fresh = tag_values(kept, newcomers, their_orders, as_of)
+    fresh = tag_values(kept, newcomers, their_orders, as_of).join(
+        missing, ["one_id", "tag_code"], "left_semi"
+    )
     return carried.select(*TAG_COLUMNS).unionByName(fresh)
 
 
