@@ -453,11 +453,15 @@ DEMO_AUDIENCES = (
 
 def _demo_audiences(settings: Settings, spark, tables) -> None:
     """A few audiences selected by tags, as marketing would (opted-out members never appear)."""
-    from lakehouse.gold.people.audience import create
+    from lakehouse.gold.people.audience import AudienceError, create
 
     print("\nAudiences (lakehouse audience create --name NAME --where EXPR)")
     for name, where in DEMO_AUDIENCES:
-        made = create(spark, tables, settings, name, where)
+        try:
+            made = create(spark, tables, settings, name, where)
+        except AudienceError as exc:  # a gold job failed above: say why, keep the report
+            print(f"  {name:<22} not created: {exc}")
+            continue
         print(
             f"  {name:<22} {made.members:>6} members  ({made.opted_out_removed} opted out "
             f"removed)  where {where}"

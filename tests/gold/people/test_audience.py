@@ -4,15 +4,25 @@ never appear; export writes the channel's identifier, hashed where the channel w
 from __future__ import annotations
 
 import hashlib
+import re
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
 
 from lakehouse.gold.people import audience
-from lakehouse.gold.people.tags import tag_values
+from lakehouse.gold.people.tags import catalog_frame, tag_values
+from lakehouse.quality.gate import GateFailed
 from lakehouse.tables import Tables
 from tests.gold.people.conftest import AS_OF
+
+
+def _publish_catalog(tables: Tables, settings, day: date) -> None:
+    """gold.tag_catalog as gold.member_tags publishes it beside the tags of `day`."""
+    catalog = catalog_frame(tables.spark, settings.tags)
+    published = catalog.withColumn("published_on", F.lit(day).cast("date"))
+    tables.replace_where(published, "gold", "tag_catalog", "true")
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +56,19 @@ def test_create_excludes_opted_out_and_export(spark, people_world, settings_for,
     settings = settings_for()
     tables = Tables(spark, settings.warehouse)
     tables.replace_where(people_world["portrait"], "gold", "member_portrait", "true")
+    # Tags missing, or of an earlier day: every tag of a member they have not seen would read
+    # null, and `bought_30d` and `NOT bought_30d` would both leave them out. Before: an audience
+    # short by those members, silently.
+    with pytest.raises(audience.AudienceError, match=r"gold\.member_tags does not exist"):
+        audience.create(spark, tables, settings, "buyers", "purchase_orders > 0")
     tags = tag_values(list(settings.tags), people_world["portrait"], people_world["history"], AS_OF)
     tables.replace_where(tags, "gold", "member_tags", "true")
+    _publish_catalog(tables, settings, AS_OF - timedelta(days=1))
+    with pytest.raises(
+        audience.AudienceError, match=re.escape(f"run gold.member_tags for {AS_OF} first")
+    ):
+        audience.create(spark, tables, settings, "buyers", "purchase_orders > 0")
+    _publish_catalog(tables, settings, AS_OF)
     golden = spark.createDataFrame(
         [("OID_A", "13812345678", False), ("OID_E", "13698765432", True)],
         "one_id string, phone string, marketing_opt_out boolean",
@@ -65,6 +86,21 @@ def test_create_excludes_opted_out_and_export(spark, people_world, settings_for,
     )
     assert again.members == 1
     assert [a["audience"] for a in audience.list_audiences(tables)] == ["buyers", "tmall"]
+    # A failed gold.audiences gate writes neither table. Before: the members slice was written
+    # first, so `buyers` held everyone under its old condition and count.
+    real_raise = audience.raise_if_failed
+
+    def audiences_gate_fails(outcome):
+        if outcome.table == "gold.audiences":
+            raise GateFailed("quality gate gold.audiences failed (forced)")
+        real_raise(outcome)
+
+    monkeypatch.setattr(audience, "raise_if_failed", audiences_gate_fails)
+    with pytest.raises(GateFailed, match="forced"):
+        audience.create(spark, tables, settings, "buyers", "true")
+    monkeypatch.undo()
+    members = tables.read("gold", "audience_members").where("audience = 'buyers'").collect()
+    assert [r.one_id for r in members] == ["OID_A"]
 
     sms = audience.export(spark, tables, settings, "buyers", "sms", str(settings.warehouse))
     text = "".join(p.read_text() for p in Path(sms.path).glob("*.csv"))

@@ -74,7 +74,8 @@ def selection_view(tables: Tables, settings: Settings) -> DataFrame:
         )
     portrait = tables.read(LAYER, "member_portrait")
     catalog = settings.tags
-    if tables.exists(LAYER, "member_tags") and len(catalog):
+    if len(catalog):
+        _require_current_tags(tables, portrait)
         tags = pivot_tags(tables.read(LAYER, "member_tags"), catalog)
     else:
         schema = ", ".join(["one_id string", *[f"`{t.code}` {t.type}" for t in catalog]])
@@ -83,6 +84,31 @@ def selection_view(tables: Tables, settings: Settings) -> DataFrame:
     if shadowed:
         tags = tags.drop(*shadowed)
     return portrait.join(tags, "one_id", "left")
+
+
+def _require_current_tags(tables: Tables, portrait: DataFrame) -> None:
+    """AudienceError unless gold.member_tags was built for the portrait's day.
+
+    Why: a member the tags table has not seen reads null in every tag column, and both
+    `bought_30d` and `NOT bought_30d` leave a null out; an audience over missing or stale tags
+    would be silently short. gold.tag_catalog is republished with the tags (`published_on`), so
+    it says which day they are of even when every row of a tag was carried over.
+    """
+    portrait_day = portrait.agg(F.max("as_of")).first()[0]
+    if portrait_day is None:
+        return  # no member: nothing to select, whatever the tags
+    if not (tables.exists(LAYER, "member_tags") and tables.exists(LAYER, "tag_catalog")):
+        raise AudienceError(
+            "gold.member_tags does not exist: run gold.member_tags for "
+            f"{portrait_day} first (its tags are columns of the selection)"
+        )
+    tags_day = tables.read(LAYER, "tag_catalog").agg(F.max("published_on")).first()[0]
+    if tags_day != portrait_day:
+        raise AudienceError(
+            f"gold.member_tags is as of {tags_day}, gold.member_portrait as of {portrait_day}: "
+            f"run gold.member_tags for {portrait_day} first (members it has not seen would read "
+            "null in every tag and fall out of the audience)"
+        )
 
 
 def select(view: DataFrame, where: str) -> DataFrame:
@@ -140,32 +166,38 @@ def create(
     count = members.count()
     contactable = tables.read(LAYER, "member_portrait").where(~F.col("marketing_opt_out"))
     run_id, run_date = f"audience-{uuid.uuid4().hex[:12]}", as_of or date.today()
+    summary = small_frame(
+        spark,
+        [(name, where, count, as_of, created_at)],
+        "audience string, where_expr string, members long, as_of date, created_at timestamp",
+    )
     try:
-        outcome = run_gate(
-            members,
-            "gold.audience_members",
-            key_columns=["audience", "one_id"],
-            run_id=run_id,
-            run_date=run_date,
-            references={"contactable": contactable.select("one_id")},
-        )
-        with outcome:
-            record_results(tables, outcome)
-            raise_if_failed(outcome)
+        # Both gates pass before either table is written: a failed summary gate must not leave
+        # the new members under the old condition and count.
+        with (
+            run_gate(
+                members,
+                "gold.audience_members",
+                key_columns=["audience", "one_id"],
+                run_id=run_id,
+                run_date=run_date,
+                references={"contactable": contactable.select("one_id")},
+            ) as members_gate,
+            run_gate(
+                summary,
+                "gold.audiences",
+                key_columns=["audience"],
+                run_id=run_id,
+                run_date=run_date,
+            ) as summary_gate,
+        ):
+            for outcome in (members_gate, summary_gate):
+                record_results(tables, outcome)
+            for outcome in (members_gate, summary_gate):
+                raise_if_failed(outcome)
             version = tables.replace_where(
                 members, LAYER, "audience_members", f"audience = '{name}'"
             )
-        summary = small_frame(
-            spark,
-            [(name, where, count, as_of, created_at)],
-            "audience string, where_expr string, members long, as_of date, created_at timestamp",
-        )
-        outcome = run_gate(
-            summary, "gold.audiences", key_columns=["audience"], run_id=run_id, run_date=run_date
-        )
-        with outcome:
-            record_results(tables, outcome)
-            raise_if_failed(outcome)
             tables.replace_where(summary, LAYER, "audiences", f"audience = '{name}'")
     finally:
         members.unpersist()
