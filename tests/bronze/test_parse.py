@@ -222,11 +222,18 @@ def test_json_numbers_keep_their_delivered_text_and_nesting_is_preserved():
 
 
 def test_json_fields_the_schema_does_not_know_are_kept_with_their_path():
+    """A new field delivered as null is a null (before: the text "None"), as it is nested."""
     line = (
-        b'{"orderId": "1", "newField": {"a": true}, "itemInfoList": [{"skuId": "1", "promo": "x"}]}'
+        b'{"orderId": "1", "newField": {"a": true, "b": null}, "promoTag": null,'
+        b' "itemInfoList": [{"skuId": "1", "promo": "x", "gift": null}]}'
     )
     [parsed] = p.parse_jsonl(line, "utf-8", JD).lines
-    assert parsed.extra_fields == {"newField": '{"a":true}', "itemInfoList[0].promo": "x"}
+    assert parsed.extra_fields == {
+        "newField": '{"a":true,"b":null}',
+        "promoTag": None,
+        "itemInfoList[0].promo": "x",
+        "itemInfoList[0].gift": None,
+    }
 
 
 @pytest.mark.parametrize(

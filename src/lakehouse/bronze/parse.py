@@ -48,7 +48,7 @@ class ParsedLine:
     line_no: int
     record_hash: str
     values: dict[str, Any] | None = None
-    extra_fields: dict[str, str] | None = None
+    extra_fields: dict[str, str | None] | None = None
     reason: str | None = None
     detail: str | None = None
     raw_text: str | None = None
@@ -241,8 +241,10 @@ class ShapeError(ValueError):
     """A JSON value whose shape (object, array) contradicts the declared schema."""
 
 
-def _as_text(value: Any) -> str:
+def _as_text(value: Any) -> str | None:
     # Numbers arrive as their literal text (parse_int/parse_float=str), so 299.00 stays 299.00.
+    if value is None:
+        return None  # JSON null: a null, as inside a nested value, not Python's text "None"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (dict, list)):
@@ -250,7 +252,7 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-def conform(value: Any, dtype: DataType, path: str, extra: dict[str, str]) -> Any:
+def conform(value: Any, dtype: DataType, path: str, extra: dict[str, str | None]) -> Any:
     """Fit a parsed JSON value to `dtype`, leaves as strings; undeclared keys go to `extra`."""
     if value is None:
         return None
@@ -312,7 +314,7 @@ def _json_line(
     if not isinstance(obj, dict):
         detail = f"top-level {type(obj).__name__}"
         return _quarantined(line_no, raw, encoding, NOT_AN_OBJECT, detail, limit)
-    extra: dict[str, str] = {}
+    extra: dict[str, str | None] = {}
     try:
         record = conform(obj, schema, "", extra)
     except ShapeError as exc:
