@@ -617,6 +617,32 @@ def test_a_one_id_merged_away_is_followed_to_the_person_it_is_now(spark, tmp_pat
     assert dissolved.one_id == "OID_D" and dissolved.identifiers == ()
 
 
+def test_an_erasure_stopped_midway_is_rerun_by_the_merged_away_one_id(spark, tmp_path):
+    """The history is rewritten after the map (before: alphabetically, ahead of every silver
+    table, so a stop in silver left `--one-id OID_A` resolving to nothing, "never seen", with
+    the person's silver rows still there). Stopped after the map, before the history: the
+    rerun sweeps every id the chain passed through. Before: OID_A alone; B -> C stayed."""
+    from lakehouse.privacy import _rewrite_order, resolve
+    from lakehouse.tables import Tables
+
+    tables = ["oneid.one_id_history", "silver.orders", "oneid.identity_map", "gold.member_tags"]
+    assert _rewrite_order(tables)[-2:] == ["oneid.identity_map", "oneid.one_id_history"]
+    tables = Tables(spark, str(tmp_path))
+    spark.createDataFrame(
+        [("email", "x@y.cn", "Z")], "identifier_type string, identifier_value string, one_id string"
+    ).write.format("delta").save(tables.path("oneid", "identity_map"))
+    spark.createDataFrame(
+        [("OID_A", "OID_B", "MERGE", 3), ("OID_B", "OID_C", "MERGE", 5)],
+        "old_one_id string, new_one_id string, event string, nodes long",
+    ).write.format("delta").save(tables.path("oneid", "one_id_history"))
+
+    person = resolve(spark, tables, Target(one_id="OID_A"))
+    assert (person.one_id, person.identifiers) == ("OID_A", ())
+    assert person.former_one_ids == ("OID_B", "OID_C")
+    patterns, _ = person_patterns(person, None)
+    assert _found(combine(patterns), '{"old_one_id":"OID_B","new_one_id":"OID_C"}')
+
+
 def test_a_nick_is_never_found_inside_another_person_s_longer_nick(spark):
     """Before: the boundary knew ASCII letters only, so `橘子汽水123` matched inside another
     person's `甜甜橘子汽水123`, and that person's rows were erased too."""

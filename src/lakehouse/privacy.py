@@ -87,8 +87,9 @@ ORDER_RECORD_SOURCES = frozenset(ORDER_SOURCES.values())
 TOUCH_SOURCE = "campaign_touches"
 # Written by the erasure itself; its rows hold the one_id and salted hashes, never a value.
 SKIPPED_TABLES = frozenset({".".join(ERASURE_LOG)})
-# Rewritten last, so that an interrupted erasure can still resolve the person when rerun.
-REWRITE_LAST = ("silver.identities", "oneid.links", "oneid.identity_map")
+# Rewritten last, so that an interrupted erasure can still resolve the person when rerun; the
+# history after the map, so a rerun quoting a merged-away one_id still follows it.
+REWRITE_LAST = ("silver.identities", "oneid.links", "oneid.identity_map", "oneid.one_id_history")
 # Files outside tables: deleted (generated pages) or rewritten line by line (exports).
 LINE_FILES = (".csv", ".tsv", ".txt", ".json", ".jsonl")
 FRESH, OLD = ".erasing-", ".erased-"
@@ -369,7 +370,12 @@ def resolve(spark: SparkSession, tables: Tables, target: Target) -> Person:
                 "nothing was changed"
             )
         if not current:
-            return person_from_lookups(target, {}, {}, {}, component, {})
+            # Ids it moved to that the map no longer holds (an erasure stopped after the map was
+            # rewritten, before the history): rows still quoting any of them are swept for too.
+            return replace(
+                person_from_lookups(target, {}, {}, {}, component, {}),
+                former_one_ids=tuple(i for i in former if i != target.one_id),
+            )
         [now] = current
         person = person_from_lookups(
             Target(one_id=now), {}, {}, {}, _component(identity_map, now), {}
