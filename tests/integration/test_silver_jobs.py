@@ -227,7 +227,9 @@ def test_a_store_s_corrected_pos_file_drops_the_lines_it_no_longer_holds(
     store's day, so day 3's `pos_S001_20260301_2.csv` replaces day 1's file: T0002, which it no
     longer holds, was voided; T0001 lost its line 2; T0003 lost the line day 1 delivered and
     keeps the one day 2 delivered late. Before: silver kept all three dropped lines and the
-    tickets' old sums, and the store earned 75.00 it never took, with nothing said."""
+    tickets' old sums, and the store earned 75.00 it never took, with nothing said. T0005's line
+    of the correction is a field short (bronze quarantines it): no evidence it was voided, so
+    it keeps its published version (before: it was taken back)."""
     root = tmp_path / "landing"
     for day in (D1, D2, D3):
         _deliver(root, day, [], [])
@@ -238,12 +240,16 @@ def test_a_store_s_corrected_pos_file_drops_the_lines_it_no_longer_holds(
             _pos(2, 2, "20.00"),
             _pos(1, 1, "50.00", ticket="T0002"),
             _pos(1, 1, "5.00", ticket="T0003"),
+            _pos(1, 1, "30.00", ticket="T0005"),
         ],
         (D2, "pos_S001_20260302.csv"): [
             _pos(2, 1, "7.00", ticket="T0003"),
             _pos(1, 1, "40.00", ticket="T0004", at="2026/03/02 10:00:00"),
         ],
-        (D3, "pos_S001_20260301_2.csv"): [_pos(1, 1, "10.00")],
+        (D3, "pos_S001_20260301_2.csv"): [
+            _pos(1, 1, "10.00"),
+            _pos(1, 1, "30.00", ticket="T0005").removesuffix(","),
+        ],
     }
     for (day, name), lines in files.items():
         path = root / "pos_sales" / f"dt={day.isoformat()}" / name
@@ -271,11 +277,13 @@ def test_a_store_s_corrected_pos_file_drops_the_lines_it_no_longer_holds(
             ("POS:S001:T0001", "10.00", 1),
             ("POS:S001:T0003", "7.00", 1),
             ("POS:S001:T0004", "40.00", 1),
+            ("POS:S001:T0005", "30.00", 1),
         ],
         [
             ("POS:S001:T0001", 1, "10.00"),
             ("POS:S001:T0003", 2, "7.00"),
             ("POS:S001:T0004", 1, "40.00"),
+            ("POS:S001:T0005", 1, "30.00"),
         ],
     )
     assert day3.details["retracted_lines"] == 3
@@ -330,7 +338,8 @@ def test_a_corrected_inventory_file_drops_the_positions_it_no_longer_holds(
     is its correction. Day 2's `inventory_20260301_2.csv` no longer holds WH-02's 30 units of
     1 March; day 3's header-only `inventory_20260302_2.csv` takes back all of 2 March. Before:
     both stayed in silver.inventory_daily and gold.inventory_position, stock that was never
-    there."""
+    there. WH-03's line of the correction is a field short (bronze quarantines it): no evidence
+    the position is gone, so it keeps its published version (before: it was taken back)."""
     root = tmp_path / "landing"
     for day in (D1, D2, D3):
         _deliver(root, day, [], [])
@@ -338,9 +347,13 @@ def test_a_corrected_inventory_file_drops_the_positions_it_no_longer_holds(
         (D1, "inventory_20260301.csv"): [
             "2026-03-01,WH-01,WAREHOUSE,SKU-1,12,0,0,40.00",
             "2026-03-01,WH-02,WAREHOUSE,SKU-1,30,0,0,40.00",
+            "2026-03-01,WH-03,WAREHOUSE,SKU-1,5,0,0,40.00",
         ],
         (D2, "inventory_20260302.csv"): ["2026-03-02,WH-01,WAREHOUSE,SKU-1,10,0,0,40.00"],
-        (D2, "inventory_20260301_2.csv"): ["2026-03-01,WH-01,WAREHOUSE,SKU-1,12,0,0,40.00"],
+        (D2, "inventory_20260301_2.csv"): [
+            "2026-03-01,WH-01,WAREHOUSE,SKU-1,12,0,0,40.00",
+            "2026-03-01,WH-03,WAREHOUSE,SKU-1,5,0,0",
+        ],
         (D3, "inventory_20260303.csv"): ["2026-03-03,WH-01,WAREHOUSE,SKU-1,9,0,0,40.00"],
         (D3, "inventory_20260302_2.csv"): [],
     }
@@ -365,10 +378,14 @@ def test_a_corrected_inventory_file_drops_the_positions_it_no_longer_holds(
 
     run(D1, SALES_JOBS | INVENTORY_JOBS)
     assert run(D2, INVENTORY_JOBS)["silver.inventory"].details["retracted_positions"] == 1
-    assert stock("silver.inventory_daily") == [(D1, "WH-01", 12), (D2, "WH-01", 10)]
+    assert stock("silver.inventory_daily") == [
+        (D1, "WH-01", 12),
+        (D1, "WH-03", 5),
+        (D2, "WH-01", 10),
+    ]
     day3 = run(D3, INVENTORY_JOBS)["silver.inventory"]
     assert day3.details["retracted_positions"] == 1
-    expected = [(D1, "WH-01", 12), (D3, "WH-01", 9)]
+    expected = [(D1, "WH-01", 12), (D1, "WH-03", 5), (D3, "WH-01", 9)]
     assert stock("silver.inventory_daily") == expected
     assert stock("gold.inventory_position") == expected
     log = sorted(
@@ -405,19 +422,22 @@ def test_a_corrected_touches_file_drops_the_touches_it_no_longer_holds(
     later is its correction. On 12 March `campaign_touches_20260301_2.csv` no longer holds M2's
     touch of 1 March, long after C1's attribution window (to 8 March) closed. Before: the
     touch stayed in silver.campaign_touches, and nothing chose C1 for recomputing, so
-    gold.campaign_performance kept counting two people touched where one was."""
+    gold.campaign_performance kept counting two people touched where one was. M3's line of the
+    correction is a field short (bronze quarantines it): no evidence the touch is gone, so it
+    keeps its published version (before: it was taken back)."""
     root = tmp_path / "landing"
     late = date(2026, 3, 12)
     _deliver(root, D1, [], [])
     campaign = "C1,春季,SMS,2026-03-01,2026-03-01,100.00,"
     m1 = "C1,2026-03-01 10:00:00,M1,13800138001,"
     m2 = "C1,2026-03-01 11:00:00,M2,13800138002,"
+    m3 = "C1,2026-03-01 12:00:00,M3,13800138003,"
     files = {
         (D1, "campaigns_20260301.csv"): [campaign],
-        (D1, "campaign_touches_20260301.csv"): [m1, m2],
+        (D1, "campaign_touches_20260301.csv"): [m1, m2, m3],
         (late, "campaigns_20260312.csv"): [campaign],
         (late, "campaign_touches_20260312.csv"): [],
-        (late, "campaign_touches_20260301_2.csv"): [m1],
+        (late, "campaign_touches_20260301_2.csv"): [m1, m3.removesuffix(",")],
     }
     for (day, name), rows in files.items():
         folder = root / "campaigns" / f"dt={day.isoformat()}"
@@ -443,10 +463,13 @@ def test_a_corrected_touches_file_drops_the_touches_it_no_longer_holds(
     assert "retracted_touches" not in day1["silver.campaigns"].details
     for name in ("oneid.link", "gold.campaign_performance"):
         run_job(registry[name], settings, spark, D1)
-    assert people_touched() == 2
+    assert people_touched() == 3
 
     corrected = _run(settings, spark, late, CAMPAIGN_JOBS)["silver.campaigns"]
-    assert touches() == [("M1", D1, "campaign_touches_20260301_2.csv")]
+    assert touches() == [
+        ("M1", D1, "campaign_touches_20260301_2.csv"),
+        ("M3", D1, "campaign_touches_20260301.csv"),
+    ]
     assert corrected.details["retracted_touches"] == 1
     log = tables.read("silver", "retracted_campaign_touches")
     assert not {"member_id", "phone", "unionid"} & set(log.columns)  # no personal data kept
@@ -455,7 +478,7 @@ def test_a_corrected_touches_file_drops_the_touches_it_no_longer_holds(
     ]
     gold = run_job(registry["gold.campaign_performance"], settings, spark, late)
     assert gold.details["campaigns"] == 1
-    assert people_touched() == 1
+    assert people_touched() == 2
     # A rerun finds nothing more to drop and changes nothing.
     before = touches(), _quarantine_rows(tables)
     again = _run(settings, spark, late, CAMPAIGN_JOBS)["silver.campaigns"]

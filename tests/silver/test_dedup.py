@@ -6,7 +6,12 @@ from __future__ import annotations
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from lakehouse.silver.dedup import day_file, dropped_by_correction, mark_exact_duplicates
+from lakehouse.silver.dedup import (
+    day_file,
+    dropped_by_correction,
+    mark_exact_duplicates,
+    named_by_unreadable_lines,
+)
 
 
 def test_second_copy_in_the_same_file_points_at_the_first(spark):
@@ -64,3 +69,58 @@ def test_a_correction_drops_the_published_lines_of_its_store_day_that_no_file_ho
     )
     got = dropped_by_correction(published, corrected, delivered, ["order_key", "line_id"])
     assert [(r.order_key, r.line_id) for r in got.collect()] == [("POS:S1:T1", "2")]
+
+
+def test_a_row_a_broken_line_of_the_correction_names_keeps_its_published_version(spark):
+    """Before: a line of the correction bronze could not read (a field short, bad bytes) never
+    reached `delivered`, so the row it still holds was dropped as taken back. A broken line
+    keeps a row only when it names each of the row's codes (any spelling `normalise.code`
+    reads alike), in a file of the row's day."""
+    published = spark.createDataFrame(
+        [
+            ("03-01", "WH-01", "SKU-1", "file:/l/dt=2026-03-01/inventory_20260301.csv"),
+            ("03-01", "WH-02", "SKU-1", "file:/l/dt=2026-03-01/inventory_20260301.csv"),
+            ("03-01", "WH-03", "SKU-1", "file:/l/dt=2026-03-01/inventory_20260301.csv"),
+            ("03-02", "WH-02", "SKU-1", "file:/l/dt=2026-03-02/inventory_20260302.csv"),
+        ],
+        "day string, location_code string, sku_id string, _source_file string",
+    )
+    corrected = spark.createDataFrame(
+        [
+            ("file:/l/dt=2026-03-03/inventory_20260301_2.csv",),
+            ("file:/l/dt=2026-03-03/inventory_20260302_2.csv",),
+        ],
+        "source_file string",
+    )
+    delivered = spark.createDataFrame(
+        [("03-01", "WH-01", "SKU-1")], "day string, location_code string, sku_id string"
+    )
+    unreadable = spark.createDataFrame(
+        [
+            (
+                "file:/l/dt=2026-03-03/inventory_20260301_2.csv",
+                '2026-03-01," wh-02 ",WAREHOUSE,sku-1,30',
+            ),
+            (
+                "file:/l/dt=2026-03-03/inventory_20260301_2.csv",
+                "2026-03-01,WH-03,WAREHOUSE,SKU-9,5",
+            ),
+            ("file:/l/dt=2026-03-03/inventory_20260301_2.csv", None),
+        ],
+        "source_file string, raw_text string",
+    )
+    key = ["day", "location_code", "sku_id"]
+    named_by = [F.col("location_code"), F.col("sku_id")]
+    got = dropped_by_correction(published, corrected, delivered, key, unreadable, named_by)
+    assert sorted((r.day, r.location_code) for r in got.collect()) == [
+        ("03-01", "WH-03"),  # the broken line names WH-03 with another SKU
+        ("03-02", "WH-02"),  # the 1 March file's line names WH-02, not its 2 March row
+    ]
+    assert dropped_by_correction(published, corrected, delivered, key).count() == 3
+    # A code the row does not have (a touch without member_id) is no condition.
+    no_sku = [F.col("location_code"), F.lit(None).cast("string")]
+    named = named_by_unreadable_lines(published, unreadable, key, no_sku)
+    assert sorted((r.day, r.location_code) for r in named.collect()) == [
+        ("03-01", "WH-02"),
+        ("03-01", "WH-03"),
+    ]

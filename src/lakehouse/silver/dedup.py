@@ -8,8 +8,13 @@ What a corrected file no longer holds is `dropped_by_correction`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import reduce
+
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+
+from lakehouse.silver import normalise as n
 
 
 def mark_exact_duplicates(bronze: DataFrame) -> DataFrame:
@@ -35,7 +40,12 @@ def day_file(source_file: Column) -> Column:
 
 
 def dropped_by_correction(
-    published: DataFrame, corrected_files: DataFrame, delivered: DataFrame, key: list[str]
+    published: DataFrame,
+    corrected_files: DataFrame,
+    delivered: DataFrame,
+    key: list[str],
+    unreadable: DataFrame | None = None,
+    named_by: Sequence[Column] = (),
 ) -> DataFrame:
     """The published rows of a day's file that the day's corrected file no longer holds.
 
@@ -48,12 +58,50 @@ def dropped_by_correction(
     `published`: silver rows of earlier deliveries (`_source_file` and `key`);
     `corrected_files`: `source_file` of today's correcting files; `delivered`: `key` of every
     row delivered today, good or bad (a row today's gate quarantines keeps its published
-    version, as any row delivered again does).
+    version, as any row delivered again does); `unreadable`, `named_by`: see
+    `named_by_unreadable_lines` (such a row keeps its published version too).
     """
     days = corrected_files.select(day_file(F.col("source_file")).alias("_day_file"))
-    return (
+    dropped = (
         published.withColumn("_day_file", day_file(F.col("_source_file")))
         .join(F.broadcast(days.distinct()), "_day_file", "left_semi")
         .drop("_day_file")
         .join(delivered.select(*key).distinct(), key, "left_anti")
+    )
+    if unreadable is None or not named_by:
+        return dropped
+    named = named_by_unreadable_lines(dropped, unreadable, key, named_by)
+    return dropped.join(named, key, "left_anti")
+
+
+def named_by_unreadable_lines(
+    rows: DataFrame, unreadable: DataFrame, key: list[str], named_by: Sequence[Column]
+) -> DataFrame:
+    """The `key` of the `rows` (with `_source_file`) that a line bronze could not read names,
+    in a file of their day: each non-null one of `named_by` (codes of the row, as silver holds
+    them) is one of the line's fields. `unreadable`: `source_file`, `raw_text` of
+    bronze.quarantine.
+
+    Why: a line with a wrong number of fields or undecodable bytes never reaches silver, yet
+    it is no evidence that its row is gone (silver.master keeps such a record open the same
+    way, `master.keys_named_in`). Fields are split on commas without a CSV reader (the line is
+    broken) and read as `normalise.code` reads codes; a field that only looks like a code keeps
+    a row it should not, the safe side: a row is never dropped on a line that may hold it.
+    """
+    unquoted = F.transform(
+        F.split(F.coalesce(F.col("raw_text"), F.lit("")), ","),
+        lambda field: n.code(F.regexp_replace(field, r'^\s*"|"\s*$', "")),
+    )
+    lines = F.broadcast(
+        unreadable.select(
+            day_file(F.col("source_file")).alias("_day_file"), unquoted.alias("_fields")
+        )
+    )
+    names = [value.isNull() | F.array_contains(F.col("_fields"), value) for value in named_by]
+    return (
+        rows.withColumn("_day_file", day_file(F.col("_source_file")))
+        .join(lines, "_day_file")
+        .where(reduce(Column.__and__, names))
+        .select(*key)
+        .distinct()
     )

@@ -39,6 +39,7 @@ from lakehouse.silver.sales_job import (
     retraction_columns,
     superseded_lines,
     superseded_records,
+    unreadable_lines,
     with_corrected_by,
     write_quarantine,
     write_reconciliation,
@@ -221,7 +222,12 @@ def _campaigns(ctx: JobContext, bronze_campaigns: DataFrame, bronze_touches: Dat
         )
         touch_merge, flags = one_per_touch, {}
         dropped = dropped_by_correction_of(
-            ctx, "campaign_touches", "campaign_touches", touches, ["touch_key"]
+            ctx,
+            "campaign_touches",
+            "campaign_touches",
+            touches,
+            ["touch_key"],
+            ["campaign_id", "member_id"],
         )
         if dropped is not None:
             logged = ["touch_key", "campaign_id", "touch_time", "touch_date"]
@@ -268,7 +274,12 @@ RETRACTED_TOUCHES = "retracted_campaign_touches"
 
 
 def dropped_by_correction_of(
-    ctx: JobContext, dataset: str, table: str, delivered: DataFrame, key: list[str]
+    ctx: JobContext,
+    dataset: str,
+    table: str,
+    delivered: DataFrame,
+    key: list[str],
+    named_by: Sequence[str],
 ) -> DataFrame | None:
     """The rows of silver.`table` that earlier deliveries' files of a day published and a later
     delivery's file of the same day (its correction) no longer holds, with `corrected_by`;
@@ -277,7 +288,8 @@ def dropped_by_correction_of(
     For a dataset whose file is one day's whole (an inventory snapshot, the day's campaign
     touches): a row it no longer holds was delivered by mistake, and kept it would overstate
     the stock or the campaign's reach (`dropped_by_correction`). `delivered`: every row (by
-    `key`) delivered today, before the gate.
+    `key`) delivered today, before the gate; `named_by`: the codes of a row that a line of the
+    correction bronze could not read must name to keep it (`named_by_unreadable_lines`).
     """
     if not ctx.tables.exists("silver", table):
         return None
@@ -288,8 +300,10 @@ def dropped_by_correction_of(
     published = ctx.tables.read("silver", table).where(
         (F.col("_delivery_date") < F.lit(ctx.run_date)) & F.col("_source_file").isin(earlier)
     )
+    unreadable = unreadable_lines(ctx, dataset, corrected)
+    named = [F.col(c) for c in named_by]
     dropped = with_corrected_by(
-        dropped_by_correction(published, corrected, delivered, key), corrected
+        dropped_by_correction(published, corrected, delivered, key, unreadable, named), corrected
     ).localCheckpoint()
     return None if dropped.isEmpty() else dropped
 
@@ -344,7 +358,7 @@ def _inventory(ctx: JobContext, bronze: DataFrame) -> JobResult:
         result = JobResult(rows_read=bronze.count())
         merge, flags = good, {}
         dropped = dropped_by_correction_of(
-            ctx, "inventory", "inventory_daily", stock, INVENTORY_KEY
+            ctx, "inventory", "inventory_daily", stock, INVENTORY_KEY, ["location_code", "sku_id"]
         )
         if dropped is not None:
             logged = [*INVENTORY_KEY, "location_type", "on_hand_qty", "value_at_cost"]

@@ -440,11 +440,29 @@ def pos_corrections(ctx: JobContext, pos: DataFrame) -> Corrections | None:
     )
     delivered = pos.select("order_key", F.col("line_no").cast("string").alias("line_id"))
     dropped = dropped_by_correction(
-        published, corrected, delivered, ["order_key", "line_id"]
+        published,
+        corrected,
+        delivered,
+        ["order_key", "line_id"],
+        unreadable_lines(ctx, "pos_sales", corrected),
+        [F.substring_index(F.col("order_key"), ":", -1), F.col("line_id")],
     ).localCheckpoint()
     if dropped.isEmpty():
         return None
     return Corrections(dropped, corrected)
+
+
+def unreadable_lines(ctx: JobContext, dataset: str, corrected: DataFrame) -> DataFrame:
+    """`source_file`, `raw_text` of the lines of today's correcting files (`corrected`, see
+    `corrected_files`) that bronze could not read (bronze.quarantine)."""
+    if not ctx.tables.exists("bronze", "quarantine"):
+        return small_frame(ctx.spark, [], "source_file string, raw_text string")
+    return (
+        ctx.tables.read("bronze", "quarantine")
+        .where((F.col("dataset") == dataset) & (F.col("delivery_date") == F.lit(ctx.run_date)))
+        .join(F.broadcast(corrected), "source_file", "left_semi")
+        .select("source_file", "raw_text")
+    )
 
 
 def corrected_files(ctx: JobContext, dataset: str) -> tuple[list[str], DataFrame] | None:
