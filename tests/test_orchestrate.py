@@ -133,3 +133,33 @@ def test_run_all_arguments_are_checked_before_anything_runs(spark, settings, cap
     assert "before --from" in capsys.readouterr().err
     assert main(["run-all", "--run-date", "2026-03-01", "--layers", "bronze,platinum"]) == 2
     assert "unknown layer(s) platinum" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_lakehouse_debug_shows_a_failed_job_s_traceback(monkeypatch, capsys, debug):
+    """README: a failure prints one line, `LAKEHOUSE_DEBUG=1` shows the traceback. Before: a
+    job's failure (run, run-all, every spark-submit script and Airflow task) was caught to go
+    on with the others and printed its one line only, whatever LAKEHOUSE_DEBUG said."""
+    import lakehouse.registry
+    import lakehouse.runtime
+    from lakehouse import cli, orchestrate
+
+    def deep_inside(*_args) -> JobResult:
+        raise KeyError("deep_inside_a_job")
+
+    if debug:
+        monkeypatch.setenv("LAKEHOUSE_DEBUG", "1")
+    else:
+        monkeypatch.delenv("LAKEHOUSE_DEBUG", raising=False)
+    monkeypatch.setattr(orchestrate, "run_job", deep_inside)
+    monkeypatch.setattr(lakehouse.runtime, "run_job", deep_inside)
+    monkeypatch.setattr(lakehouse.registry, "get_job", lambda _settings, name: name)
+    job = Job("silver.b", "silver", "silver.b", deep_inside, ())
+
+    outcome = orchestrate._run(job, None, None, D1)
+    assert (outcome.status, outcome.reason) == (FAILED, "KeyError: 'deep_inside_a_job'")
+    assert cli._run_one(None, None, "silver.b", D1) is False
+    err = capsys.readouterr().err
+    assert "silver.b" in err and "FAILED  KeyError: 'deep_inside_a_job'" in err
+    assert err.count("Traceback (most recent call last)") == (2 if debug else 0)
+    assert ("in deep_inside" in err) is debug

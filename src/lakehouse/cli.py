@@ -224,6 +224,9 @@ def _run_one(settings: Settings, spark, name: str, run_date: date) -> bool:
     try:
         result = run_job(job, settings, spark, run_date)
     except Exception as exc:
+        from lakehouse.orchestrate import traceback_when_debugging
+
+        traceback_when_debugging(exc)
         print(f"{name:<28} {run_date}  FAILED  {_one_line(exc)}", file=sys.stderr)
         return False
     print(

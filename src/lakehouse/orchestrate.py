@@ -9,8 +9,10 @@ running it again would change nothing but the time).
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -66,6 +68,14 @@ class RunSummary:
 def one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def traceback_when_debugging(exc: BaseException) -> None:
+    """With LAKEHOUSE_DEBUG set, the whole traceback of a failed job on stderr, before its one
+    line: a job's failure is caught to go on with the others, so it never reaches the
+    command's own handler, the only other place that shows it."""
+    if os.environ.get("LAKEHOUSE_DEBUG"):
+        traceback.print_exception(exc, file=sys.stderr)
 
 
 def last_successes(tables: Tables, run_date: date) -> dict[str, datetime]:
@@ -159,6 +169,7 @@ def _run(job: Job, settings: Settings, spark: SparkSession, day: date) -> Outcom
     try:
         result = run_job(job, settings, spark, day)
     except Exception as exc:
+        traceback_when_debugging(exc)
         return Outcome(
             job.name, day, FAILED, round(time.monotonic() - started, 1), reason=one_line(exc)
         )
