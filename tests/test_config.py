@@ -59,6 +59,34 @@ def test_wrong_type_is_one_clear_error(conf_copy):
         load_settings("local", conf_copy)
 
 
+def test_a_null_spark_setting_is_one_clear_error(conf_copy):
+    """Before: `null` reached Spark as the text "None", failing the session (or its first
+    shuffle) with an error that named no configuration file."""
+    (conf_copy / "local.yml").write_text("spark:\n  conf:\n    spark.sql.shuffle.partitions: ~\n")
+    with pytest.raises(ConfigError, match=r"spark.sql.shuffle.partitions: null; give a value"):
+        load_settings("local", conf_copy)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("    phone: {rule", "    phnoe: {rule"), "golden_record.phnoe: no source provides"),
+        (
+            ("    birthday: {rule: priority_then_newest, sources: [crm_members]}\n", ""),
+            "birthday: gold.member_portrait reads it from the golden record",
+        ),
+    ],
+)
+def test_a_golden_record_oneid_golden_cannot_build_is_refused_at_load(conf_copy, edit, message):
+    """Before: the configuration loaded, and a run-all failed hours later at oneid.golden
+    (a misspelt attribute) or deep in gold.member_portrait (one it reads left out)."""
+    text = (conf_copy / "oneid.yml").read_text()
+    assert edit[0] in text
+    (conf_copy / "oneid.yml").write_text(text.replace(*edit))
+    with pytest.raises(ConfigError, match=message):
+        load_settings("local", conf_copy)
+
+
 def test_missing_path_is_one_clear_error(conf_copy, monkeypatch):
     monkeypatch.delenv("LAKEHOUSE_LANDING", raising=False)
     base = (conf_copy / "base.yml").read_text().replace("  landing: data/landing\n", "")

@@ -55,8 +55,15 @@ class SparkSettings(_Strict):
     @field_validator("conf", mode="before")
     @classmethod
     def _conf_values_as_text(cls, value: Any) -> Any:
-        # Spark settings are strings; YAML turns 4 into an int and true into a bool.
+        # Spark settings are strings; YAML turns 4 into an int and true into a bool, and `~`
+        # into None, which str() would pass to Spark as the text "None".
         if isinstance(value, dict):
+            empty = sorted(str(k) for k, v in value.items() if v is None)
+            if empty:
+                raise ValueError(
+                    f"{', '.join(empty)}: null; give a value or leave the key out (a setting "
+                    "of spark.conf in base.yml cannot be unset by an overlay)"
+                )
             return {
                 str(k): (str(v).lower() if isinstance(v, bool) else str(v))
                 for k, v in value.items()
@@ -243,6 +250,24 @@ class OneIdSettings(_Strict):
     max_component_size: int = Field(ge=2)
     max_rounds: int = Field(ge=1, le=1000)
     golden_record: dict[str, GoldenAttribute] = Field(default_factory=dict)
+
+    @field_validator("golden_record")
+    @classmethod
+    def _golden_record_fits(cls, value: dict[str, GoldenAttribute]) -> dict[str, GoldenAttribute]:
+        # At load, not when oneid.golden starts hours into a run: an attribute no source has,
+        # or one gold.member_portrait reads left out.
+        from lakehouse.gold.people.portrait import GOLDEN_ATTRIBUTES_READ
+        from lakehouse.oneid.golden import check_rules
+
+        check_rules(value)
+        missing = [a for a in GOLDEN_ATTRIBUTES_READ if a not in value]
+        if missing:
+            raise ValueError(
+                f"{', '.join(missing)}: gold.member_portrait reads "
+                f"{'it' if len(missing) == 1 else 'them'} from the golden record; configure "
+                f"{'it' if len(missing) == 1 else 'them'}"
+            )
+        return value
 
     @field_validator("identifier_types")
     @classmethod

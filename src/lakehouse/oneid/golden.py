@@ -81,7 +81,7 @@ KIND_ATTRIBUTES: dict[str, dict[str, str]] = {
 _LAST = 2**63 - 1
 
 
-def _check_rules(rules: Mapping[str, GoldenAttribute]) -> None:
+def check_rules(rules: Mapping[str, GoldenAttribute]) -> None:
     """Fail before any Spark work when an attribute or a (source, attribute) pair has no column."""
     if not rules:
         raise ValueError("golden_record configures no attribute")
@@ -242,7 +242,7 @@ def golden_members(
     sources. `suppressed` (oneid.suppressed_identifiers) also drops values of an older map.
     Raises ValueError for an attribute no source provides.
     """
-    _check_rules(rules)
+    check_rules(rules)
     attributes = list(rules)
     frames = {"members": members, "orders": orders, "touches": touches}
     needed = {SOURCE_KIND[s] for rule in rules.values() for s in rule.sources}

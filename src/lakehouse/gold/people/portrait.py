@@ -31,6 +31,23 @@ from lakehouse.gold.people.settings import PLATFORMS, Band, PeopleSettings
 from lakehouse.silver import normalise as n
 
 MONEY = "decimal(18,2)"
+# The golden record's attributes the portrait reads (conf/oneid.yml golden_record must configure
+# each; the configuration is checked against this at load).
+GOLDEN_ATTRIBUTES_READ = (
+    "gender",
+    "birthday",
+    "name",
+    "phone",
+    "email",
+    "unionid",
+    "openid",
+    "level",
+    "points",
+    "register_channel",
+    "register_store_code",
+    "register_time",
+    "marketing_opt_out",
+)
 
 # The member's order history, as `over: orders` tags see it (one row per order).
 HISTORY_COLUMNS = [
@@ -390,20 +407,8 @@ def build_portrait(
     )
     g = golden.select(
         "one_id",
-        "gender",
-        "birthday",
-        "name",
-        "phone",
-        "email",
-        "unionid",
-        "openid",
         "member_ids",
-        F.col("level").alias("member_level"),
-        "points",
-        "register_channel",
-        "register_store_code",
-        "register_time",
-        "marketing_opt_out",
+        *[F.col(a).alias("member_level") if a == "level" else a for a in GOLDEN_ATTRIBUTES_READ],
     )
     people = (
         one_ids.select("one_id")
