@@ -369,6 +369,26 @@ def test_mall_orders_convert_fen_and_keep_utc(spark, cfg):
     assert_df_equality(_pick(got, *expected.columns), expected, ignore_nullable=True)
 
 
+def test_a_mall_order_cancelled_after_payment_is_refunded_as_elsewhere(spark, cfg):
+    """conf/silver.yml: a closed / cancelled order becomes REFUNDED when it was paid, CANCELLED
+    when it was not. Before: the mall's CANCELLED mapped straight to CANCELLED, so a paid one
+    kept its units as sold in the marts (only REFUNDED zeroes them), with no sales."""
+
+    def cancelled(order_id: str, paid_at: str | None, refund: str) -> tuple:
+        created, updated = "2026-03-01T02:22:01Z", "2026-03-02T09:00:00Z"
+        amounts = ("29900", "3000", "26900", refund)
+        lines = [("SKU-1", "2", "14950")]
+        return (order_id, None, None, None, None, "CANCELLED", created, paid_at, updated,
+                *amounts, None, None, lines, *LINEAGE)  # fmt: skip
+
+    rows = [cancelled("M3", "2026-03-01T02:23:10Z", "26900"), cancelled("M4", None, "0")]
+    got = mall_orders(spark.createDataFrame(rows, MALL_DDL), cfg)
+    assert sorted((r.order_key, r.status, str(r.net_sales)) for r in got.collect()) == [
+        ("MALL:M3", "REFUNDED", "0.00"),
+        ("MALL:M4", "CANCELLED", "0.00"),
+    ]
+
+
 POS_DDL = (
     "store_code string, pos_id string, ticket_no string, line_no string, txn_time string, "
     "cashier_id string, member_card_no string, member_phone string, barcode string, "
