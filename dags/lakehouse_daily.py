@@ -2,7 +2,8 @@
 
 One SparkSubmitOperator task per job of the daily layers (bronze, silver, One ID, gold; not
 `ops.maintenance`), named like the job, running its script `jobs/<layer>_<name>.py --run-date
-{{ ds }} --env <env>`; the task dependencies are the registry's. The DAG is built by importing
+{{ ds }} --env <env>` (`jobs/run_job.py <job> ...` for a job without one: a source added in
+conf/sources.yml); the task dependencies are the registry's. The DAG is built by importing
 `lakehouse.registry`, so the scheduler needs the lakehouse wheel installed (`pip install
 lakehouse-<version>-py3-none-any.whl[airflow]`; it brings pyspark, which is imported, never
 started) and the bundle's conf/ (bronze jobs come from conf/sources.yml). Nothing here needs a
@@ -28,7 +29,7 @@ except ImportError:  # Airflow 2
     from airflow import DAG
 
 from lakehouse.config import CONF_DIR_VAR, LANDING_VAR, WAREHOUSE_VAR, load_settings
-from lakehouse.registry import LAYER_ORDER, build_registry, in_order
+from lakehouse.registry import LAYER_ORDER, build_registry, in_order, spark_submit_script
 
 HERE = Path(__file__).resolve().parent
 CONFIG_VAR = "LAKEHOUSE_AIRFLOW_CONF"
@@ -144,12 +145,13 @@ def build_dag(config: dict[str, Any]) -> DAG:
     packages = _packages(config["packages"])
     tasks = {}
     for job in jobs:
+        script, first_args = spark_submit_script(home / "jobs", job.name)
         tasks[job.name] = SparkSubmitOperator(
             task_id=job.name,
             dag=dag,
             doc=job.description,
-            application=str(home / "jobs" / f"{job.name.replace('.', '_')}.py"),
-            application_args=["--run-date", "{{ ds }}", "--env", env],
+            application=str(script),
+            application_args=[*first_args, "--run-date", "{{ ds }}", "--env", env],
             name=f"lakehouse {job.name} {{{{ ds }}}}",
             conn_id=config["conn_id"],
             packages=packages,

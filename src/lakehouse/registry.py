@@ -7,11 +7,28 @@ change. Later layers register their jobs here too.
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
 from lakehouse.bronze.job import ingest_source
 from lakehouse.config import Settings
 from lakehouse.maintenance import run_maintenance
 from lakehouse.runtime import Job, JobError
+
+# The spark-submit entry for a job by name, for a job without a script of its own.
+ANY_JOB_SCRIPT = "run_job.py"
+
+
+def spark_submit_script(jobs_dir: Path, job: str) -> tuple[Path, list[str]]:
+    """The script `job` runs under spark-submit and its arguments before `--run-date`: its own
+    `jobs/<layer>_<name>.py`, else `jobs/run_job.py <job>`.
+
+    Why: a source added in conf/sources.yml is a bronze job with no script of its own, and a
+    task pointing at one that does not exist would fail every run.
+    """
+    own = jobs_dir / f"{job.replace('.', '_')}.py"
+    if own.is_file():
+        return own, []
+    return jobs_dir / ANY_JOB_SCRIPT, [job]
 
 
 def build_registry(settings: Settings) -> dict[str, Job]:
