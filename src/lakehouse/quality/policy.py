@@ -1,7 +1,8 @@
 """What a failed expectation does, from conf/quality.yml: quarantine its rows, warn, or fail.
 
 The policy is configuration, not part of the suite: the same rule can quarantine in one
-environment and fail in another without touching the reviewed suite files. The file is
+deployment and fail in another (its own conf folder, LAKEHOUSE_CONF; conf/<env>.yml overlays do
+not reach this file) without touching the reviewed suite files. The file is
 validated on load like the rest of conf/ (unknown keys or values fail with one sentence), and
 a policy naming an expectation its suite does not have fails when the gate runs.
 """
