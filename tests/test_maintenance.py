@@ -15,6 +15,7 @@ from lakehouse.maintenance import (
     MaintenanceSettings,
     VacuumSettings,
     maintain_table,
+    time_travel_properties,
 )
 from lakehouse.registry import LAYER_ORDER, build_registry, in_order
 from lakehouse.runtime import JobError, run_job
@@ -147,7 +148,7 @@ def test_a_table_keeps_its_own_retention_and_a_short_one_is_refused_too(spark, w
     """Before: one retention for every table, so the portrait's and the SCD2 histories' older
     versions (read by time travel, needed by RESTORE) lost their files after 7 days."""
     assert load_settings("local").maintenance.retention_hours("gold.member_portrait") == 720
-    settings, _ = warehouse
+    settings, tables = warehouse
     maintenance = MaintenanceSettings.model_validate(
         {
             "optimize": False,
@@ -159,6 +160,17 @@ def test_a_table_keeps_its_own_retention_and_a_short_one_is_refused_too(spark, w
     report = {t["table"]: t for t in result.details["tables"]}
     assert report["gold.store_daily"]["vacuum_retention_hours"] == 720
     assert report["silver.orders"]["vacuum_retention_hours"] == 168
+    # Delta refuses time travel beyond the table's deletedFileRetentionDuration (7 days unless
+    # set), whatever VACUUM keeps. Before: the 30 days' files were kept and unreadable.
+    kept = {"delta.deletedFileRetentionDuration": "interval 720 hours"}
+    assert report["gold.store_daily"]["properties_set"] == kept
+    path = tables.path("gold", "store_daily")
+    assert DeltaTable.forPath(spark, path).detail().first()["properties"].items() >= kept.items()
+    assert "delta.deletedFileRetentionDuration" not in report["silver.orders"]["properties_set"]
+    again = run_job(build_registry(longer)["ops.maintenance"], longer, spark, DAY)
+    assert {t["table"]: t for t in again.details["tables"]}["gold.store_daily"][
+        "properties_set"
+    ] == {}
     with pytest.raises(ValueError, match=r"tables\.gold\.store_daily\.retention_hours is 24"):
         MaintenanceSettings.model_validate(
             {"tables": {"gold.store_daily": {"retention_hours": 24}}}
@@ -202,3 +214,15 @@ def test_short_retention_allowed_explicitly_vacuums_and_says_so(spark, warehouse
     assert report["gold.store_daily"]["vacuum_retention_hours"] is None
     # Delta's check is on again for everybody else.
     assert spark.conf.get(RETENTION_CHECK, "true") == "true"
+
+
+def test_time_travel_reaches_as_far_back_as_vacuum_keeps_files():
+    assert time_travel_properties(None) == time_travel_properties(168) == {}
+    assert time_travel_properties(720) == {
+        "delta.deletedFileRetentionDuration": "interval 720 hours"
+    }
+    # Beyond Delta's 30 days of log, the log is kept as long (a version needs its log entry).
+    assert time_travel_properties(1000.5) == {
+        "delta.deletedFileRetentionDuration": "interval 60030 minutes",
+        "delta.logRetentionDuration": "interval 60030 minutes",
+    }

@@ -212,6 +212,30 @@ def _vacuum(spark, table, vacuum: VacuumSettings, hours: float) -> bool:
     return short
 
 
+DELTA_DEFAULT_LOG_RETENTION_HOURS = 720
+
+
+def time_travel_properties(hours: float | None) -> dict[str, str]:
+    """The table properties that let time travel reach back as far as VACUUM keeps files.
+
+    Why: Delta refuses to time travel (or RESTORE) beyond the table's
+    `delta.deletedFileRetentionDuration` (7 days unless set), whatever VACUUM was told to keep:
+    a table kept 30 days for time travel needs the property too. The log is kept as long when
+    that is more than Delta's 30 days (a version without its log entry is gone as well).
+    """
+    if hours is None or hours <= DELTA_DEFAULT_RETENTION_HOURS:
+        return {}
+    interval = (
+        f"interval {hours:g} hours"
+        if hours == int(hours)
+        else f"interval {round(hours * 60)} minutes"
+    )
+    properties = {"delta.deletedFileRetentionDuration": interval}
+    if hours > DELTA_DEFAULT_LOG_RETENTION_HOURS:
+        properties["delta.logRetentionDuration"] = interval
+    return properties
+
+
 def maintain_table(spark, settings: MaintenanceSettings, layer: str, name: str, path: str) -> dict:
     """Properties, then OPTIMIZE (compaction or Z-ORDER), then VACUUM, for one table."""
     from delta.tables import DeltaTable
@@ -223,7 +247,10 @@ def maintain_table(spark, settings: MaintenanceSettings, layer: str, name: str, 
     done: dict[str, Any] = {"table": full, "files_before": before["files"]}
     notes: list[str] = []
 
-    changed = {k: v for k, v in config.properties.items() if before["properties"].get(k) != v}
+    vacuum_on = config.vacuum if config.vacuum is not None else settings.vacuum.enabled
+    hours = settings.retention_hours(full) if vacuum_on else None
+    wanted = {**time_travel_properties(hours), **config.properties}
+    changed = {k: v for k, v in wanted.items() if before["properties"].get(k) != v}
     if changed:
         assignments = ", ".join(
             f"'{k}' = '{v.replace(chr(39), chr(39) * 2)}'" for k, v in sorted(changed.items())
@@ -254,9 +281,7 @@ def maintain_table(spark, settings: MaintenanceSettings, layer: str, name: str, 
     else:
         done["optimize"] = "off"
 
-    vacuum_on = config.vacuum if config.vacuum is not None else settings.vacuum.enabled
-    if vacuum_on:
-        hours = settings.retention_hours(full)
+    if hours is not None:
         check_off = _vacuum(spark, table, settings.vacuum, hours)
         done["vacuum_retention_hours"] = hours
         if check_off:
