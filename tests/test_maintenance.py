@@ -226,3 +226,33 @@ def test_time_travel_reaches_as_far_back_as_vacuum_keeps_files():
         "delta.deletedFileRetentionDuration": "interval 60030 minutes",
         "delta.logRetentionDuration": "interval 60030 minutes",
     }
+
+
+def test_a_table_that_fails_leaves_what_was_done_to_the_others_in_the_run_log(
+    spark, warehouse, monkeypatch
+):
+    """README: the run log's details list per table the files before and after. Before: one
+    failed table made the job log `{}`, the other tables' work (and any VACUUM note) lost."""
+    import json
+
+    import lakehouse.maintenance as maintenance
+
+    settings, tables = warehouse
+    real = maintenance.maintain_table
+
+    def store_daily_fails(spark, config, layer, name, path):
+        if f"{layer}.{name}" == "gold.store_daily":
+            raise RuntimeError("disk full")
+        return real(spark, config, layer, name, path)
+
+    monkeypatch.setattr(maintenance, "maintain_table", store_daily_fails)
+    with pytest.raises(JobError, match=r"failed for 1 of .*gold\.store_daily \(RuntimeError"):
+        run_job(build_registry(settings)["ops.maintenance"], settings, spark, DAY)
+    [row] = tables.read("ops", "run_log").collect()
+    details = json.loads(row["details"])
+    assert row["status"] == "FAILED"
+    assert details["failed"] == ["gold.store_daily (RuntimeError: disk full)"]
+    done = {t["table"]: t for t in details["tables"]}
+    assert "gold.store_daily" not in done
+    assert done["silver.orders"]["files_before"] == 30
+    assert done["silver.orders"]["files_after"] < 30

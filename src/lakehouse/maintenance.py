@@ -329,15 +329,19 @@ def run_maintenance(ctx):
             failed.append(f"{layer}.{name} ({type(exc).__name__}: {first})")
             continue
         versions[f"{layer}.{name}"] = ctx.tables.version(layer, name)
-    if failed:
-        raise JobError(
-            f"maintenance failed for {len(failed)} of {len(present)} tables (the others are "
-            f"done): {'; '.join(failed)}"
-        )
     details = {
         "tables": report,
         "skipped": [{"table": t, "note": "configured but does not exist (yet)"} for t in missing],
     }
     if not present:
         details["note"] = f"no Delta table under {ctx.settings.warehouse}"
-    return JobResult(versions=versions, details=details)
+    done = JobResult(versions=versions, details=details)
+    if failed:
+        # The run log keeps what was done to the others (files, retention, notes).
+        details["failed"] = failed
+        raise JobError(
+            f"maintenance failed for {len(failed)} of {len(present)} tables (the others are "
+            f"done): {'; '.join(failed)}",
+            partial=done,
+        )
+    return done

@@ -50,7 +50,14 @@ RUN_LOG_SCHEMA = StructType(
 
 
 class JobError(RuntimeError):
-    """A job refused its input or configuration; the message is meant for the person running it."""
+    """A job refused its input or configuration; the message is meant for the person running it.
+
+    `partial`: what the job did before it failed (a JobResult), logged with the failure.
+    """
+
+    def __init__(self, message: str, partial: JobResult | None = None) -> None:
+        super().__init__(message)
+        self.partial = partial
 
 
 @dataclass(frozen=True)
@@ -133,7 +140,7 @@ def run_job(job: Job, settings: Settings, spark: SparkSession, run_date: date) -
         error = exc
     end = datetime.now(UTC)
     seconds = round(time.monotonic() - clock, 3)
-    outcome = result or JobResult()
+    outcome = result or getattr(error, "partial", None) or JobResult()
     message = None
     if error is not None:
         message = f"{type(error).__name__}: {error}"
