@@ -74,6 +74,9 @@ def test_a_page_of_an_earlier_day_says_which_sections_show_a_later_state(spark, 
         for day, status in ((D, "SUCCEEDED"), (date(2026, 3, 31), "SUCCEEDED"),
                             (date(2026, 4, 1), "FAILED"))
     ]  # fmt: skip
+    # Maintenance run for a later day changes no table's content: no warning of its own.
+    rows.append(("ops.maintenance", date(2026, 4, 2), "m", "local", at, at, 1.0, "SUCCEEDED",
+                 0, 0, 0, None, None, None))  # fmt: skip
     tables.append(small_frame(spark, rows, RUN_LOG_SCHEMA), *RUN_LOG)
     assert "run up to 2026-03-31" in build_report(tables, D).subtitle
     assert "run up to" not in build_report(tables, date(2026, 3, 31)).subtitle

@@ -235,12 +235,13 @@ SECTIONS: tuple[tuple[str, Callable[[Tables, date], str]], ...] = (
 
 
 def later_run(tables: Tables, run_date: date) -> date | None:
-    """The latest day a job succeeded for, when it is after `run_date`."""
+    """The latest day a daily job succeeded for, when it is after `run_date` (ops.maintenance
+    changes what no table holds, so its run date says nothing of their state)."""
     if not tables.exists("ops", "run_log"):
         return None
     latest = (
         tables.read("ops", "run_log")
-        .where(F.col("status") == "SUCCEEDED")
+        .where((F.col("status") == "SUCCEEDED") & ~F.col("job").startswith("ops."))
         .agg(F.max("run_date"))
         .first()[0]
     )
