@@ -124,3 +124,48 @@ def test_a_row_a_broken_line_of_the_correction_names_keeps_its_published_version
         ("03-01", "WH-02"),
         ("03-01", "WH-03"),
     ]
+
+
+def test_a_line_of_the_correction_with_an_unreadable_key_part_keeps_the_rows_it_may_be(spark):
+    """Before: a line of the correction whose line number (or ticket) could not be read came
+    with a null key part, which the anti-join never matched, so the published line it restates
+    was dropped as taken back while the gate quarantined the new one. Such a line keeps every
+    row of its day's file its other key parts match; rows it cannot be still go."""
+    day1 = "file:/l/dt=2026-03-01/pos_S1_20260301.csv"
+    published = spark.createDataFrame(
+        [
+            ("POS:S1:T1", "1", day1),
+            ("POS:S1:T1", "2", day1),
+            ("POS:S1:T2", "1", day1),
+            ("POS:S1:T3", "1", day1),
+            ("POS:S1:T4", "1", "file:/l/dt=2026-03-02/pos_S1_20260302.csv"),
+        ],
+        "order_key string, line_id string, _source_file string",
+    )
+    corrected = spark.createDataFrame(
+        [
+            ("file:/l/dt=2026-03-03/pos_S1_20260301_2.csv",),
+            ("file:/l/dt=2026-03-03/pos_S1_20260302_2.csv",),
+        ],
+        "source_file string",
+    )
+    fix1 = "file:/l/dt=2026-03-03/pos_S1_20260301_2.csv"
+    delivered = spark.createDataFrame(
+        [
+            ("POS:S1:T1", None, fix1),  # line number unreadable: T1's lines 1 and 2 may be it
+            (None, "1", fix1),  # ticket unreadable: any line 1 of 1 March may be it
+            ("POS:S1:T9", "3", fix1),
+        ],
+        "order_key string, line_id string, _source_file string",
+    )
+    got = dropped_by_correction(published, corrected, delivered, ["order_key", "line_id"])
+    assert sorted((r.order_key, r.line_id) for r in got.collect()) == [("POS:S1:T4", "1")]
+    assert got.columns == published.columns
+    # Without a file to tie it to a day, a partly keyed line may be a row of any day.
+    anywhere = delivered.drop("_source_file").where(F.col("order_key").isNotNull())
+    got = dropped_by_correction(published, corrected, anywhere, ["order_key", "line_id"])
+    assert sorted((r.order_key, r.line_id) for r in got.collect()) == [
+        ("POS:S1:T2", "1"),
+        ("POS:S1:T3", "1"),
+        ("POS:S1:T4", "1"),
+    ]

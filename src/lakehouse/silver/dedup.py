@@ -58,20 +58,48 @@ def dropped_by_correction(
     `published`: silver rows of earlier deliveries (`_source_file` and `key`);
     `corrected_files`: `source_file` of today's correcting files; `delivered`: `key` of every
     row delivered today, good or bad (a row today's gate quarantines keeps its published
-    version, as any row delivered again does); `unreadable`, `named_by`: see
+    version, as any row delivered again does; a row with a null key part keeps each row its
+    other parts may be, `_without_rows_partly_keyed_lines_name`); `unreadable`, `named_by`: see
     `named_by_unreadable_lines` (such a row keeps its published version too).
     """
     days = corrected_files.select(day_file(F.col("source_file")).alias("_day_file"))
+    keyed = reduce(Column.__and__, [F.col(k).isNotNull() for k in key])
     dropped = (
         published.withColumn("_day_file", day_file(F.col("_source_file")))
         .join(F.broadcast(days.distinct()), "_day_file", "left_semi")
         .drop("_day_file")
-        .join(delivered.select(*key).distinct(), key, "left_anti")
+        .join(delivered.where(keyed).select(*key).distinct(), key, "left_anti")
     )
+    dropped = _without_rows_partly_keyed_lines_name(dropped, delivered.where(~keyed), key)
     if unreadable is None or not named_by:
         return dropped
     named = named_by_unreadable_lines(dropped, unreadable, key, named_by)
     return dropped.join(named, key, "left_anti")
+
+
+def _without_rows_partly_keyed_lines_name(
+    dropped: DataFrame, partly_keyed: DataFrame, key: list[str]
+) -> DataFrame:
+    """`dropped` less the rows a delivered line with a null key part (an unreadable line
+    number or ticket, which today's gate quarantines) may be: its other key parts equal the
+    row's, in a file of the row's day when `partly_keyed` has `_source_file`.
+
+    Why: such a line is the source still holding a row it failed to spell; an anti-join on the
+    full key never matches a null, so the published row it restates would be dropped as taken
+    back. The safe side, as for a line bronze could not read: keep a row a line may hold.
+    """
+    same_day = "_source_file" in partly_keyed.columns
+    columns = [F.col(k).alias(f"_line_{k}") for k in key]
+    if same_day:
+        columns.append(day_file(F.col("_source_file")).alias("_line_day_file"))
+    lines = partly_keyed.select(*columns).distinct()
+    may_hold = [F.col(f"_line_{k}").isNull() | (F.col(f"_line_{k}") == F.col(k)) for k in key]
+    rows = dropped
+    if same_day:
+        rows = dropped.withColumn("_row_day_file", day_file(F.col("_source_file")))
+        may_hold.append(F.col("_line_day_file") == F.col("_row_day_file"))
+    kept = rows.join(lines, reduce(Column.__and__, may_hold), "left_anti")
+    return kept.drop("_row_day_file") if same_day else kept
 
 
 def named_by_unreadable_lines(
