@@ -6,7 +6,8 @@ import datetime as dt
 
 from chispa import assert_df_equality
 
-from lakehouse.silver.members import MEMBER_COLUMNS, members
+from lakehouse.quality.gate import run_gate
+from lakehouse.silver.members import MEMBER_COLUMNS, MEMBER_READABLE, members
 
 UTC = dt.UTC
 DAY1 = dt.date(2026, 3, 1)
@@ -177,3 +178,49 @@ def test_members_keep_one_row_per_member_and_snapshot(spark):
         expected,
         ignore_nullable=True,
     )
+
+
+def test_a_crm_value_written_but_unreadable_is_quarantined_not_read_as_none(spark):
+    """Before, an opt-out of `X`, a register_time of 2026-02-30, points `abc`, a gender or
+    birthday in no contract spelling read as missing and passed the gate: silver replaced an
+    opted-out member's `true` with null, which gold reads as contactable. A registration
+    before earliest_business_date (the Unix epoch) passed too and became the person's
+    "original account" in the golden record. Blank, gender 0 and the 1900-01-01 birthday
+    still say "none"."""
+    rows = [
+        _crm("M1", 2),
+        _crm("M2", 3, marketing_opt_out="", gender="0", birthday="1900-01-01", points=""),
+        _crm("M3", 4, gender="", birthday="", register_time=""),
+        _crm("M4", 5, marketing_opt_out="X"),
+        _crm("M5", 6, register_time="2026-02-30 10:00:00"),
+        _crm("M6", 7, points="abc"),
+        _crm("M7", 8, gender="U"),
+        _crm("M8", 9, birthday="1990-13-40"),
+        _crm("M9", 10, register_time="1970-01-01 08:00:00"),
+    ]
+    got = members(spark.createDataFrame(rows, BRONZE_DDL), with_checks=True)
+    assert got.columns == [*MEMBER_COLUMNS, *MEMBER_READABLE]
+    parameters = {
+        "future_limit": "2026-03-02T00:00:00",
+        "earliest_time": "2000-01-01T00:00:00",
+        "run_date": DAY1.isoformat(),
+    }
+    with run_gate(
+        got,
+        "silver.members",
+        key_columns=["member_id"],
+        run_id="r",
+        run_date=DAY1,
+        parameters=parameters,
+    ) as gate:
+        good = sorted(r.member_id for r in gate.good.collect())
+        bad = sorted((r.record_key, r.expectation) for r in gate.quarantined.collect())
+    assert good == ["M1", "M2", "M3"]
+    assert bad == [
+        ("M4", "marketing_opt_out_readable"),
+        ("M5", "register_time_readable"),
+        ("M6", "points_readable"),
+        ("M7", "gender_readable"),
+        ("M8", "birthday_readable"),
+        ("M9", "registered_not_before_earliest_date"),
+    ]

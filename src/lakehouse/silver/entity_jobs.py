@@ -132,7 +132,7 @@ def build_members(ctx: JobContext) -> JobResult:
     """The CRM snapshot of the day, one row per member; the newest snapshot wins."""
     bronze = _delivered(ctx, "crm_members")
     try:
-        members = member_model.members(_unique(bronze))
+        members = member_model.members(_unique(bronze), with_checks=True)
         superseded = superseded_lines(_unique(bronze), members)
         with _gate(ctx, members, "silver.members", ["member_id"]) as gate:
             reconciled = reconcile_snapshots(
@@ -140,7 +140,11 @@ def build_members(ctx: JobContext) -> JobResult:
             )
             result = JobResult(rows_read=bronze.count())
             result.versions["silver.members"] = ctx.tables.upsert(
-                gate.good, "silver", "members", ["member_id"], SNAPSHOT_NEWER
+                gate.good.drop(*member_model.MEMBER_READABLE),
+                "silver",
+                "members",
+                ["member_id"],
+                SNAPSHOT_NEWER,
             )
             parts = [
                 duplicate_records(bronze, "silver.members", ctx),

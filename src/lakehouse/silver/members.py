@@ -36,6 +36,18 @@ MEMBER_COLUMNS = [
     "_line_no",
 ]
 
+# Beside the members until their gate (`with_checks=True`): null where a value was written but
+# cannot be read (`marketing_opt_out` `X`, `register_time` 2026-02-30, `points` `abc`), so a
+# `*_readable` rule quarantines the row instead of silver holding a null that changes what it
+# says (an unreadable opt-out read as missing would make the member contactable again).
+MEMBER_READABLE = [
+    "_gender_read",
+    "_birthday_read",
+    "_register_time_read",
+    "_points_read",
+    "_opt_out_read",
+]
+
 # `crm_members_20260301.csv`, `crm_members_20260301_2.csv` (a corrected re-export).
 _FILE_DATE_SEQ = r"_(\d{8})(?:_(\d+))?\.[^./]+$"
 
@@ -64,14 +76,15 @@ def _one_per_member(df: DataFrame) -> DataFrame:
     return ranked.where((F.col("_rank") == 1) | F.col("member_id").isNull()).drop("_rank")
 
 
-def members(bronze_crm: DataFrame) -> DataFrame:
+def members(bronze_crm: DataFrame, with_checks: bool = False) -> DataFrame:
     """bronze.crm_members rows (strings as delivered) -> silver members (`MEMBER_COLUMNS`).
 
     Needs the CRM columns of conf/sources.yml plus the lineage columns `_delivery_date`,
     `_source_file`, `_line_no` and `_record_hash`. `snapshot_date` is the delivery date: the
     CRM delivers a full snapshot every day. Given several deliveries, the result holds one
     row per member and snapshot. Unreadable values become null (level_raw keeps the card name
-    as delivered, so an unknown level can still be reported).
+    as delivered, so an unknown level can still be reported); `with_checks` adds
+    MEMBER_READABLE for the gate. A birthday of 1900-01-01 (the CRM's "unknown") is readable.
     """
     phone = F.col("phone")
     normalised = bronze_crm.select(
@@ -95,5 +108,18 @@ def members(bronze_crm: DataFrame) -> DataFrame:
         "_record_hash",
         "_source_file",
         "_line_no",
+        # 0 is the contract's "unknown" (GB/T 2261.1), read as null like a blank.
+        n.readable(
+            F.when(F.trim(F.col("gender")) != "0", F.col("gender")), n.gender(F.col("gender"))
+        ).alias("_gender_read"),
+        n.readable(F.col("birthday"), n.calendar_date(F.col("birthday"))).alias("_birthday_read"),
+        n.readable(
+            F.col("register_time"), n.shanghai_any_local_to_utc(F.col("register_time"))
+        ).alias("_register_time_read"),
+        n.readable(F.col("points"), n.quantity(F.col("points"))).alias("_points_read"),
+        n.readable(F.col("marketing_opt_out"), n.yes_no(F.col("marketing_opt_out"))).alias(
+            "_opt_out_read"
+        ),
     )
-    return _one_per_member(normalised).select(*MEMBER_COLUMNS)
+    columns = [*MEMBER_COLUMNS, *(MEMBER_READABLE if with_checks else [])]
+    return _one_per_member(normalised).select(*columns)
