@@ -100,17 +100,23 @@ def test_campaign_attribution_last_touch_direct_coupon_and_roi(spark):
 def test_a_campaign_a_correction_took_touches_from_is_recomputed(spark):
     """C4's only touch (03-02) was taken back by a corrected touches file on 03-12: gone from
     silver.campaign_touches, nothing chose C4 and its figures kept counting the touch. Now
-    the retracted touch chooses it, over a span from that touch's date; C3 stays untouched."""
+    the retracted touch chooses it, over a span from that touch's date; C3, whose window
+    (03-01 to 03-08) reaches the days whose last touch that changed, is recomputed too: an
+    order C4 had may be C3's now. C5, whose window ends before the touch, stays untouched."""
     day = lambda d: D + timedelta(days=d - 1)  # noqa: E731
     campaigns = spark.createDataFrame(
         [
             ("C3", "old", "SMS", day(1), day(1), yuan(10), None),
             ("C4", "sms", "SMS", day(1), day(3), yuan(10), None),
+            ("C5", "older", "SMS", D - timedelta(days=20), D - timedelta(days=20), yuan(1), None),
         ],
         CAMPAIGNS,
     )
     touches = spark.createDataFrame(
-        [("C3", "t4", datetime(2026, 3, 1, 10), day(1), "S", day(1))],
+        [
+            ("C3", "t4", datetime(2026, 3, 1, 10), day(1), "S", day(1)),
+            ("C5", "t5", datetime(2026, 2, 9, 10), D - timedelta(days=20), "S", day(1)),
+        ],
         TOUCHES + ", _delivery_date date",
     )
     retracted = spark.createDataFrame(
@@ -123,7 +129,53 @@ def test_a_campaign_a_correction_took_touches_from_is_recomputed(spark):
     chosen = campaigns_to_recompute(
         campaigns, touches, orders, [day(12)], day(12), 7, retracted=retracted
     )
-    assert [(r.campaign_id, r._from, r._to) for r in chosen.collect()] == [("C4", day(2), day(9))]
+    assert sorted((r.campaign_id, r._from, r._to) for r in chosen.collect()) == [
+        ("C3", day(1), day(8)),
+        ("C4", day(2), day(9)),
+    ]
+
+
+def test_a_late_touch_recomputes_the_campaign_whose_orders_it_may_take(spark):
+    """A touched P on 03-01 and got P's order of 03-03 (last touch); B's touch of P dated
+    03-02 arrived late, on 03-20, and takes that order. Before, only B (a touch delivered
+    today) was recomputed: A's row kept the order and B's counted it too. Every campaign whose
+    window reaches the days the late touch's window covers (03-02 to 03-09) is recomputed;
+    C, whose window ended before, is not."""
+    day = lambda d: D + timedelta(days=d - 1)  # noqa: E731
+    at = lambda d, h=10: datetime(2026, 3, d, h)  # noqa: E731
+    campaigns = spark.createDataFrame(
+        [
+            ("A", "a", "SMS", day(1), day(1), yuan(10), None),
+            ("B", "b", "SMS", day(2), day(2), yuan(10), None),
+            ("C", "c", "SMS", D - timedelta(days=20), D - timedelta(days=20), yuan(1), None),
+        ],
+        CAMPAIGNS,
+    )
+    touches = spark.createDataFrame(
+        [
+            ("A", "t1", at(1), day(1), "P", day(1)),
+            ("B", "t2", at(2), day(2), "P", day(20)),
+            ("C", "t3", datetime(2026, 2, 9, 10), D - timedelta(days=20), "P", day(1)),
+        ],
+        TOUCHES + ", _delivery_date date",
+    )
+    orders = spark.createDataFrame(
+        [("O1", "P", at(3), day(3), None, None, yuan(100), yuan(40))], ORDERS
+    )
+    chosen = campaigns_to_recompute(campaigns, touches, orders, [day(20)], day(20), 7)
+    assert sorted(r.campaign_id for r in chosen.collect()) == ["A", "B"]
+    perf = campaign_performance(
+        campaigns.join(chosen.select("campaign_id"), "campaign_id", "left_semi"),
+        touches.drop("_delivery_date"),
+        orders,
+        spark.createDataFrame([], "one_id string"),
+        7,
+        every_campaign=campaigns,
+    )
+    assert sorted((r.campaign_id, r.attributed_orders) for r in perf.collect()) == [
+        ("A", 0),
+        ("B", 1),
+    ]
 
 
 def test_an_order_naming_a_campaign_after_its_touch_window_is_counted(spark):

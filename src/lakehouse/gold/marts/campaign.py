@@ -62,6 +62,11 @@ def campaigns_to_recompute(
     `retracted`: touches (campaign_id, touch_date) a corrected file took back today. They are
     gone from `touches`, yet their campaign's figures still count them: such a campaign is
     recomputed as if they were delivered today, over a span that still reaches their dates.
+
+    A touch delivered (or taken back) today, dated d, also moves the last touch of the orders
+    paid from d to d + the window, maybe away from another campaign: every campaign whose
+    window reaches those days is recomputed too, else the order stays in the row of the
+    campaign it left as well as in the one it joined (or, taken back, in neither).
     """
     day = F.lit(run_date).cast("date")
     if retracted is not None:
@@ -72,6 +77,13 @@ def campaigns_to_recompute(
         F.min("touch_date").alias("_first"),
         F.max("touch_date").alias("_last"),
         F.bool_or(F.col("_delivery_date") == day).alias("_today"),
+    )
+    moved_days = F.broadcast(
+        touches.where(F.col("_delivery_date") == day)
+        .select(F.col("touch_date").alias("_moved_from"))
+        .where(F.col("_moved_from").isNotNull())
+        .distinct()
+        .withColumn("_moved_to", F.date_add("_moved_from", window_days))
     )
     lo, hi = min(dates), max(dates)
     day_orders = orders.where(F.col("business_date").isin(dates))
@@ -90,14 +102,27 @@ def campaigns_to_recompute(
         .distinct()
         .withColumn("_named", F.lit(True))
     )
-    return (
+    windows = (
         campaigns.join(spans, "campaign_id", "left")
         .join(named, "campaign_id", "left")
         .withColumn("_from", F.coalesce("_first", "start_date"))
         .withColumn("_to", F.date_add(F.coalesce("_last", "end_date", "start_date"), window_days))
+    )
+    moved = (
+        windows.join(
+            moved_days,
+            (F.col("_from") <= F.col("_moved_to")) & (F.col("_to") >= F.col("_moved_from")),
+        )
+        .select("campaign_id")
+        .distinct()
+        .withColumn("_moved", F.lit(True))
+    )
+    return (
+        windows.join(moved, "campaign_id", "left")
         .where(
             F.coalesce("_today", F.lit(False))
             | F.coalesce("_named", F.lit(False))
+            | F.coalesce("_moved", F.lit(False))
             | ((F.col("_from") <= F.lit(hi)) & (F.col("_to") >= F.lit(lo)))
             | F.lit(everything)
         )
