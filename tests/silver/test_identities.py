@@ -201,3 +201,41 @@ def test_first_delivery_is_kept_for_a_pair_delivered_again_and_set_for_a_new_one
     assert_df_equality(got, expected, ignore_nullable=True)
     first_run = with_first_delivery(today, None).orderBy("identifier_type")
     assert [r.first_delivery_date for r in first_run.collect()] == [d2, d2]
+
+
+def test_a_pair_delivered_again_keeps_its_earliest_first_seen_and_latest_last_seen(spark):
+    """Before, the MERGE replaced the stored row with today's: a member without a register
+    time (seen at its delivery's midnight) moved its first_seen to every day the snapshot
+    brought it again, and a late-delivered older order moved last_seen back."""
+    from lakehouse.silver.identities import with_first_delivery
+
+    d1, d2 = dt.date(2026, 3, 1), dt.date(2026, 3, 2)
+    cols = (
+        "source string, record_key string, identifier_type string, identifier_value string, "
+        "first_seen timestamp, last_seen timestamp, delivery_date date"
+    )
+    at = lambda d, h=0: dt.datetime(2026, 3, d, h, tzinfo=UTC)  # noqa: E731
+    previous = spark.createDataFrame(
+        [
+            ("crm_members", "M1", "phone", "13911110001", at(1), at(1), d1, d1),
+            ("tmall_orders", "T1", "tmall_nick", "nick", at(1, 9), at(1, 9), d1, d1),
+        ],
+        f"{cols}, first_delivery_date date",
+    )
+    today = spark.createDataFrame(
+        [
+            ("crm_members", "M1", "phone", "13911110001", at(2), at(2), d2),
+            ("tmall_orders", "T1", "tmall_nick", "nick", at(1, 8), at(1, 8), d2),
+            ("crm_members", "M2", "phone", "13911110002", at(2), at(2), d2),
+        ],
+        cols,
+    )
+    got = with_first_delivery(today, previous)
+    assert got.columns == [*IDENTITY_COLUMNS, "first_delivery_date"]
+    rows = {r.record_key: (r.first_seen, r.last_seen, r.first_delivery_date) for r in got.collect()}
+    as_utc = lambda t: t.astimezone(UTC)  # noqa: E731
+    assert {k: (as_utc(f), as_utc(s), d) for k, (f, s, d) in rows.items()} == {
+        "M1": (at(1), at(2), d1),
+        "T1": (at(1, 8), at(1, 9), d1),
+        "M2": (at(2), at(2), d2),
+    }

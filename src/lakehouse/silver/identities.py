@@ -204,19 +204,29 @@ def identities(
 
 
 def with_first_delivery(found: DataFrame, previous: DataFrame | None) -> DataFrame:
-    """Add `first_delivery_date`: the delivery that first brought the (record, identifier) pair.
+    """Add `first_delivery_date`: the delivery that first brought the (record, identifier) pair;
+    keep the stored `first_seen` when earlier and `last_seen` when later.
 
     Why: the CRM delivers a full snapshot every day, so `delivery_date` moves for every member
     daily; One ID recomputes only what is new (a pair first delivered on its run date), and an
     unchanged member re-delivered must not count as new. `previous` is silver.identities as
-    stored (None before the first run); an earlier first delivery is kept.
+    stored (None before the first run); an earlier first delivery is kept. The MERGE replaces
+    a stored row with today's, so without this a record with no event time (seen at its
+    delivery's midnight) would move its `first_seen` to each day it is delivered again.
     """
     found = found.withColumn("first_delivery_date", F.col("delivery_date"))
     if previous is None:
         return found
-    earlier = previous.select(*IDENTITY_KEY, F.col("first_delivery_date").alias("_earlier"))
+    kept = {"first_seen": F.least, "last_seen": F.greatest}
+    kept = {c: pick for c, pick in kept.items() if c in found.columns and c in previous.columns}
+    earlier = previous.select(
+        *IDENTITY_KEY,
+        F.col("first_delivery_date").alias("_earlier"),
+        *[F.col(c).alias(f"_stored_{c}") for c in kept],
+    )
     return (
         found.join(earlier, IDENTITY_KEY, "left")
         .withColumn("first_delivery_date", F.least("_earlier", "first_delivery_date"))
-        .drop("_earlier")
+        .withColumns({c: pick(f"_stored_{c}", c) for c, pick in kept.items()})
+        .drop("_earlier", *[f"_stored_{c}" for c in kept])
     )
