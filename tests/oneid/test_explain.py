@@ -263,6 +263,40 @@ def test_shared_and_placeholder(spark, tables, oneid) -> None:
     assert "appear together" not in got  # no record carries both
 
 
+def test_a_suppression_the_config_no_longer_explains_says_so() -> None:
+    """Before, a value suppressed as shared at degree 3 under a limit of 2 read "seen with 3
+    distinct member_id values, more than the 5 allowed" once the limit was raised to 5, and a
+    value suppressed as a placeholder and then taken off the list was still "a placeholder
+    value (conf/oneid.yml)". Suppressed values stay suppressed: the message says that."""
+    raised = Facts(
+        "phone:P", "phone", "P", reason="shared", degree=3, neighbour_type="member_id", limit=5
+    )
+    assert why_not_linking(raised) == (
+        "phone:P is shared: seen with 3 distinct member_id values when it was suppressed; "
+        "conf/oneid.yml now allows 5, but a value once shared stays shared, so it links nothing"
+    )
+    unlisted = Facts("phone:P", "phone", "P", reason="placeholder", placeholder=False)
+    assert "no longer lists it, but a suppressed value stays suppressed" in why_not_linking(
+        unlisted
+    )
+    listed = Facts("phone:P", "phone", "P", reason="placeholder", placeholder=True)
+    assert (
+        why_not_linking(listed) == "phone:P is a placeholder value (conf/oneid.yml): it never links"
+    )
+
+
+def test_a_configured_placeholder_not_delivered_yet_is_a_placeholder(spark, tables, oneid) -> None:
+    """Before: "was never seen", though conf/oneid.yml says it never links, whatever it is
+    seen with. Listed values (any case, `any` scope) and patterns count."""
+    got = explain(spark, tables, oneid, "phone:13000000000", "email:TEST@Test.com")
+    assert "phone:13000000000 is a placeholder value (conf/oneid.yml)" in got
+    assert "email:test@test.com is a placeholder value (conf/oneid.yml)" in got
+    assert "never seen" not in got
+    got = explain(spark, tables, oneid, "phone:13999999999", "member_id:N/A")
+    assert "phone:13999999999 is a placeholder value" in got  # ^1[3-9](\d)\1{8}$
+    assert "member_id:N/A is a placeholder value" in got  # `any`: n/a, in any case
+
+
 def test_masked_and_never_seen(spark, tables, oneid) -> None:
     got = explain(spark, tables, oneid, "phone:139****5678", "email:Nobody@X.com")
     assert got == (

@@ -11,6 +11,7 @@ a one_id, the links of that one component, which the job keeps under `max_compon
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -65,6 +66,7 @@ class Facts:
     neighbour_type: str | None = None
     limit: int | None = None  # max_links of this type towards neighbour_type
     records: int = 0  # records of silver.identities carrying it
+    placeholder: bool = False  # conf/oneid.yml lists it (placeholders, placeholder_patterns)
 
     @property
     def identifier(self) -> Identifier | None:
@@ -139,16 +141,27 @@ def why_not_linking(facts: Facts) -> str | None:
         return (
             f"{facts.text} is masked or invalid: it normalises to nothing, so it is no identifier"
         )
-    if facts.reason == "placeholder":
+    if facts.reason == "placeholder" and not facts.placeholder:
+        return (
+            f"{facts.label} was suppressed as a placeholder value; conf/oneid.yml no longer "
+            "lists it, but a suppressed value stays suppressed: it never links"
+        )
+    if facts.reason == "placeholder" or (
+        facts.reason is None and facts.placeholder and facts.one_id is None
+    ):
         return f"{facts.label} is a placeholder value (conf/oneid.yml): it never links"
     if facts.reason == "store_phone":
         return f"{facts.label} is a store's own phone (stores master): it never links"
     if facts.reason is not None:
+        seen = f"seen with {facts.degree} distinct {facts.neighbour_type} values"
+        if facts.limit is not None and facts.degree is not None and facts.degree <= facts.limit:
+            return (
+                f"{facts.label} is {facts.reason}: {seen} when it was suppressed; "
+                f"conf/oneid.yml now allows {facts.limit}, but a value once shared stays "
+                "shared, so it links nothing"
+            )
         limit = "" if facts.limit is None else f", more than the {facts.limit} allowed"
-        return (
-            f"{facts.label} is {facts.reason}: seen with {facts.degree} distinct "
-            f"{facts.neighbour_type} values{limit}, so it links nothing"
-        )
+        return f"{facts.label} is {facts.reason}: {seen}{limit}, so it links nothing"
     if facts.one_id is not None:
         return None
     if not facts.records:
@@ -327,7 +340,16 @@ def _complete(
         neighbour_type=neighbour,
         limit=spec.limit_for(neighbour) if spec and neighbour else None,
         records=records.get(facts.identifier, 0),
+        placeholder=is_configured_placeholder(settings, *facts.identifier),
     )
+
+
+def is_configured_placeholder(settings: OneIdSettings, id_type: str, value: str) -> bool:
+    """`graph.is_placeholder` for one value: a configured value (any case) or pattern (found
+    anywhere in the value, as Spark's `rlike`) of its type or of `any`."""
+    listed = [v.lower() for t in (id_type, "any") for v in settings.placeholders.get(t, [])]
+    patterns = [p for t in (id_type, "any") for p in settings.placeholder_patterns.get(t, [])]
+    return value.lower() in listed or any(re.search(p, value) for p in patterns)
 
 
 def explain(
