@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -151,6 +151,49 @@ def _pos(
         f"S001,{till},{ticket},{line_no},{at},C1,{card},,6901234567892,{qty},"
         f"{amount},0.00,{amount},CASH,"
     )
+
+
+def test_a_late_pos_line_rung_before_the_others_joins_its_ticket(spark, settings_for, tmp_path):
+    """Before: the ticket summed with its late line 1 (rung at 10:00:05) took its time from that
+    line, older than the 10:00:07 silver held, so the MERGE kept the old ticket: silver.orders
+    said 80.00 while silver.order_lines held 100.00. The ticket was created when its first line
+    was rung and last changed when its last one was."""
+    root = tmp_path / "landing"
+    _deliver(root, D1, [], [])
+    _deliver(root, D2, [], [])
+    header = HEADERS[("pos_sales", "pos_S001")]
+    for day, lines in {
+        D1: [
+            _pos(2, 1, "50.00", at="2026/03/01 10:00:07"),
+            _pos(3, 1, "30.00", at="2026/03/01 10:00:09"),
+        ],
+        D2: [_pos(1, 1, "20.00", at="2026/03/01 10:00:05")],
+    }.items():
+        path = root / "pos_sales" / f"dt={day.isoformat()}" / f"pos_S001_{day:%Y%m%d}.csv"
+        path.write_bytes(("\ufeff" + "\n".join([header, *lines]) + "\n").encode())
+    settings = settings_for(root)
+    tables = Tables(spark, settings.warehouse)
+    _run(settings, spark, D1, SALES_JOBS)
+    _run(settings, spark, D2, {"bronze.pos_sales", "silver.sales"})
+    [ticket] = tables.read("silver", "orders").collect()
+    lines = tables.read("silver", "order_lines").collect()
+    assert sorted((r.line_no, str(r.line_amount)) for r in lines) == [
+        (1, "20.00"),
+        (2, "50.00"),
+        (3, "30.00"),
+    ]
+    assert (str(ticket.paid_amount), str(ticket.net_sales), ticket.total_units) == (
+        "100.00",
+        "100.00",
+        3,
+    )
+    shanghai = timezone(timedelta(hours=8))
+    rung = lambda s: datetime(2026, 3, 1, 10, 0, s, tzinfo=shanghai)  # noqa: E731
+    assert (ticket.created_at.astimezone(shanghai), ticket.updated_at.astimezone(shanghai)) == (
+        rung(5),
+        rung(9),
+    )
+    assert ticket._delivery_date == D2
 
 
 def test_a_pos_line_delivered_a_day_late_joins_its_ticket(spark, settings_for, tmp_path):

@@ -304,7 +304,10 @@ def pos_tickets(lines: DataFrame) -> DataFrame:
     Expects lines as `pos_lines` conforms them (typed, normalised).
 
     The lines may span deliveries (a line delivered after the rest of its ticket): the ticket
-    is the sum of them all, with the newest delivery's lineage.
+    is the sum of them all, with the newest delivery's lineage. It was created (and paid) when
+    its first line was rung and last changed when its last line was: a late line rung before
+    the others must not make the summed ticket older than the one silver holds, which the
+    MERGE (newest `updated_at` wins) would then keep, losing the line from the total.
 
     A line number delivered twice for one ticket (a key repeated with other content, a
     corrected file in the same delivery) counts once, in the version silver.order_lines keeps
@@ -342,6 +345,8 @@ def pos_tickets(lines: DataFrame) -> DataFrame:
         F.sum(F.when(F.col("quantity") > 0, F.col("line_amount"))).alias("_paid"),
         (-F.sum(F.when(F.col("quantity") < 0, F.col("line_amount")))).alias("_refunded"),
         F.sum("quantity").cast("int").alias("total_units"),
+        F.min("txn_at").alias("_first_rung"),
+        F.max("txn_at").alias("_last_rung"),
         F.max("member_card_no").alias("member_card_no"),
         F.max("member_phone").alias("buyer_phone"),
         F.max("member_phone_display").alias("buyer_phone_display"),
@@ -379,9 +384,9 @@ def pos_tickets(lines: DataFrame) -> DataFrame:
         F.lit(None).cast("string").alias("receiver_district"),
         F.lit(None).cast("string").alias("source_status"),
         F.when(paid, "COMPLETED").otherwise("REFUNDED").alias("status"),
-        F.col("txn_at").alias("created_at"),
-        F.col("txn_at").alias("paid_at"),
-        F.col("txn_at").alias("updated_at"),
+        F.coalesce("_first_rung", "txn_at").alias("created_at"),
+        F.coalesce("_first_rung", "txn_at").alias("paid_at"),
+        F.coalesce("_last_rung", "txn_at").alias("updated_at"),
         totals["gross_amount"].alias("gross_amount"),
         totals["discount_amount"].alias("discount_amount"),
         _zero().alias("shipping_amount"),
