@@ -437,3 +437,52 @@ def test_returned_goods_and_zero_weights_make_no_preference_and_bands_read_exact
         "Y": (None, None, None, None),
         "Z": ("男装", "木野", 150.0, "低价"),
     }
+
+
+def test_a_jd_or_mall_order_refunded_whole_weighs_nothing_in_the_price_band(spark):
+    """JD and mall lines report no refund. Before, a REFUNDED mall order kept its line at the
+    sold amount: Y's 1,000.00 item that came back made the average 550.00 (高价) beside a
+    100.00 POS purchase, and V, who kept nothing, got 1,000.00 and 高价. As the marts count
+    units, such an order's lines keep nothing, like a Tmall line refunded in full."""
+    from lakehouse.gold.people.portrait import behaviour, order_history, purchase_lines
+
+    from .conftest import AS_OF, CFG, ORDER_SCHEMA
+
+    sources = {"POS": "pos_sales", "MALL": "mall_orders", "JD": "jd_orders"}
+
+    def order(key, platform, status, paid, net, refunded, units):
+        store = "S0001" if platform == "POS" else f"{platform}:shop"
+        when = datetime(2026, 3, 5, 4, 0)
+        amounts = (Decimal(paid), Decimal(net), Decimal(refunded))
+        return (key, sources[platform], platform, store, date(2026, 3, 5), status, when,
+                *amounts, units, None, None, None)  # fmt: skip
+
+    orders = spark.createDataFrame(
+        [
+            order("M9", "MALL", "REFUNDED", "1000.00", "0.00", "1000.00", 1),
+            order("P4", "POS", "COMPLETED", "100.00", "100.00", "0.00", 1),
+            order("J9", "JD", "REFUNDED", "1000.00", "0.00", "1000.00", 1),
+        ],
+        ORDER_SCHEMA,
+    )
+    owner = {"M9": "Y", "P4": "Y", "J9": "V"}
+    mapping = spark.createDataFrame(
+        [(sources[o[2]], o[0], owner[o[0]]) for o in (r for r in orders.collect())],
+        "source string, record_key string, one_id string",
+    )
+    history = order_history(orders, mapping, AS_OF, CFG)
+    lines = spark.createDataFrame(
+        [
+            ("M9", "W", 1, Decimal("1000.00"), None, None),
+            ("P4", "M", 1, Decimal("100.00"), None, None),
+            ("J9", "W", 1, Decimal("1000.00"), None, None),
+        ],
+        "order_key string, sku_id string, quantity int, line_amount decimal(18,2), "
+        "refunded_quantity int, refunded_amount decimal(18,2)",
+    )
+    plines = purchase_lines(history, lines, _women_and_men(spark), "category_l1")
+    got = {
+        r.one_id: (r.avg_unit_price, r.price_band)
+        for r in behaviour(history, plines, CFG).collect()
+    }
+    assert got == {"Y": (100.0, "低价"), "V": (None, None)}

@@ -173,7 +173,8 @@ def purchase_lines(
     net sales shared among them by kept amount and the category and brand of the product's
     current version.
 
-    Why kept, not sold: an online line refunded in full is goods that came back; weighted by
+    Why kept, not sold: an online line refunded in full (on the line, or a JD / mall order
+    REFUNDED, whose lines report no refund) is goods that came back; weighted by
     its sold amount it would take the order's net sales and make the returned item the
     member's preferred category (the store marts weigh lines the same way). A POS line is kept
     as printed: a return is its own ticket with negative lines, taken here although it is no
@@ -181,17 +182,24 @@ def purchase_lines(
     """
     pos_return = (F.col("platform") == "POS") & (F.col("net_sales") < 0)
     purchases = history.where(F.col("is_purchase") | pos_return).select(
-        "one_id", "order_key", "platform", "net_sales"
+        "one_id", "order_key", "platform", "status", "net_sales"
     )
     current = products.where(F.col("valid_to").isNull()).select(
         "sku_id", F.col(category_level).alias("category"), "brand"
     )
     pos = F.col("platform") == "POS"
-    kept_amount = F.when(pos, F.col("line_amount")).otherwise(
-        F.col("line_amount") - F.coalesce(F.col("refunded_amount"), F.lit(0))
+    # JD and mall lines report no refund: an order of theirs REFUNDED came back whole (as the
+    # marts count its units, `common._units`); weighed as sold, it would set the price band.
+    refunded_whole = F.col("refunded_quantity").isNull() & (F.col("status") == "REFUNDED")
+    kept_amount = (
+        F.when(pos, F.col("line_amount"))
+        .when(refunded_whole, F.lit(0))
+        .otherwise(F.col("line_amount") - F.coalesce(F.col("refunded_amount"), F.lit(0)))
     )
-    kept_units = F.when(pos, F.col("quantity")).otherwise(
-        F.col("quantity") - F.coalesce(F.col("refunded_quantity"), F.lit(0))
+    kept_units = (
+        F.when(pos, F.col("quantity"))
+        .when(refunded_whole, F.lit(0))
+        .otherwise(F.col("quantity") - F.coalesce(F.col("refunded_quantity"), F.lit(0)))
     )
     by_order = Window.partitionBy("order_key")
     rows = (
