@@ -486,3 +486,53 @@ def test_a_jd_or_mall_order_refunded_whole_weighs_nothing_in_the_price_band(spar
         for r in behaviour(history, plines, CFG).collect()
     }
     assert got == {"Y": (100.0, "低价"), "V": (None, None)}
+
+
+def test_share_labels_compare_the_exact_share_not_the_rounded_one(spark):
+    """2 of 3 purchases on a weekend is 0.666…, shown as 0.6667. Before, a threshold of 0.6667
+    compared against the rounded share and called the member a weekend shopper."""
+    from lakehouse.gold.people.portrait import behaviour, order_history, purchase_lines
+
+    from .conftest import AS_OF, CFG, ORDER_SCHEMA
+
+    prefs = CFG.preferences.model_copy(
+        update={"weekend_share_min": 0.6667, "coupon_high_share": 0.6667}
+    )
+    cfg = CFG.model_copy(update={"preferences": prefs})
+
+    def order(key, day, coupon):  # 2026-03-07 and 03-08 are a Saturday and a Sunday
+        return (key, "pos_sales", "POS", "S0001", date(2026, 3, day), "COMPLETED",
+                datetime(2026, 3, day, 4), Decimal("10.00"), Decimal("10.00"), Decimal("0.00"),
+                1, coupon, None, None)  # fmt: skip
+
+    orders = spark.createDataFrame(
+        [
+            order("A1", 7, "C"),
+            order("A2", 8, "C"),
+            order("A3", 9, None),
+            order("B1", 7, "C"),
+            order("B2", 8, "C"),
+        ],
+        ORDER_SCHEMA,
+    )
+    mapping = spark.createDataFrame(
+        [("pos_sales", k, k[0]) for k in ("A1", "A2", "A3", "B1", "B2")],
+        "source string, record_key string, one_id string",
+    )
+    history = order_history(orders, mapping, AS_OF, cfg)
+    lines = spark.createDataFrame(
+        [],
+        "order_key string, sku_id string, quantity int, line_amount decimal(18,2), "
+        "refunded_quantity int, refunded_amount decimal(18,2)",
+    )
+    plines = purchase_lines(history, lines, _women_and_men(spark), "category_l1")
+    got = {
+        r.one_id: (r.weekend_share, r.shopper_type, r.coupon_share, r.coupon_sensitivity)
+        for r in behaviour(history, plines, cfg).collect()
+    }
+    weekday, weekend = prefs.weekday_label, prefs.weekend_label
+    medium, high = prefs.coupon_labels["medium"], prefs.coupon_labels["high"]
+    assert got == {
+        "A": (0.6667, weekday, 0.6667, medium),
+        "B": (1.0, weekend, 1.0, high),
+    }

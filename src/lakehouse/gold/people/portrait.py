@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import date
+from decimal import Decimal
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -266,6 +267,13 @@ def _ratio(part: Column, whole: Column) -> Column:
     return F.round(F.try_divide(part.cast("double"), whole.cast("double")), 4)
 
 
+def _share_at_least(part: Column, whole: Column, share: float) -> Column:
+    """part / whole >= share, exactly: the shown share is rounded to 4 places (2 of 3 shows
+    0.6667), and a threshold of 0.6667 must not take it for reached."""
+    exact = F.lit(Decimal(str(share))).cast("decimal(12,6)")
+    return part.cast("decimal(20,0)") >= exact * whole.cast("decimal(20,0)")
+
+
 def behaviour(history: DataFrame, plines: DataFrame, cfg: PeopleSettings) -> DataFrame:
     """Per one_id behaviour columns (buyers and people with any order)."""
     p = F.col("is_purchase")
@@ -341,6 +349,10 @@ def behaviour(history: DataFrame, plines: DataFrame, cfg: PeopleSettings) -> Dat
     for frame in frames:
         out = out.join(frame, "one_id", "left")
     prefs = cfg.preferences
+
+    def _at_least(part: Column, share: float) -> Column:
+        return _share_at_least(part, F.col("purchase_orders"), share)
+
     weekend_share = _ratio(F.col("_weekend"), F.col("purchase_orders"))
     coupon_share = _ratio(F.col("_coupon"), F.col("purchase_orders"))
     return out.select(
@@ -355,13 +367,15 @@ def behaviour(history: DataFrame, plines: DataFrame, cfg: PeopleSettings) -> Dat
         ],
         _band(F.col("_unit_price"), prefs.price_bands).alias("price_band"),
         weekend_share.alias("weekend_share"),
-        F.when(weekend_share >= prefs.weekend_share_min, prefs.weekend_label)
-        .when(weekend_share.isNotNull(), prefs.weekday_label)
+        F.when(weekend_share.isNull(), F.lit(None))
+        .when(_at_least(F.col("_weekend"), prefs.weekend_share_min), prefs.weekend_label)
+        .otherwise(prefs.weekday_label)
         .alias("shopper_type"),
         coupon_share.alias("coupon_share"),
-        F.when(coupon_share >= prefs.coupon_high_share, prefs.coupon_labels["high"])
-        .when(coupon_share >= prefs.coupon_medium_share, prefs.coupon_labels["medium"])
-        .when(coupon_share.isNotNull(), prefs.coupon_labels["low"])
+        F.when(coupon_share.isNull(), F.lit(None))
+        .when(_at_least(F.col("_coupon"), prefs.coupon_high_share), prefs.coupon_labels["high"])
+        .when(_at_least(F.col("_coupon"), prefs.coupon_medium_share), prefs.coupon_labels["medium"])
+        .otherwise(prefs.coupon_labels["low"])
         .alias("coupon_sensitivity"),
     )
 
