@@ -4,6 +4,10 @@ The universe is the truth's identifiers. Two of them form a true pair when one p
 a predicted pair when the identity map gives both the same one_id; an identifier the map does not
 hold (suppressed, never seen) is a singleton, so it costs recall, never precision. Counting pairs
 per group (n choose 2) keeps this an aggregation, with no pair ever materialised.
+
+An identifier the truth gives several owners (a family tablet's openid) counts once per owner:
+its owners' copies fall in one cluster, so they make a predicted pair that no person owns. The
+generator gives each identifier one owner; a truth that does not scores such values as misses.
 """
 
 from __future__ import annotations
