@@ -24,7 +24,7 @@ ORDERS_DDL = (
     "updated_at timestamp, paid_at timestamp, paid_amount decimal(18,2), "
     "gross_amount decimal(18,2), refunded_amount decimal(18,2), total_units int, "
     "shipping_amount decimal(18,2), _paid_at_read boolean, _shipping_read boolean, "
-    "_refund_read boolean"
+    "_refund_read boolean, net_sales decimal(18,2)"
 )
 
 
@@ -35,13 +35,17 @@ def _order(
     updated: str | None = None,
     shipping: str = "0.00",
     readable: tuple[bool | None, bool | None, bool | None] = (True, True, True),
+    platform: str = "MALL",
+    refunded: str = "0.00",
 ) -> tuple:
     created_at = dt.datetime.fromisoformat(created)
     updated_at = dt.datetime.fromisoformat(updated) if updated else created_at
     paid_at = dt.datetime.fromisoformat(paid) if paid else None
-    ten, zero = Decimal("10.00"), Decimal("0.00")
+    ten, refund = Decimal("10.00"), Decimal(refunded)
     fee = Decimal(shipping)
-    return (key, "MALL", "PAID", created_at, updated_at, paid_at, ten, ten, zero, 1, fee, *readable)
+    net = ten - fee - refund if paid_at else Decimal("0.00")
+    row = (key, platform, "PAID", created_at, updated_at, paid_at, ten, ten, refund, 1, fee)
+    return (*row, *readable, net)
 
 
 def test_limits_are_timestamps_in_utc():
@@ -98,6 +102,39 @@ def test_an_order_at_the_epoch_in_the_future_or_with_a_negative_fee_is_quarantin
         ("negative_shipping", "shipping_amount_plausible"),
         ("paid_2026_02_30", "paid_at_readable"),
         ("refund_na", "refunded_amount_readable"),
+    ]
+
+
+def test_a_tmall_or_mall_refund_above_what_was_paid_is_quarantined(spark):
+    """Before, 退款金额 150.00 on an order paid 110.00 with 10.00 shipping (shipping is never
+    refunded) published net sales of -50.00. Tmall and mall refund at most the goods paid;
+    JD's refund may hold a discount JD funded, and a POS return is a ticket of its own."""
+    paid = "2026-03-02 10:05:00"
+    orders = spark.createDataFrame(
+        [
+            _order("tmall_whole", "2026-03-02 10:00:00", paid, platform="TMALL", refunded="10.00"),
+            _order("tmall_over", "2026-03-02 10:00:00", paid, platform="TMALL", refunded="10.01"),
+            _order("mall_over", "2026-03-02 10:00:00", paid, refunded="12.00"),
+            _order("mall_unpaid", "2026-03-02 10:00:00", None, refunded="12.00"),
+            _order("jd_over", "2026-03-02 10:00:00", paid, platform="JD", refunded="20.00"),
+        ],
+        ORDERS_DDL,
+    )
+    parameters = sales_parameters(RUN_DATE, load_settings("local").silver.limits)
+    with run_gate(
+        orders,
+        "silver.orders",
+        key_columns=["order_key"],
+        run_id="r",
+        run_date=RUN_DATE,
+        parameters=parameters,
+    ) as outcome:
+        good = sorted(r.order_key for r in outcome.good.collect())
+        reasons = sorted((r.record_key, r.expectation) for r in outcome.quarantined.collect())
+    assert good == ["jd_over", "mall_unpaid", "tmall_whole"]
+    assert reasons == [
+        ("mall_over", "refund_not_above_goods_paid"),
+        ("tmall_over", "refund_not_above_goods_paid"),
     ]
 
 
