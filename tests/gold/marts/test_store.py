@@ -181,3 +181,14 @@ def test_a_store_that_drops_out_of_the_snapshot_is_not_open(spark):
     april_daily = daily.withColumn("business_date", F.add_months("business_date", 1))
     monthly = store_monthly(april_daily, None, orders, buyers, stores, [april])
     assert {r.store_code: r.comparable for r in monthly.collect()} == {"S1": True, "S5": False}
+    # S5 left the snapshot before the month's end: its month keeps the attributes it traded
+    # under (before: every one null, its sales in a null region and type).
+    march = store_monthly(daily, None, orders, buyers, stores, [D.replace(day=1)])
+    s5 = {r.store_code: r for r in march.collect()}["S5"]
+    assert (s5.store_type, s5.region, s5.floor_area_sqm, s5.comparable) == (
+        "DIRECT",
+        "East",
+        yuan(100),
+        False,
+    )
+    assert s5.sales_per_sqm is not None

@@ -212,7 +212,9 @@ def store_monthly(
     """One row per (month, store_code) for `months` (first days of months) from the store_daily
     rows of those months (`daily` must hold every day of them that has rows).
 
-    Store attributes: the version valid on the month's last day (or the latest day before it).
+    Store attributes: the version valid on the month's last day, or, for a store that left
+    the snapshot before it, the last version it had (a store gone at month end is still not
+    comparable).
     Repurchase rate: identified buyers (orders with a one_id and paid) with purchases on two
     or more business dates of the month at this store / identified buyers. Growth:
     (net_sales - previous month's) / previous month's, only for comparable stores (open for the
@@ -241,17 +243,32 @@ def store_monthly(
     ends = small_frame(spark, [(m,) for m in months], "month date").withColumn(
         "_end", _month_end(F.col("month"))
     )
+    # The latest version that began by month end: a store that left the snapshot before it
+    # (closed mid-month) keeps the attributes it traded under; one first listed later takes
+    # its first version (`valid_at`).
+    keys = sums.select(*MONTHLY_KEY).join(ends, "month")
+    began = (
+        keys.join(stores.select("store_code", F.col("valid_from").alias("_began")), "store_code")
+        .where(F.col("_began") <= F.col("_end"))
+        .groupBy(*MONTHLY_KEY)
+        .agg(F.max("_began").alias("_began"))
+    )
     current = (
-        sums.select(*MONTHLY_KEY)
-        .join(ends, "month")
+        keys.join(began, MONTHLY_KEY, "left")
+        .withColumn("_at", F.coalesce("_began", "_end"))
         .transform(
             lambda k: valid_at(
                 k,
                 stores,
                 ["store_code"],
-                "_end",
-                columns=[*STORE_ATTRIBUTES, "open_date", "close_date", "valid_from"],
+                "_at",
+                columns=[*STORE_ATTRIBUTES, "open_date", "close_date", "valid_from", "valid_to"],
             )
+        )
+        .withColumn(
+            "_held_at_end",
+            F.col("valid_from").isNotNull()
+            & (F.col("valid_to").isNull() | (F.col("valid_to") > F.col("_end"))),
         )
     )
     prev_rows = scoped.select(
@@ -278,7 +295,7 @@ def store_monthly(
                 "repeat_buyers": F.coalesce("repeat_buyers", F.lit(0)).cast("long"),
                 # a store out of the snapshot at month end has no dates to judge: not comparable
                 "comparable": F.coalesce(
-                    F.col("valid_from").isNotNull() & comparable(stores, F.col("month")),
+                    F.col("_held_at_end") & comparable(stores, F.col("month")),
                     F.lit(False),
                 ),
             }
