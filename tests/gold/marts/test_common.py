@@ -154,3 +154,43 @@ def test_a_run_recomputes_the_dates_of_tickets_a_pos_correction_took_lines_from(
     lines = spark.createDataFrame([("POS:S1:T2", d3)], "order_key string, _delivery_date date")
     ctx = JobContext(settings=None, spark=spark, tables=tables, run_date=d3, run_id="r")
     assert touched_dates(ctx, orders, lines, "store_daily") == [d1, d3]
+
+
+def test_a_run_recomputes_the_date_an_order_s_payment_moved_away_from(spark, tmp_path):
+    """TMALL:1 was paid on day 2 (in the mart's day 2); day 4's version says day 3. Before,
+    day 4 recomputed days 1 (creation), 3 and 4 only: day 2 kept its sales, counted twice, and
+    store_monthly's reconciliation with silver failed every later run. The business date the
+    order had before the day's first silver.sales run (Delta time travel) is recomputed too."""
+    import time
+    from datetime import datetime
+
+    from lakehouse.runtime import RUN_LOG, RUN_LOG_SCHEMA
+
+    d1, d2, d3, d4 = (D + timedelta(days=n) for n in range(4))
+    tables = Tables(spark, str(tmp_path))
+    spark.range(1).write.format("delta").save(tables.path("gold", "store_daily"))
+    schema = "order_key string, business_date date, created_at timestamp, _delivery_date date"
+    silver_orders = tables.path("silver", "orders")
+    spark.createDataFrame([("TMALL:1", d2, at(d1), d2)], schema).write.format("delta").save(
+        silver_orders
+    )
+    time.sleep(1.1)
+    started = datetime.now()
+    time.sleep(1.1)
+    now = spark.createDataFrame([("TMALL:1", d3, at(d1), d4)], schema)
+    now.write.format("delta").mode("overwrite").save(silver_orders)
+    row = ("silver.sales", d4, "r", "test", started, datetime.now(), 1.0, "SUCCEEDED")
+    spark.createDataFrame([(*row, 1, 1, 0, None, None, None)], RUN_LOG_SCHEMA).write.format(
+        "delta"
+    ).save(tables.path(*RUN_LOG))
+    lines = spark.createDataFrame([], "order_key string, _delivery_date date")
+    ctx = JobContext(settings=None, spark=spark, tables=tables, run_date=d4, run_id="r")
+    assert touched_dates(ctx, now, lines, "store_daily") == [d1, d2, d3, d4]
+    # Without a silver.sales run of the day (or a state before it), today's dates must do.
+    other = JobContext(settings=None, spark=spark, tables=tables, run_date=d3, run_id="r")
+    assert touched_dates(
+        other, now.withColumn("_delivery_date", F.lit(d3)), lines, "store_daily"
+    ) == [
+        d1,
+        d3,
+    ]

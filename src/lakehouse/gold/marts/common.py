@@ -6,6 +6,7 @@ Definitions here are the ones docs/metrics.md states; every mart reads them from
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
@@ -14,10 +15,12 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DecimalType
 
-from lakehouse.runtime import JobContext, JobError
+from lakehouse.runtime import RUN_LOG, JobContext, JobError
 from lakehouse.silver.normalise import shanghai_date
 from lakehouse.silver.sales_job import RELEASES, RETRACTIONS
 from lakehouse.silver.scd2 import valid_at
+
+log = logging.getLogger(__name__)
 
 MONEY = DecimalType(18, 2)
 TOTAL = DecimalType(28, 2)  # sums of MONEY
@@ -264,11 +267,49 @@ def touched_dates(ctx: JobContext, orders: DataFrame, lines: DataFrame, mart: st
         dates = hit.select("business_date").unionByName(
             hit.select(shanghai_date(F.col("created_at")).alias("business_date"))
         )
+        dates = dates.unionByName(_dates_before_the_run(ctx, changed))
         if ctx.tables.exists("silver", RETRACTIONS):
             retracted = ctx.tables.read("silver", RETRACTIONS).where(F.col("retracted_on") == day)
             dates = dates.unionByName(retracted.select("business_date"))
     found = {r[0] for r in dates.where(F.col("business_date").isNotNull()).distinct().collect()}
     return sorted(d for d in found | {ctx.run_date} if d <= ctx.run_date)
+
+
+def _dates_before_the_run(ctx: JobContext, changed: DataFrame) -> DataFrame:
+    """business_date of the `changed` orders in silver.orders as it stood before the run
+    date's first silver.sales run (Delta time travel to that run's start in ops.run_log); none
+    when there was no such run or that state can no longer be read (vacuumed, before the
+    table existed).
+
+    Why: a version whose payment time moved to another day (a corrected payment time, a
+    presale's final payment) takes its sales away from the old business date, and only the
+    version it replaced still says which date that was: the mart's old slice would keep them,
+    counted twice, and store_monthly's reconciliation with silver would fail every later run.
+    """
+    none = changed.sparkSession.createDataFrame([], "business_date date")
+    t = ctx.tables
+    if not (t.exists(*RUN_LOG) and t.exists("silver", "orders")):
+        return none
+    started = (
+        t.read(*RUN_LOG)
+        .where((F.col("job") == "silver.sales") & (F.col("run_date") == F.lit(ctx.run_date)))
+        .agg(F.date_format(F.min("start_time"), "yyyy-MM-dd HH:mm:ss.SSS"))
+        .first()[0]
+    )
+    if started is None:
+        return none
+    try:
+        before = (
+            ctx.spark.read.format("delta")
+            .option("timestampAsOf", started)
+            .load(t.path("silver", "orders"))
+        )
+        moved = before.join(changed, "order_key", "left_semi").select("business_date")
+        found = [(r[0],) for r in moved.distinct().collect()]
+    except Exception as exc:  # the state before the run is gone: today's dates must do
+        log.warning("silver.orders as of %s cannot be read: %s", started, exc)
+        return none
+    return changed.sparkSession.createDataFrame(found, "business_date date")
 
 
 def month_start(d: date) -> date:
