@@ -153,6 +153,44 @@ def _pos(
     )
 
 
+def test_a_pos_return_naming_no_ticket_is_kept_and_flagged(spark, settings_for, tmp_path):
+    """Before, a return whose orig_ticket_no named no ticket of its store (another store's,
+    a mistyped number) was published with nothing to say so. It is kept (the goods came
+    back) and flagged `unknown_original_ticket`, like an unknown SKU; a return of a ticket
+    silver holds, or of one the same delivery brings, is not."""
+    root = tmp_path / "landing"
+    _deliver(root, D1, [], [])
+    _deliver(root, D2, [], [])
+    header = HEADERS[("pos_sales", "pos_S001")]
+
+    def line(ticket: str, qty: int, amount: str, orig: str = "") -> str:
+        at = "2026/03/02 11:00:00" if orig else "2026/03/01 10:00:00"
+        price = amount.lstrip("-")
+        return f"S001,P1,{ticket},1,{at},C1,,,6901234567892,{qty},{price},0.00,{amount},CASH,{orig}"
+
+    for day, lines in {
+        D1: [line("T0001", 1, "10.00")],
+        D2: [
+            line("T0002", 1, "20.00"),
+            line("R0001", -1, "-10.00", orig="T0001"),  # a ticket silver holds
+            line("R0002", -1, "-20.00", orig="T0002"),  # a ticket of the same delivery
+            line("R0003", -1, "-30.00", orig="T9999"),  # no such ticket
+        ],
+    }.items():
+        path = root / "pos_sales" / f"dt={day.isoformat()}" / f"pos_S001_{day:%Y%m%d}.csv"
+        path.write_bytes(("\ufeff" + "\n".join([header, *lines]) + "\n").encode())
+    settings = settings_for(root)
+    tables = Tables(spark, settings.warehouse)
+    _run(settings, spark, D1, SALES_JOBS)
+    _run(settings, spark, D2, {"bronze.pos_sales", "silver.sales"})
+    kept = {r.order_key for r in tables.read("silver", "order_lines").collect()}
+    assert {"POS:S001:R0001", "POS:S001:R0002", "POS:S001:R0003"} <= kept
+    flagged = tables.read("silver", "quarantine").where("expectation = 'unknown_original_ticket'")
+    assert [(r.table, r.record_key, r.value) for r in flagged.collect()] == [
+        ("silver.order_lines", "POS:S001:R0003:1", "POS:S001:T9999")
+    ]
+
+
 def test_a_late_pos_line_rung_before_the_others_joins_its_ticket(spark, settings_for, tmp_path):
     """Before: the ticket summed with its late line 1 (rung at 10:00:05) took its time from that
     line, older than the 10:00:07 silver held, so the MERGE kept the old ticket: silver.orders

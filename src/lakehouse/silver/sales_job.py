@@ -209,6 +209,23 @@ def _unmapped(df: DataFrame, table: str, flag: str, column: str, reason: str, ct
     )
 
 
+def _returns_naming_no_ticket(lines: DataFrame, known: DataFrame) -> DataFrame:
+    """POS return lines with `_original_known`: whether the ticket they return (same store,
+    `orig_ticket_no`) is one silver holds or this delivery brings.
+
+    Why: a return naming a ticket that is nowhere (another store's, a mistyped number) is a
+    code that maps to nothing; like an unknown SKU it is kept (the goods came back) and says
+    so in silver.quarantine (`unknown_original_ticket`), rather than pass unnoticed.
+    """
+    originals = known.select(F.col("order_key").alias("_original")).distinct()
+    return (
+        lines.where(F.col("orig_order_key").isNotNull())
+        .join(originals, F.col("orig_order_key") == F.col("_original"), "left")
+        .withColumn("_original_known", F.col("_original").isNotNull())
+        .drop("_original")
+    )
+
+
 def build_sales(ctx: JobContext) -> JobResult:
     """Conform, gate, reconcile and publish one day's orders and order lines."""
     cfg = ctx.settings.silver
@@ -730,6 +747,7 @@ def _commit(ctx, cfg, frames, quarantined, bronze, held, corrections=None) -> Jo
     tables = ctx.tables
     order_rows, order_latest, line_rows, lines_good = frames
     order_gate, line_gate, orphaned, removed, duplicates = quarantined
+    returns = _returns_naming_no_ticket(lines_good, known_orders(ctx, [order_rows]))
     stats = line_rows.agg(
         F.count(F.lit(1)).alias("total"), F.count_if(~F.col("sku_mapped")).alias("unmapped")
     ).first()
@@ -820,6 +838,14 @@ def _commit(ctx, cfg, frames, quarantined, bronze, held, corrections=None) -> Jo
         _orphans(orphaned, ctx),
         _unmapped(
             line_rows, "silver.order_lines", "sku_mapped", "platform_sku_code", "unknown_sku", ctx
+        ),
+        _unmapped(
+            returns,
+            "silver.order_lines",
+            "_original_known",
+            "orig_order_key",
+            "unknown_original_ticket",
+            ctx,
         ),
         # Every line of a ticket from an unknown store says so, not only the first.
         _unmapped(
