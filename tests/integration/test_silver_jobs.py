@@ -146,11 +146,32 @@ def _pos(
     ticket: str = "T0001",
     till: str = "P1",
     at: str = "2026/03/01 10:00:00",
+    orig: str = "",
 ) -> str:
+    """One pos_S001 line; a return (orig set) has a negative amount at a positive unit price."""
+    price = amount.lstrip("-")
     return (
         f"S001,{till},{ticket},{line_no},{at},C1,{card},,6901234567892,{qty},"
-        f"{amount},0.00,{amount},CASH,"
+        f"{price},0.00,{amount},CASH,{orig}"
     )
+
+
+def _pos_days(
+    spark, settings_for, tmp_path, days: dict[date, list[str]]
+) -> tuple[Tables, dict[str, JobResult]]:
+    """Store S001's POS files of D1 and D2 (`days`), the sales jobs run on both; the tables
+    and day 2's results."""
+    root = tmp_path / "landing"
+    _deliver(root, D1, [], [])
+    _deliver(root, D2, [], [])
+    header = HEADERS[("pos_sales", "pos_S001")]
+    for day, lines in days.items():
+        path = root / "pos_sales" / f"dt={day.isoformat()}" / f"pos_S001_{day:%Y%m%d}.csv"
+        path.write_bytes(("\ufeff" + "\n".join([header, *lines]) + "\n").encode())
+    settings = settings_for(root)
+    _run(settings, spark, D1, SALES_JOBS)
+    results = _run(settings, spark, D2, {"bronze.pos_sales", "silver.sales"})
+    return Tables(spark, settings.warehouse), results
 
 
 def test_a_pos_return_naming_no_ticket_is_kept_and_flagged(spark, settings_for, tmp_path):
@@ -158,31 +179,17 @@ def test_a_pos_return_naming_no_ticket_is_kept_and_flagged(spark, settings_for, 
     a mistyped number) was published with nothing to say so. It is kept (the goods came
     back) and flagged `unknown_original_ticket`, like an unknown SKU; a return of a ticket
     silver holds, or of one the same delivery brings, is not."""
-    root = tmp_path / "landing"
-    _deliver(root, D1, [], [])
-    _deliver(root, D2, [], [])
-    header = HEADERS[("pos_sales", "pos_S001")]
-
-    def line(ticket: str, qty: int, amount: str, orig: str = "") -> str:
-        at = "2026/03/02 11:00:00" if orig else "2026/03/01 10:00:00"
-        price = amount.lstrip("-")
-        return f"S001,P1,{ticket},1,{at},C1,,,6901234567892,{qty},{price},0.00,{amount},CASH,{orig}"
-
-    for day, lines in {
-        D1: [line("T0001", 1, "10.00")],
+    back = "2026/03/02 11:00:00"
+    days = {
+        D1: [_pos(1, 1, "10.00")],
         D2: [
-            line("T0002", 1, "20.00"),
-            line("R0001", -1, "-10.00", orig="T0001"),  # a ticket silver holds
-            line("R0002", -1, "-20.00", orig="T0002"),  # a ticket of the same delivery
-            line("R0003", -1, "-30.00", orig="T9999"),  # no such ticket
+            _pos(1, 1, "20.00", ticket="T0002"),
+            _pos(1, -1, "-10.00", ticket="R0001", at=back, orig="T0001"),  # silver holds it
+            _pos(1, -1, "-20.00", ticket="R0002", at=back, orig="T0002"),  # in the delivery
+            _pos(1, -1, "-30.00", ticket="R0003", at=back, orig="T9999"),  # no such ticket
         ],
-    }.items():
-        path = root / "pos_sales" / f"dt={day.isoformat()}" / f"pos_S001_{day:%Y%m%d}.csv"
-        path.write_bytes(("\ufeff" + "\n".join([header, *lines]) + "\n").encode())
-    settings = settings_for(root)
-    tables = Tables(spark, settings.warehouse)
-    _run(settings, spark, D1, SALES_JOBS)
-    _run(settings, spark, D2, {"bronze.pos_sales", "silver.sales"})
+    }
+    tables, _ = _pos_days(spark, settings_for, tmp_path, days)
     kept = {r.order_key for r in tables.read("silver", "order_lines").collect()}
     assert {"POS:S001:R0001", "POS:S001:R0002", "POS:S001:R0003"} <= kept
     flagged = tables.read("silver", "quarantine").where("expectation = 'unknown_original_ticket'")
@@ -196,23 +203,14 @@ def test_a_late_pos_line_rung_before_the_others_joins_its_ticket(spark, settings
     line, older than the 10:00:07 silver held, so the MERGE kept the old ticket: silver.orders
     said 80.00 while silver.order_lines held 100.00. The ticket was created when its first line
     was rung and last changed when its last one was."""
-    root = tmp_path / "landing"
-    _deliver(root, D1, [], [])
-    _deliver(root, D2, [], [])
-    header = HEADERS[("pos_sales", "pos_S001")]
-    for day, lines in {
+    days = {
         D1: [
             _pos(2, 1, "50.00", at="2026/03/01 10:00:07"),
             _pos(3, 1, "30.00", at="2026/03/01 10:00:09"),
         ],
         D2: [_pos(1, 1, "20.00", at="2026/03/01 10:00:05")],
-    }.items():
-        path = root / "pos_sales" / f"dt={day.isoformat()}" / f"pos_S001_{day:%Y%m%d}.csv"
-        path.write_bytes(("\ufeff" + "\n".join([header, *lines]) + "\n").encode())
-    settings = settings_for(root)
-    tables = Tables(spark, settings.warehouse)
-    _run(settings, spark, D1, SALES_JOBS)
-    _run(settings, spark, D2, {"bronze.pos_sales", "silver.sales"})
+    }
+    tables, _ = _pos_days(spark, settings_for, tmp_path, days)
     [ticket] = tables.read("silver", "orders").collect()
     lines = tables.read("silver", "order_lines").collect()
     assert sorted((r.line_no, str(r.line_amount)) for r in lines) == [
@@ -242,12 +240,8 @@ def test_a_pos_line_delivered_a_day_late_joins_its_ticket(spark, settings_for, t
     A ticket number used again (by another till, or on another day) is another sale, not a
     new version: before, T0002 of day 2 replaced day 1's sale and T0003 kept one of two
     tills' sales, both silently. Now the reusing lines are held in quarantine."""
-    root = tmp_path / "landing"
-    _deliver(root, D1, [], [])
-    _deliver(root, D2, [], [])
-    header = HEADERS[("pos_sales", "pos_S001")]
     day2 = "2026/03/02 11:00:00"
-    for day, lines in {
+    days = {
         D1: [
             _pos(1, 1, "10.00", card="C-9"),
             _pos(2, 2, "20.00"),
@@ -261,13 +255,8 @@ def test_a_pos_line_delivered_a_day_late_joins_its_ticket(spark, settings_for, t
             _pos(1, 1, "7.00", ticket="T0003", at=day2),
             _pos(1, 1, "8.00", ticket="T0003", till="P2", at=day2),
         ],
-    }.items():
-        path = root / "pos_sales" / f"dt={day.isoformat()}" / f"pos_S001_{day:%Y%m%d}.csv"
-        path.write_bytes(("\ufeff" + "\n".join([header, *lines]) + "\n").encode())
-    settings = settings_for(root)
-    tables = Tables(spark, settings.warehouse)
-    _run(settings, spark, D1, SALES_JOBS)
-    results = _run(settings, spark, D2, {"bronze.pos_sales", "silver.sales"})
+    }
+    tables, results = _pos_days(spark, settings_for, tmp_path, days)
     tickets = {r.order_key: r for r in tables.read("silver", "orders").collect()}
     assert sorted(tickets) == ["POS:S001:T0001", "POS:S001:T0002"]
     ticket = tickets["POS:S001:T0001"]

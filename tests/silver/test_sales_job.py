@@ -48,6 +48,22 @@ def _order(
     return (*row, *readable, net)
 
 
+def _gated_orders(orders) -> tuple[list[str], list[tuple[str, str]]]:
+    """The silver.orders gate with conf's limits: the good keys, (key, rule) quarantined."""
+    parameters = sales_parameters(RUN_DATE, load_settings("local").silver.limits)
+    with run_gate(
+        orders,
+        "silver.orders",
+        key_columns=["order_key"],
+        run_id="r",
+        run_date=RUN_DATE,
+        parameters=parameters,
+    ) as outcome:
+        good = sorted(r.order_key for r in outcome.good.collect())
+        reasons = sorted((r.record_key, r.expectation) for r in outcome.quarantined.collect())
+    return good, reasons
+
+
 def test_limits_are_timestamps_in_utc():
     # The run date's end in Shanghai (16:00 UTC) plus 24 hours of tolerance.
     assert future_limit(RUN_DATE, 24) == "2026-03-03 16:00:00"
@@ -81,17 +97,8 @@ def test_an_order_at_the_epoch_in_the_future_or_with_a_negative_fee_is_quarantin
         ],
         ORDERS_DDL,
     )
-    parameters = sales_parameters(RUN_DATE, load_settings("local").silver.limits)
-    with run_gate(
-        orders,
-        "silver.orders",
-        key_columns=["order_key"],
-        run_id="r",
-        run_date=RUN_DATE,
-        parameters=parameters,
-    ) as outcome:
-        assert sorted(r.order_key for r in outcome.good.collect()) == ["ok", "old_but_real"]
-        reasons = sorted((r.record_key, r.expectation) for r in outcome.quarantined.collect())
+    good, reasons = _gated_orders(orders)
+    assert good == ["ok", "old_but_real"]
     assert reasons == [
         ("changed_in_2099", "updated_not_in_future"),
         ("epoch", "created_not_before_earliest_date"),
@@ -120,17 +127,7 @@ def test_a_tmall_or_mall_refund_above_what_was_paid_is_quarantined(spark):
         ],
         ORDERS_DDL,
     )
-    parameters = sales_parameters(RUN_DATE, load_settings("local").silver.limits)
-    with run_gate(
-        orders,
-        "silver.orders",
-        key_columns=["order_key"],
-        run_id="r",
-        run_date=RUN_DATE,
-        parameters=parameters,
-    ) as outcome:
-        good = sorted(r.order_key for r in outcome.good.collect())
-        reasons = sorted((r.record_key, r.expectation) for r in outcome.quarantined.collect())
+    good, reasons = _gated_orders(orders)
     assert good == ["jd_over", "mall_unpaid", "tmall_whole"]
     assert reasons == [
         ("mall_over", "refund_not_above_goods_paid"),
