@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lakehouse.quality.results import DQ_RESULTS, DQ_RESULTS_SCHEMA
-from lakehouse.report.build import build_report, data_quality, default_report_path
+from lakehouse.report.build import build_report, bundles, data_quality, default_report_path
 from lakehouse.runtime import RUN_LOG, RUN_LOG_SCHEMA
 from lakehouse.spark import small_frame
 from lakehouse.tables import Tables
@@ -80,3 +80,78 @@ def test_a_page_of_an_earlier_day_says_which_sections_show_a_later_state(spark, 
     tables.append(small_frame(spark, rows, RUN_LOG_SCHEMA), *RUN_LOG)
     assert "run up to 2026-03-31" in build_report(tables, D).subtitle
     assert "run up to" not in build_report(tables, date(2026, 3, 31)).subtitle
+
+
+def _log(job: str, day: date, status: str = "SUCCEEDED"):
+    at = datetime(2026, 4, 2, 1)
+    return (job, day, "r", "local", at, at, 1.0, status, 0, 0, 0, None, None, None)
+
+
+def test_each_audience_has_its_own_verdict_and_quarantine_hits_count_only_caught_rows(
+    spark, tmp_path
+):
+    """Before: three audiences made on one day were 'checks = 3' of one table and only the last
+    one's verdict showed, hiding an earlier audience's failed rule; rows_caught added the rows
+    of warn rules (which stayed) to those the quarantine rules caught."""
+    tables = Tables(spark, str(tmp_path / "warehouse"))
+    warn = _check("r1", "silver.orders", "c", True, datetime(2026, 3, 6, 1))
+    warn = (*warn[:6], "warn", *warn[7:13], 5, *warn[14:])
+    caught = _check("r1", "silver.orders", "a", False, datetime(2026, 3, 6, 1))
+    caught = (*caught[:6], "quarantine", *caught[7:])
+    rows = [
+        _check("audience-vip-0123456789ab", "gold.audiences", "a", False, datetime(2026, 3, 6, 1)),
+        _check("audience-新客-abcdefabcdef", "gold.audiences", "a", True, datetime(2026, 3, 6, 2)),
+        _check("audience-新客-aaaaaaaaaaaa", "gold.audiences", "a", True, datetime(2026, 3, 6, 3)),
+        warn,
+        caught,
+    ]
+    tables.append(small_frame(spark, rows, DQ_RESULTS_SCHEMA), *DQ_RESULTS)
+
+    verdicts, problems = data_quality(tables, D).split("Rules that did not pass")
+
+    # checks, rules, passed, failed
+    assert _row(verdicts, "gold.audiences (vip)")[:4] == ["1", "1", "0", "1"]
+    assert _row(verdicts, "gold.audiences (新客)")[:4] == ["2", "1", "1", "0"]  # a rerun
+    assert "gold.audiences (vip)" in problems
+    # rules, passed, failed, warnings, quarantining, quarantine_hits
+    assert _row(verdicts, "silver.orders")[1:] == ["2", "1", "0", "0", "1", "3"]
+
+
+def test_bundles_show_the_days_rules_or_say_why_there_are_none(spark, tmp_path):
+    """Before: a day whose gold.bundles slice was empty, or which gold.bundles never ran for,
+    showed the day before's rules as the day's."""
+    tables = Tables(spark, str(tmp_path / "warehouse"))
+    earlier = date(2026, 3, 4)
+    rules = spark.createDataFrame(
+        [("sku", ["A"], ["B"], 0.5, 0.8, 2.0, 10, earlier)],
+        "level string, antecedent array<string>, consequent array<string>, support double, "
+        "confidence double, lift double, baskets long, as_of date",
+    )
+    tables.append(rules, "gold", "bundles")
+
+    assert "A" in bundles(tables, earlier) and "<table>" in bundles(tables, earlier)
+    page = bundles(tables, D)
+    assert "<table>" not in page
+    assert f"gold.bundles has not run for {D} (its newest rules are of {earlier})" in page
+
+    tables.append(small_frame(spark, [_log("gold.bundles", D)], RUN_LOG_SCHEMA), *RUN_LOG)
+    assert f"No rule passed the thresholds on {D}" in bundles(tables, D)
+
+
+def test_the_subtitle_follows_the_gold_state_tables_not_bronze_or_silver(spark, tmp_path):
+    """Before: bronze run for a later day made the page say members showed that day's state,
+    while gold had failed; and a page of a day gold never reached said nothing."""
+    tables = Tables(spark, str(tmp_path / "warehouse"))
+    rows = [
+        _log("gold.member_portrait", date(2026, 3, 4)),
+        _log("gold.member_portrait", D, "FAILED"),
+        _log("bronze.pos_sales", date(2026, 3, 6)),
+        _log("silver.sales", D),
+    ]
+    tables.append(small_frame(spark, rows, RUN_LOG_SCHEMA), *RUN_LOG)
+
+    subtitle = build_report(tables, D).subtitle
+    assert "2026-03-06" not in subtitle
+    assert "run only up to 2026-03-04" in subtitle and f"not {D}'s" in subtitle
+    assert "run up to" not in build_report(tables, date(2026, 3, 4)).subtitle
+    assert "only up to" not in build_report(tables, date(2026, 3, 4)).subtitle

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 from lakehouse.report import html
@@ -55,3 +56,17 @@ def test_page_is_self_contained():
     text = page.render()
     assert text.startswith("<!DOCTYPE html>")
     assert "<script" not in text and "http://" not in text.replace("http://www.w3.org/2000/svg", "")
+
+
+def test_line_chart_keeps_a_negative_day_inside_the_plot():
+    """Before: the y axis started at 0, so a day of returns above sales was drawn below the
+    chart (cy=340 in a 260-high picture) and an all-negative series thousands of pixels off."""
+    for series in (
+        {"POS": [(date(2026, 3, 1), 100.0), (date(2026, 3, 2), -50.0)]},
+        {"POS": [(date(2026, 3, 1), -10.0), (date(2026, 3, 2), -50.0)]},
+    ):
+        out = html.line_chart(series, height=260)
+        ys = [float(v) for v in re.findall(r'cy="([-0-9.]+)"', out)]
+        assert len(ys) == 2 and all(0 <= v <= 260 for v in ys), ys
+        assert ys[1] > ys[0]  # the lower value lower on the page
+        assert "-50" in out  # the axis labels reach it

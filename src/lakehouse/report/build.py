@@ -19,8 +19,11 @@ from lakehouse.tables import Tables
 
 TREND_DAYS = 30
 VERDICT_COLUMNS = (
-    "table", "checks", "rules", "passed", "failed", "warnings", "quarantining", "rows_caught",
+    "table", "checks", "rules", "passed", "failed", "warnings", "quarantining", "quarantine_hits",
 )  # fmt: skip
+# The daily jobs whose tables hold only their latest run's state (not one slice per day).
+STATE_JOBS = ("gold.member_portrait", "gold.store_marts", "gold.campaign_performance")
+AUDIENCE_CHECK = r"^audience-(.+)-[0-9a-f]{12}$"  # lakehouse.gold.people.audience's run ids
 
 
 def _rows(df: DataFrame, limit: int | None = None) -> list[dict]:
@@ -114,10 +117,12 @@ def bundles(tables: Tables, run_date: date) -> str:
     if missing := _missing(tables, "gold", "bundles", "gold.bundles"):
         return missing
     df = tables.read("gold", "bundles")
-    if "as_of" in df.columns:  # one slice per run: the newest up to the report's day
-        df = df.where(F.col("as_of") <= F.lit(run_date))
-        newest = df.agg(F.max("as_of")).first()[0]
-        df = df.where(F.col("as_of") == F.lit(newest))
+    if "as_of" in df.columns:  # one slice per run: the report's day's, never an earlier one
+        newest = df.where(F.col("as_of") <= F.lit(run_date)).agg(F.max("as_of")).first()[0]
+        df = df.where(F.col("as_of") == F.lit(run_date))
+        if newest != run_date and not _succeeded(tables, "gold.bundles", run_date):
+            earlier = f" (its newest rules are of {newest})" if newest else ""
+            return html.note(f"gold.bundles has not run for {run_date}{earlier}.")
     columns = _present(
         df, ["level", "antecedent", "consequent", "support", "confidence", "lift", "baskets"]
     )
@@ -127,7 +132,9 @@ def bundles(tables: Tables, run_date: date) -> str:
         for key in ("antecedent", "consequent"):
             if isinstance(r.get(key), list):
                 r[key] = " + ".join(map(str, r[key]))
-    return html.table(rows, columns) if rows else html.note("No rule passed the thresholds.")
+    if not rows:
+        return html.note(f"No rule passed the thresholds on {run_date}.")
+    return html.table(rows, columns)
 
 
 def campaigns(tables: Tables, run_date: date) -> str:
@@ -161,7 +168,19 @@ def campaigns(tables: Tables, run_date: date) -> str:
 def data_quality(tables: Tables, run_date: date) -> str:
     if missing := _missing(tables, "ops", "dq_results", "a gated job"):
         return missing
-    checks = tables.read("ops", "dq_results").where(F.col("run_date") == F.lit(run_date))
+    # Each audience is checked under its own run: "gold.audiences (vip)" is one subject and
+    # "gold.audiences (lapsed)" another, not a rerun of it.
+    audience = F.regexp_extract("run_id", AUDIENCE_CHECK, 1)
+    checks = (
+        tables.read("ops", "dq_results")
+        .where(F.col("run_date") == F.lit(run_date))
+        .withColumn(
+            "table",
+            F.when(audience != "", F.format_string("%s (%s)", "table", audience)).otherwise(
+                F.col("table")
+            ),
+        )
+    )
     # A rerun (run-all resuming after a failure, run-layer twice) checks a table again: the day's
     # verdict is its latest check; earlier ones are counted, not added up.
     latest = checks.groupBy("table").agg(
@@ -169,6 +188,7 @@ def data_quality(tables: Tables, run_date: date) -> str:
         F.count_distinct("run_id").alias("checks"),
     )
     df = checks.join(latest, ["table", "run_id"])
+    caught = ~F.col("success") & (F.col("policy") == "quarantine")
     per_table = _rows(
         df.groupBy("table", "checks")
         .agg(
@@ -176,8 +196,12 @@ def data_quality(tables: Tables, run_date: date) -> str:
             F.count_if(F.col("success")).alias("passed"),
             F.count_if(~F.col("success") & (F.col("policy") == "fail")).alias("failed"),
             F.count_if(~F.col("success") & (F.col("policy") == "warn")).alias("warnings"),
-            F.count_if(~F.col("success") & (F.col("policy") == "quarantine")).alias("quarantining"),
-            F.coalesce(F.sum("failing_rows"), F.lit(0)).alias("rows_caught"),
+            F.count_if(caught).alias("quarantining"),
+            # Rows the quarantine rules caught, per rule (a row two rules catch counts twice):
+            # not warn rules' rows, which stayed, nor a failed gate's, which nothing published.
+            F.coalesce(F.sum(F.when(caught, F.col("failing_rows"))), F.lit(0)).alias(
+                "quarantine_hits"
+            ),
         )
         .orderBy("table")
     )
@@ -234,28 +258,40 @@ SECTIONS: tuple[tuple[str, Callable[[Tables, date], str]], ...] = (
 )
 
 
-def later_run(tables: Tables, run_date: date) -> date | None:
-    """The latest day a daily job succeeded for, when it is after `run_date` (ops.maintenance
-    changes what no table holds, so its run date says nothing of their state)."""
+def _succeeded(tables: Tables, job: str, run_date: date) -> bool:
+    if not tables.exists("ops", "run_log"):
+        return False
+    log = tables.read("ops", "run_log")
+    return not log.where(
+        (F.col("job") == job) & (F.col("run_date") == F.lit(run_date))
+        & (F.col("status") == "SUCCEEDED")
+    ).isEmpty()  # fmt: skip
+
+
+def state_day(tables: Tables) -> date | None:
+    """The latest day a gold job of the latest-state tables (STATE_JOBS) succeeded for: the day
+    the members, the month's store ranking and campaign ROI show, whatever bronze or silver have
+    run since (they change none of those tables)."""
     if not tables.exists("ops", "run_log"):
         return None
-    latest = (
+    return (
         tables.read("ops", "run_log")
-        .where((F.col("status") == "SUCCEEDED") & ~F.col("job").startswith("ops."))
+        .where((F.col("status") == "SUCCEEDED") & F.col("job").isin(*STATE_JOBS))
         .agg(F.max("run_date"))
         .first()[0]
     )
-    return latest if latest is not None and latest > run_date else None
 
 
 def build_report(tables: Tables, run_date: date, env: str = "local") -> html.Page:
     subtitle = f"warehouse {tables.warehouse} · env {env}"
-    if later := later_run(tables, run_date):
-        # Sales, bundles and data quality are read for the day; the portrait, the month's store
-        # totals and campaign figures are tables of their latest run's state only.
+    # Sales, bundles and data quality are read for the day; the portrait, the month's store
+    # totals and campaign figures are tables of their latest run's state only.
+    state = state_day(tables)
+    if state is not None and state != run_date:
+        when = "up to" if state > run_date else "only up to"
         subtitle += (
-            f" · the tables have been run up to {later}: members, the month's store ranking "
-            f"and campaign ROI show that state, not {run_date}'s"
+            f" · the gold tables have been run {when} {state}: members, the month's store "
+            f"ranking and campaign ROI show that state, not {run_date}'s"
         )
     page = html.Page(title=f"lakehouse daily report {run_date}", subtitle=subtitle)
     for title, section in SECTIONS:

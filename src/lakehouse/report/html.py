@@ -131,21 +131,25 @@ def line_chart(
     height: int = 260,
     label: str = "",
 ) -> str:
-    """One line per series over dates (a point per day), with a y axis from 0."""
+    """One line per series over dates (a point per day), with a y axis that includes 0.
+
+    A day's net sales can be negative (returns above sales): the axis reaches down to it.
+    """
     points = [p for values in series.values() for p in values]
     if not points:
         return note("No data for this chart.")
     days = sorted({d for d, _ in points})
     top = max(max(float(v) for _, v in points), 0.0)
+    bottom = min(min(float(v) for _, v in points), 0.0)
     left, right, upper, lower = 70, width - 10, 10, height - 30
     x_of = {d: left + (i / max(len(days) - 1, 1)) * (right - left) for i, d in enumerate(days)}
-    y = _scale(0.0, top, lower, upper)
+    y = _scale(bottom, top, lower, upper)
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'role="img" aria-label="{escape(label)}">'
     ]
     for k in range(5):
-        value = top * k / 4
+        value = bottom + (top - bottom) * k / 4
         yy = y(value)
         out.append(f'<line x1="{left}" x2="{right}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#eee"/>')
         out.append(f'<text x="{left - 6}" y="{yy + 4:.1f}" text-anchor="end">{value:,.0f}</text>')

@@ -31,6 +31,7 @@ from lakehouse.spark import small_frame
 from lakehouse.tables import Tables
 
 LAYER = "gold"
+AUDIENCE_RUN = "audience-"  # run ids of audience gates: audience-<name>-<12 hex digits>
 NAME = re.compile(r"^[\w\-\u4e00-\u9fff]{1,64}$")
 
 
@@ -165,7 +166,8 @@ def create(
     selected = chosen.count()
     count = members.count()
     contactable = tables.read(LAYER, "member_portrait").where(~F.col("marketing_opt_out"))
-    run_id, run_date = f"audience-{uuid.uuid4().hex[:12]}", as_of or date.today()
+    # The name is in the run id: the report tells one audience's check from another's rerun.
+    run_id, run_date = f"{AUDIENCE_RUN}{name}-{uuid.uuid4().hex[:12]}", as_of or date.today()
     summary = small_frame(
         spark,
         [(name, where, count, as_of, created_at)],
