@@ -243,3 +243,31 @@ def test_apply_scd2_products_history_idempotency_corrections_and_older_snapshots
         ("SKU-2", Decimal("10.00")),
         ("SKU-4", Decimal("7.00")),
     ]
+
+
+def test_an_older_day_rerun_cannot_overwrite_a_later_snapshot_that_changed_nothing(spark, tmp_path):
+    """Before: day 3 confirmed day 2's cost (42) and so wrote nothing; day 2 run again with 41
+    was taken for 'today's job again', rewound and applied: 41 stayed open through day 3."""
+    path = str(tmp_path / "products_history")
+
+    def apply(day, cost, **kwargs):
+        snap = _products(spark, day, ("SKU-1", cost))
+        return apply_scd2(
+            spark, path, snap, PRODUCT_KEY, PRODUCT_TRACKED, "snapshot_date", **kwargs
+        )
+
+    assert apply(D1, "40.00") == {"inserted": 1, "closed": 0}
+    assert apply(D2, "42.00") == {"inserted": 1, "closed": 1}
+    assert apply(D3, "42.00") == {"inserted": 0, "closed": 0}
+    with pytest.raises(ValueError, match=r"latest full snapshot applied \(2026-03-03"):
+        apply(D2, "41.00")
+    assert apply(D2, "42.00") == {"inserted": 0, "closed": 0}  # a backfill that agrees: fine
+    history = spark.read.format("delta").load(path).where("is_current")
+    assert [(r.unit_cost, r.valid_from) for r in history.collect()] == [(Decimal("42.00"), D2)]
+
+    # Day 3 again with a change is today's run: a new version from day 3, nothing rewound.
+    assert apply(D3, "43.00") == {"inserted": 1, "closed": 1}
+    # A partial snapshot (close_missing=False) says nothing of the records it lacks, so it
+    # does not move the mark: day 4's partial file leaves day 3 open to a corrected run.
+    assert apply(date(2026, 3, 4), "43.00", close_missing=False) == {"inserted": 0, "closed": 0}
+    assert apply(D3, "44.00") == {"inserted": 1, "closed": 1}

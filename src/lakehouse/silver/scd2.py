@@ -44,6 +44,9 @@ ACTION = "_scd2_action"  # 'insert' (open a version) or 'close' (end the open ve
 INSERT = "insert"
 CLOSE = "close"
 _MERGE_PREFIX = "_merge_"
+# Table property: the latest as-of of a full snapshot applied, changes or not. A day that
+# changed nothing writes no version, yet its snapshot said what held on it.
+APPLIED_THROUGH = "lakehouse.scd2.applied_through"
 
 
 def attribute_hash(cols: Sequence[str | Column]) -> Column:
@@ -226,9 +229,11 @@ def apply_scd2(
       snapshot) → that day's changes are rewound first (versions opened that day deleted,
       versions closed that day re-opened, in one commit) and the day is applied again. A run
       killed between the two commits leaves the state before the day; a re-run completes it;
-    - as-of earlier than the latest change and a different state → ValueError. Applying it
-      would have to rewrite the later history; restore the table (Delta RESTORE / time
-      travel) to a version before that date and apply the snapshots again in date order.
+    - as-of earlier than the latest change, or than the latest full snapshot applied (the
+      table property `lakehouse.scd2.applied_through`, kept even when that snapshot changed
+      nothing), and a different state → ValueError. Applying it would have to rewrite the
+      later history; restore the table (Delta RESTORE / time travel) to a version before that
+      date and apply the snapshots again in date order.
 
     An empty snapshot (a header-only file) changes nothing: no delivery is no evidence that
     every record disappeared. `close_missing` and `keep_open` work as in `scd2_changes`: pass
@@ -274,11 +279,14 @@ def apply_scd2(
             attribute_hash(tracked).alias(ATTR_HASH),
         ).write.format("delta").mode("errorifexists").save(path)
         faults.after_write(path)
+        if close_missing and rows:
+            _mark_applied(spark, path, as_of, None)
         return {"inserted": rows, "closed": 0}
     if rows == 0:
         return {"inserted": 0, "closed": 0}
 
     table = DeltaTable.forPath(spark, path)
+    applied = table.detail().first()["properties"].get(APPLIED_THROUGH)
     history = table.toDF()
     # One job: the latest change date in the table, and how many keys differ from its state.
     mismatched = _state_mismatches(history, snapshot, key, tracked, as_of, close_missing, keep_open)
@@ -290,7 +298,17 @@ def apply_scd2(
     )
     latest, differing = (probe["latest"], probe["differing"]) if probe else (None, 0)
     if differing == 0:  # the history already says what the snapshot says
+        if close_missing:
+            _mark_applied(spark, path, as_of, applied)
         return {"inserted": 0, "closed": 0}
+    if applied is not None and str(as_of) < applied and (latest is None or as_of >= latest):
+        raise ValueError(
+            f"{path}: the snapshot as of {as_of} is older than the latest full snapshot applied "
+            f"({applied}, which changed nothing and so opened no version) and differs from the "
+            f"history's state at {as_of} in {differing} key(s); history is appended in date "
+            f"order only. Restore the table to a version before {as_of} and apply the "
+            f"snapshots from {as_of} on again"
+        )
     if latest is not None and as_of <= latest:
         if as_of < latest:
             raise ValueError(
@@ -343,12 +361,22 @@ def apply_scd2(
         .first()
     )
     faults.after_write(path)
+    if close_missing:
+        _mark_applied(spark, path, as_of, applied)
     if metrics is None:  # pragma: no cover - Delta always returns one metrics row
         return {"inserted": 0, "closed": 0}
     return {
         "inserted": int(metrics["num_inserted_rows"]),
         "closed": int(metrics["num_updated_rows"]),
     }
+
+
+def _mark_applied(spark: SparkSession, path: str, as_of: Any, applied: str | None) -> None:
+    """Move `APPLIED_THROUGH` on to `as_of` (never back: a backfill re-run confirms the past)."""
+    if applied is not None and str(as_of) <= applied:
+        return
+    table = "delta.`" + path.replace("`", "``") + "`"
+    spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ('{APPLIED_THROUGH}' = '{as_of}')")
 
 
 def valid_at(
