@@ -901,6 +901,35 @@ def test_a_header_only_stores_file_closes_no_store_and_a_quarantined_one_stays_o
     # code's flag record (before: 4).
     assert third["silver.master"].rows_quarantined == 3
 
+    # D4's own files are header only and a correction of D3's arrives beside them: it describes
+    # D3, not D4 (before: taken for D4's whole snapshot, it closed S002, S004 and SKU-2).
+    d4, stamp3 = D3 + timedelta(days=1), D3.strftime("%Y%m%d")
+    folder = root / "master" / f"dt={d4.isoformat()}"
+    folder.mkdir(parents=True)
+    product_header = HEADERS[("master", "products")]
+    for name, header in (
+        ("stores", STORES_HEADER),
+        ("products", product_header),
+        ("sku_mapping", "platform,platform_sku_code,sku_id"),
+    ):
+        (folder / f"{name}_{d4.strftime('%Y%m%d')}.csv").write_text(header + "\n", "utf-8")
+    (folder / f"stores_{stamp3}_2.csv").write_text(f"{STORES_HEADER}\n{_store('S001')}\n", "utf-8")
+    (folder / f"products_{stamp3}_2.csv").write_text(
+        f"{product_header}\nSKU-1,6901234567892,T恤,B,服装,女装,T恤,100.00,40.00,2025-01-01,ACTIVE\n",
+        "utf-8",
+    )
+    _run(settings, spark, d4, {"bronze.master", "silver.master"})
+    assert ("S002", "None", True) in physical() and ("S004", "None", True) in physical()
+    products = {
+        (r.sku_id, r.valid_to, r.is_current) for r in tables.read("silver", "products").collect()
+    }
+    assert products == {("SKU-1", None, True), ("SKU-2", None, True)}
+    held = tables.read("silver", "quarantine").where(F.col("run_date") == F.lit(d4)).collect()
+    assert {(r.record_key.rsplit("/", 1)[-1], r.expectation) for r in held} == {
+        (f"stores_{stamp3}_2.csv:2", "superseded_in_delivery"),
+        (f"products_{stamp3}_2.csv:2", "superseded_in_delivery"),
+    }
+
 
 def _jd(modified: str, items: list[tuple[str, str, str]], line_state: str = "FINISHED_L") -> str:
     """One JD order record at version `modified`: items are (skuId, jdPrice, itemTotal)."""

@@ -108,7 +108,7 @@ def latest_line(df: DataFrame, key: Sequence[str], order: Sequence[Column] = ())
     return ranked.where(~F.col("_has_key") | (F.col("_rank") == 1)).drop("_has_key", "_rank")
 
 
-def newest_snapshot_files(bronze: DataFrame) -> DataFrame:
+def newest_snapshot_files(bronze: DataFrame, newest_named: dt.date | None = None) -> DataFrame:
     """The rows of a delivery's newest-dated files (`_file_date`, from the file name).
 
     Why: a full snapshot replaces the one before it. A corrected file of an earlier day
@@ -116,8 +116,14 @@ def newest_snapshot_files(bronze: DataFrame) -> DataFrame:
     this one: taken into today's snapshot, it would reopen what today's file no longer lists.
     Its lines are not published (the history of an earlier day is not rewritten; see
     `scd2.apply_scd2`) and are quarantined as superseded. Rows of a file without a date are kept.
+
+    `newest_named` is the newest date a file of the delivery names, rows or not: a header-only
+    `stores_<d>.csv` has no row to say it came, and without it the correction of d-1 would be
+    taken for the day's whole snapshot (every store it does not list closed).
     """
     newest = F.max("_file_date").over(Window.partitionBy("_delivery_date"))
+    if newest_named is not None:
+        newest = F.greatest(newest, F.lit(newest_named))
     return (
         bronze.withColumn("_newest_file_date", newest)
         .where(F.col("_file_date").isNull() | (F.col("_file_date") == F.col("_newest_file_date")))

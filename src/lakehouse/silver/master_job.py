@@ -15,10 +15,14 @@ corrected file of an earlier day delivered beside today's (`master.newest_snapsh
 
 from __future__ import annotations
 
+import datetime as dt
+
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from lakehouse.bronze.ingest import file_date
+from lakehouse.bronze.job import FILES, INGESTED
 from lakehouse.quality.gate import raise_if_failed, run_gate
 from lakehouse.quality.results import record_results
 from lakehouse.runtime import JobContext, JobResult
@@ -99,13 +103,38 @@ def build_master(ctx: JobContext) -> JobResult:
             df.unpersist()
 
 
+def _newest_file_dates(ctx: JobContext, datasets: list[str]) -> dict[str, dt.date]:
+    """The newest date each dataset's files of the run date's delivery name, from
+    bronze.ingested_files: it lists a header-only file, which lands no row in bronze."""
+    if not ctx.tables.exists("bronze", FILES):
+        return {}
+    files = (
+        ctx.tables.read("bronze", FILES)
+        .where(
+            (F.col("delivery_date") == F.lit(ctx.run_date))
+            & (F.col("status") == INGESTED)
+            & F.col("dataset").isin(*datasets)
+        )
+        .select("dataset", "file_name")
+        .collect()
+    )
+    newest: dict[str, dt.date] = {}
+    for f in files:
+        named = file_date(ctx.settings.dataset(f.dataset)[1], f.file_name)
+        if named is not None:
+            day = dt.date.fromisoformat(named)
+            newest[f.dataset] = max(newest.get(f.dataset, day), day)
+    return newest
+
+
 def _master(ctx: JobContext, bronze: dict[str, DataFrame]) -> JobResult:
     tables, spark = ctx.tables, ctx.spark
     common = {"run_id": ctx.run_id, "run_date": ctx.run_date}
     unique = {d: df.where(F.col("_duplicate_of").isNull()) for d, df in bronze.items()}
     # Today's snapshot is the newest-dated files'; lines of an earlier day's correction are
     # superseded (superseded_lines compares every unique line with the snapshot).
-    newest = {d: master.newest_snapshot_files(df) for d, df in unique.items()}
+    named = _newest_file_dates(ctx, list(unique))
+    newest = {d: master.newest_snapshot_files(df, named.get(d)) for d, df in unique.items()}
 
     products = master.products_snapshot(newest["products"], with_checks=True)
     stores = master.stores_snapshot(newest["stores"], with_checks=True)
@@ -177,7 +206,7 @@ def _master(ctx: JobContext, bronze: dict[str, DataFrame]) -> JobResult:
                 master.STORE_KEY,
                 master.STORE_TRACKED,
                 "snapshot_date",
-                close_missing=not bronze["stores"].isEmpty(),
+                close_missing=not newest["stores"].isEmpty(),
                 keep_open=_kept_open(ctx, "stores", stores, gates[1].good, master.STORE_KEY),
             ),
         }
