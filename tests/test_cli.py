@@ -174,3 +174,22 @@ def test_a_report_of_a_remote_warehouse_without_out_exits_2_before_a_session_sta
     monkeypatch.setattr(cli, "_session", lambda *a, **k: pytest.fail("a session was started"))
     assert cli.main(["report", "--run-date", "2026-03-01"]) == 2
     assert "is not on this machine's disk" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("warehouse", "out", "message"),
+    [
+        ("hdfs:/lakehouse", None, "is not on this machine's disk"),  # before: ./hdfs:/lakehouse
+        ("/tmp/wh", "s3a://bucket/r/report.html", "written to this machine's disk"),
+    ],
+)
+def test_a_report_that_would_land_in_a_local_folder_named_after_a_uri_exits_2(
+    monkeypatch, capsys, warehouse, out, message
+):
+    """Before: `hdfs:/x` (Hadoop's own spelling of hdfs:///x) was taken for a relative local
+    folder, and `--out s3a://...` wrote the page to ./s3a:/... saying it went to S3."""
+    monkeypatch.setenv("LAKEHOUSE_WAREHOUSE", warehouse)
+    monkeypatch.setattr(cli, "_session", lambda *a, **k: pytest.fail("a session was started"))
+    args = ["report", "--run-date", "2026-03-01", *(["--out", out] if out else [])]
+    assert cli.main(args) == 2
+    assert message in capsys.readouterr().err

@@ -16,6 +16,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType, _parse_datatype_string
 
+from lakehouse import privacy
 from lakehouse.config import load_settings
 from lakehouse.gold.people.pii import salted_hash
 from lakehouse.maintenance import LISTING_PARALLELISM, RETENTION_CHECK
@@ -31,6 +32,7 @@ from lakehouse.privacy import (
     clean_files,
     combine,
     extra_spellings,
+    fs_path,
     hash_spellings,
     log_record,
     parse_target,
@@ -745,3 +747,53 @@ def test_an_identifier_one_id_has_not_linked_yet_is_erased_with_the_person_its_r
     assert "not linked by One ID yet" in person.notes[-1]
     with pytest.raises(ErasureError, match=r"2 different one_ids .*OID_X, OID_Z"):
         resolve(spark, tables, Target(identifiers=(("phone", "13912345670"),)))
+
+
+class _Listed:
+    def __init__(self, path: str):
+        self.path = path
+
+    def getPath(self):  # Hadoop's LocatedFileStatus, Path
+        return self
+
+    def toString(self):
+        return self.path
+
+
+class _Listing:
+    def __init__(self, paths: list[str]):
+        self.items = [_Listed(p) for p in paths]
+
+    def hasNext(self):
+        return bool(self.items)
+
+    def next(self):
+        return self.items.pop(0)
+
+
+class _QualifyingFs:
+    """A Hadoop file system as HDFS is: it lists qualified paths (hdfs://nn:8020/...)."""
+
+    def exists(self, path):
+        return True
+
+    def makeQualified(self, path):
+        return _Listed("hdfs://nn:8020/lh")
+
+    def listFiles(self, path, recursive):
+        return _Listing(
+            [
+                "hdfs://nn:8020/lh/silver/m/part-0.snappy.parquet",
+                "hdfs://nn:8020/lh/silver/m/_delta_log/00000000000000000000.json",
+            ]
+        )
+
+
+def test_files_of_a_warehouse_spelled_without_its_namenode_are_found(monkeypatch):
+    """Before: under hdfs:///lh (the README's spelling) Hadoop's qualified listing matched no
+    table root, so the erasure rewrote no history and its proof scanned nothing: 'verified'."""
+    monkeypatch.setattr(privacy, "_hadoop_fs", lambda spark, path: (_QualifyingFs(), path))
+    files = privacy.list_files(None, "hdfs:///lh")
+    found = table_files(files, fs_path("hdfs:///lh/silver/m"))
+    assert found.data == ["hdfs:///lh/silver/m/part-0.snappy.parquet"]
+    assert found.log_text == ["hdfs:///lh/silver/m/_delta_log/00000000000000000000.json"]

@@ -552,11 +552,11 @@ def _check_before_session(args: argparse.Namespace, settings: Settings) -> None:
             salt(settings.gold.people)
         except JobError as exc:
             raise ConfigError(str(exc)) from None
-    if args.command == "report" and not args.out:
-        from lakehouse.report import default_report_path
+    if args.command == "report":
+        from lakehouse.report.build import local_report_path
 
         try:
-            default_report_path(settings.warehouse, args.run_date)
+            local_report_path(settings.warehouse, args.run_date, args.out)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     if args.command in GATED_COMMANDS:

@@ -385,9 +385,13 @@ def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+# A URI as Hadoop takes one: a scheme, a colon, a slash (s3a://b/x, hdfs:///x, hdfs:/x, file:/x).
+URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]+:/")
+
+
 def _resolve(path: str, root: Path) -> str:
     """Relative local paths are relative to the project root; URIs (s3a://, hdfs://) stay."""
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]+:/", path):  # s3a://b/x, hdfs:///x, file:/x
+    if URI.match(path):
         return path
     expanded = Path(os.path.expanduser(path))
     return str(expanded if expanded.is_absolute() else (root / expanded).resolve())

@@ -820,10 +820,16 @@ def list_files(spark: SparkSession, root: str) -> list[str]:
     fs, hpath = _hadoop_fs(spark, root)
     if not fs.exists(hpath):
         return []
+    # Hadoop lists qualified paths (hdfs://nn:8020/lakehouse/...) whatever the spelling of
+    # `root` (hdfs:///lakehouse): spell them under `root`, as table_files matches them.
+    qualified = str(fs.makeQualified(hpath).toString()).rstrip("/")
     found = []
     it = fs.listFiles(hpath, True)
     while it.hasNext():
-        found.append(str(it.next().getPath().toString()))
+        listed = str(it.next().getPath().toString())
+        if listed.startswith(qualified + "/"):
+            listed = root.rstrip("/") + listed[len(qualified) :]
+        found.append(listed)
     return sorted(found)
 
 

@@ -45,7 +45,7 @@ from pyspark.sql.types import (
     _parse_datatype_string,
 )
 
-from lakehouse.config import Settings
+from lakehouse.config import URI, Settings
 
 SCALA_VERSION = "2.13"
 DELTA_CONF = {
@@ -214,10 +214,14 @@ def session_conf(spark: SparkSession, values: Mapping[str, str]) -> Iterator[Non
 
 
 def local_path(location: str) -> Path | None:
-    """A local folder for `location`, or None for a remote file system (hdfs://, s3a://)."""
+    """A local folder for `location`, or None for a remote file system (hdfs://, s3a://).
+
+    `hdfs:/x` is as remote as `hdfs:///x` (Hadoop prints the one for the other): the same test
+    as the config's (`config.URI`), so no URI becomes a relative folder named `hdfs:`.
+    """
     if location.startswith("file:"):
         return Path(re.sub(r"^file:(//)?", "", location))
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", location):
+    if URI.match(location):
         return None
     return Path(location)
 

@@ -148,3 +148,20 @@ def test_gold_never_quarantines():
     settings = quality_settings({"default": "quarantine"})
     gold = SUITE.__class__(name="gold.store_daily", rules=SUITE.rules, document=SUITE.document)
     assert set(resolve_policies(settings, gold).values()) == {"fail"}
+
+
+def test_a_data_docs_dir_on_a_remote_file_system_stays_a_uri():
+    """Before: s3a://b/dq became the local folder <root>/s3a:/b/dq and the docs were written
+    there, where quality.md says docs on s3a:// or hdfs:// are skipped with a warning."""
+    from pathlib import Path
+
+    from lakehouse.spark import local_path
+
+    settings = quality_settings({"data_docs": {"dir": "s3a://b/dq"}})
+    settings = settings.model_copy(update={"root": Path("/r")})
+    assert settings.docs_dir("/wh") == "s3a://b/dq"
+    assert local_path(settings.docs_dir("/wh")) is None
+    relative = quality_settings({"data_docs": {"dir": "docs/dq"}}).model_copy(
+        update={"root": Path("/r")}
+    )
+    assert relative.docs_dir("/wh") == "/r/docs/dq"

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from lakehouse.config import ConfigError, default_conf_dir
+from lakehouse.config import URI, ConfigError, default_conf_dir
 
 if TYPE_CHECKING:
     from lakehouse.quality.suite import Suite
@@ -94,6 +94,8 @@ class QualitySettings(_Strict):
     def docs_dir(self, warehouse: str) -> str:
         """Where data docs go: `data_docs.dir` (relative to the project root) or the warehouse."""
         if self.data_docs.dir:
+            if URI.match(self.data_docs.dir):  # s3a://, hdfs://: kept, so the docs step skips it
+                return self.data_docs.dir
             path = Path(os.path.expanduser(self.data_docs.dir))
             if not path.is_absolute() and self.root is not None:
                 path = self.root / path

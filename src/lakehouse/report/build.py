@@ -314,11 +314,25 @@ def default_report_path(warehouse: str, run_date: date) -> Path:
     return folder / "_reports" / f"report-{run_date}.html"
 
 
+def local_report_path(warehouse: str, run_date: date, out: str | Path | None) -> Path:
+    """`out`, or the default place; ValueError for a URI (`s3a://b/r.html` would become the
+    relative folder `s3a:`, and the page would stay on this machine under a remote name)."""
+    if out is None or str(out) == "":
+        return default_report_path(warehouse, run_date)
+    local = local_path(str(out))
+    if local is None:
+        raise ValueError(
+            f"--out {out}: the report is written to this machine's disk; give a local file "
+            "and copy it where it should go"
+        )
+    return local
+
+
 def write_report(
     tables: Tables, run_date: date, out: str | Path | None, env: str = "local"
 ) -> Path:
     """Write the page (default `<warehouse>/_reports/report-<date>.html`); return its path."""
-    path = Path(out) if out else default_report_path(tables.warehouse, run_date)
+    path = local_report_path(tables.warehouse, run_date, out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(build_report(tables, run_date, env).render(), encoding="utf-8")
     return path
