@@ -191,3 +191,23 @@ def test_jobs_replacing_their_own_rows_of_one_partition_side_by_side_both_land(
     got = sorted((r.tbl, r.n) for r in tables.read("silver", "q").collect())
     assert got == [("members", 3)] * 3 + [("sales", 3)] * 3 + [("seed", 0)]
     print("conflicts retried:", sum("concurrent write" in r.message for r in caplog.records))
+
+
+def test_a_table_the_catalog_spells_otherwise_is_not_dropped_and_created_again(
+    spark, tmp_path, monkeypatch
+):
+    """The catalog keeps the qualified location (hdfs:///lh is kept as hdfs://nn:8020/lh; here
+    a double slash is kept as one). Before: every new session's first write found 'another'
+    location and dropped and re-created the table, which tasks sharing a metastore race on."""
+    from lakehouse import tables as tables_module
+
+    warehouse = Tables(spark, f"{tmp_path}//wh")
+    df = spark.createDataFrame([("A", 1, date(2026, 3, 1), "x")], DDL)
+    warehouse.append(df, "silver", "spelled")
+    monkeypatch.setattr(tables_module, "_registered", {})  # a new session writing it again
+    statements: list[str] = []
+    real = spark.sql
+    monkeypatch.setattr(spark, "sql", lambda q, *a, **k: statements.append(q) or real(q, *a, **k))
+    warehouse.append(df, "silver", "spelled")
+    assert not [q for q in statements if q.startswith(("DROP", "CREATE TABLE"))], statements
+    assert spark.table("silver.spelled").count() == 2

@@ -244,7 +244,11 @@ class Tables:
             return
         self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {layer}")
         if self.spark.catalog.tableExists(ident):
-            if _registered_location(self.spark, ident) == _normalise(path):
+            registered = _registered_location(self.spark, ident)
+            # The catalog keeps the qualified location (hdfs://nn:8020/lh/...) of a warehouse
+            # spelled hdfs:///lh: the same table, not one to drop and create again (which
+            # parallel tasks sharing a metastore would race on).
+            if registered in (_normalise(path), _normalise(_qualified(self.spark, path))):
                 _registered[(session, ident)] = path
                 return
             self.spark.sql(f"DROP TABLE {ident}")
@@ -263,6 +267,14 @@ def _normalise(location: str) -> str:
         if location.startswith(prefix):
             return location[len(prefix) :].rstrip("/")
     return location.rstrip("/")
+
+
+def _qualified(spark: SparkSession, location: str) -> str:
+    """`location` as the file system qualifies it (scheme and authority filled in)."""
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(location)
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    return str(fs.makeQualified(path).toString())
 
 
 def _registered_location(spark: SparkSession, ident: str) -> str | None:
