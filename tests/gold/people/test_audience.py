@@ -12,6 +12,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from lakehouse.gold.people import audience
+from lakehouse.gold.people.settings import TagCatalog
 from lakehouse.gold.people.tags import catalog_frame, tag_values
 from lakehouse.quality.gate import GateFailed
 from lakehouse.tables import Tables
@@ -122,3 +123,47 @@ def test_create_excludes_opted_out_and_export(spark, people_world, settings_for,
         audience.export(spark, tables, settings, "buyers", "FAX")
     with pytest.raises(audience.AudienceError, match="no audience 'ghost'"):
         audience.export(spark, tables, settings, "ghost", "SMS")
+
+
+def _with_tags(settings, tags: list[dict]):
+    """`settings` with conf/tags.yml's catalog replaced by `tags`."""
+    return settings.model_copy(update={"tags": TagCatalog.model_validate(tags)})
+
+
+def _published_world(spark, people_world, settings) -> Tables:
+    """Portrait, tags and catalog of AS_OF in a fresh warehouse, as the day's jobs leave them."""
+    tables = Tables(spark, settings.warehouse)
+    tables.replace_where(people_world["portrait"], "gold", "member_portrait", "true")
+    tags = tag_values(list(settings.tags), people_world["portrait"], people_world["history"], AS_OF)
+    tables.replace_where(tags, "gold", "member_tags", "true")
+    _publish_catalog(tables, settings, AS_OF)
+    return tables
+
+
+def test_create_refuses_tags_added_or_changed_since_member_tags(spark, people_world, settings_for):
+    # Before: only the catalog's day was checked, so a tag added to conf/tags.yml after the
+    # day's gold.member_tags read null for every member, and both `vip_plus` and
+    # `NOT vip_plus` gave an empty audience, exit 0.
+    settings = settings_for()
+    tables = _published_world(spark, people_world, settings)
+    vip = {
+        "code": "vip_plus",
+        "name_cn": "超级会员",
+        "name_en": "VIP plus",
+        "category": "价值 value",
+        "expr": "level = 'GOLD'",
+        "type": "boolean",
+    }
+    added = _with_tags(settings, [*(t.model_dump() for t in settings.tags), vip])
+    for where in ("vip_plus", "NOT vip_plus"):
+        with pytest.raises(
+            audience.AudienceError,
+            match=re.escape(f"vip_plus (new): run gold.member_tags for {AS_OF} again"),
+        ):
+            audience.create(spark, tables, added, "vip", where)
+    # a changed definition holds the old definition's values: refused as well
+    first, *rest = (t.model_dump() for t in settings.tags)
+    changed = _with_tags(settings, [first | {"expr": "'x'"}, *rest])
+    with pytest.raises(audience.AudienceError, match=re.escape(f"{first['code']} (changed)")):
+        audience.create(spark, tables, changed, "vip", "true")
+    assert not tables.exists("gold", "audiences")

@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.config import Settings
 from lakehouse.gold.people import pii
+from lakehouse.gold.people.settings import TagCatalog
 from lakehouse.gold.people.tags import pivot_tags, sql_error
 from lakehouse.quality.gate import raise_if_failed, run_gate
 from lakehouse.quality.results import record_results
@@ -76,7 +77,7 @@ def selection_view(tables: Tables, settings: Settings) -> DataFrame:
     portrait = tables.read(LAYER, "member_portrait")
     catalog = settings.tags
     if len(catalog):
-        _require_current_tags(tables, portrait)
+        _require_current_tags(tables, portrait, catalog)
         tags = pivot_tags(tables.read(LAYER, "member_tags"), catalog)
     else:
         schema = ", ".join(["one_id string", *[f"`{t.code}` {t.type}" for t in catalog]])
@@ -87,13 +88,16 @@ def selection_view(tables: Tables, settings: Settings) -> DataFrame:
     return portrait.join(tags, "one_id", "left")
 
 
-def _require_current_tags(tables: Tables, portrait: DataFrame) -> None:
-    """AudienceError unless gold.member_tags was built for the portrait's day.
+def _require_current_tags(tables: Tables, portrait: DataFrame, catalog: TagCatalog) -> None:
+    """AudienceError unless gold.member_tags was built for the portrait's day with the tags of
+    conf/tags.yml as they are now.
 
     Why: a member the tags table has not seen reads null in every tag column, and both
     `bought_30d` and `NOT bought_30d` leave a null out; an audience over missing or stale tags
     would be silently short. gold.tag_catalog is republished with the tags (`published_on`), so
-    it says which day they are of even when every row of a tag was carried over.
+    it says which day they are of even when every row of a tag was carried over, and which
+    definitions they were computed with: a tag added to conf/tags.yml since has no row at all,
+    a changed one holds the old definition's values.
     """
     portrait_day = portrait.agg(F.max("as_of")).first()[0]
     if portrait_day is None:
@@ -103,13 +107,34 @@ def _require_current_tags(tables: Tables, portrait: DataFrame) -> None:
             "gold.member_tags does not exist: run gold.member_tags for "
             f"{portrait_day} first (its tags are columns of the selection)"
         )
-    tags_day = tables.read(LAYER, "tag_catalog").agg(F.max("published_on")).first()[0]
+    published = tables.read(LAYER, "tag_catalog").collect()  # one row per tag
+    tags_day = max((r["published_on"] for r in published), default=None)
     if tags_day != portrait_day:
         raise AudienceError(
             f"gold.member_tags is as of {tags_day}, gold.member_portrait as of {portrait_day}: "
             f"run gold.member_tags for {portrait_day} first (members it has not seen would read "
             "null in every tag and fall out of the audience)"
         )
+    stale = _stale_tags(catalog, [r for r in published if r["published_on"] == tags_day])
+    if stale:
+        raise AudienceError(
+            f"conf/tags.yml has tags gold.member_tags of {portrait_day} was not built with: "
+            f"{', '.join(stale)}: run gold.member_tags for {portrait_day} again (every member "
+            "would read null, or the old definition's value, in them)"
+        )
+
+
+def _stale_tags(catalog: TagCatalog, published: list) -> list[str]:
+    """`code (new)` / `code (changed)` for each catalog tag whose value-defining fields (over,
+    expr, type) differ from gold.tag_catalog's row, or that has no row there."""
+    known = {r["tag_code"]: (r["over"], r["definition"], r["value_type"]) for r in published}
+    stale = []
+    for tag in catalog:
+        if tag.code not in known:
+            stale.append(f"{tag.code} (new)")
+        elif known[tag.code] != (tag.over, tag.expr, tag.type):
+            stale.append(f"{tag.code} (changed)")
+    return stale
 
 
 def select(view: DataFrame, where: str) -> DataFrame:
