@@ -167,3 +167,28 @@ def test_create_refuses_tags_added_or_changed_since_member_tags(spark, people_wo
     with pytest.raises(audience.AudienceError, match=re.escape(f"{first['code']} (changed)")):
         audience.create(spark, tables, changed, "vip", "true")
     assert not tables.exists("gold", "audiences")
+
+
+def test_export_of_an_audience_with_no_member_empties_its_folder(
+    spark, people_world, settings_for, tmp_path
+):
+    # Before: existence was read from gold.audience_members, so an audience created again with
+    # no member was "no audience 'vip'" (exit 2) although `list` showed it, and the earlier
+    # export's raw phones of people the new condition leaves out stayed in the outbox.
+    settings = settings_for()
+    tables = _published_world(spark, people_world, settings)
+    golden = spark.createDataFrame(
+        [("OID_A", "13812345678", None, None, False)],
+        "one_id string, phone string, email string, unionid string, marketing_opt_out boolean",
+    )
+    tables.replace_where(golden, "oneid", "golden_members", "true")
+    outbox = tmp_path / "outbox"
+    audience.create(spark, tables, settings, "vip", "purchase_orders > 0")
+    first = audience.export(spark, tables, settings, "vip", "SMS", str(outbox))
+    assert first.rows == 1
+    assert audience.create(spark, tables, settings, "vip", "false").members == 0
+    assert [(a["audience"], a["members"]) for a in audience.list_audiences(tables)] == [("vip", 0)]
+    empty = audience.export(spark, tables, settings, "vip", "SMS", str(outbox))
+    assert (empty.rows, empty.without_identifier, empty.opted_out) == (0, 0, 0)
+    files = sorted(Path(empty.path).glob("*.csv"))
+    assert [f.read_text().splitlines() for f in files] == [["one_id,phone"]]

@@ -266,14 +266,16 @@ def export(
             f"unknown channel {channel!r}; configured in conf/gold.yml "
             f"(gold.people.export_channels): {', '.join(sorted(cfg.export_channels))}"
         )
-    if not tables.exists(LAYER, "audience_members"):
-        raise AudienceError(f"no audience {name!r}: create it first (lakehouse audience create)")
-    members = tables.read(LAYER, "audience_members").where(F.col("audience") == name)
-    if members.limit(1).count() == 0:
-        known = [a["audience"] for a in list_audiences(tables)]
+    # Existence from gold.audiences, not from member rows: an audience created again with no
+    # member still exists, and its export must replace the earlier file (raw contact data of
+    # people the new condition leaves out) with an empty one.
+    known = [a["audience"] for a in list_audiences(tables)]
+    if name not in known:
         raise AudienceError(
-            f"no audience {name!r}; known: {', '.join(known) if known else '(none)'}"
+            f"no audience {name!r}: create it first (lakehouse audience create); known: "
+            f"{', '.join(known) if known else '(none)'}"
         )
+    members = tables.read(LAYER, "audience_members").where(F.col("audience") == name)
     if not tables.exists("oneid", "golden_members"):
         raise AudienceError("oneid.golden_members does not exist: run oneid.golden first")
     salt_value = pii.salt(cfg) if spec.hash == "salted_sha256" else None
