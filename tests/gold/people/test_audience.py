@@ -192,3 +192,32 @@ def test_export_of_an_audience_with_no_member_empties_its_folder(
     assert (empty.rows, empty.without_identifier, empty.opted_out) == (0, 0, 0)
     files = sorted(Path(empty.path).glob("*.csv"))
     assert [f.read_text().splitlines() for f in files] == [["one_id,phone"]]
+
+
+def test_export_counts_members_no_longer_in_one_id_apart(spark, settings_for, tmp_path):
+    # Before: a member whose One ID was merged away, split or dissolved since the audience was
+    # created has no golden record and was counted "without the identifier", hiding that the
+    # audience is out of date.
+    settings = settings_for()
+    tables = Tables(spark, settings.warehouse)
+    created = F.lit("2026-03-10 08:00:00").cast("timestamp")
+    members = spark.createDataFrame(
+        [("vip", "OID_A"), ("vip", "OID_B")], "audience string, one_id string"
+    )
+    tables.replace_where(
+        members.withColumn("created_at", created), "gold", "audience_members", "true"
+    )
+    summary = spark.createDataFrame(
+        [("vip", "true", 2, AS_OF)], "audience string, where_expr string, members long, as_of date"
+    )
+    tables.replace_where(summary.withColumn("created_at", created), "gold", "audiences", "true")
+    golden = spark.createDataFrame(  # OID_A merged into another One ID: no golden record
+        [("OID_B", "13900001111", None, None, False)],
+        "one_id string, phone string, email string, unionid string, marketing_opt_out boolean",
+    )
+    tables.replace_where(golden, "oneid", "golden_members", "true")
+    done = audience.export(spark, tables, settings, "vip", "SMS", str(tmp_path / "outbox"))
+    counts = (done.rows, done.without_identifier, done.opted_out, done.no_longer_in_oneid)
+    assert counts == (1, 0, 0, 1)
+    text = "".join(p.read_text() for p in Path(done.path).glob("*.csv"))
+    assert text.splitlines() == ["one_id,phone", "OID_B,13900001111"]

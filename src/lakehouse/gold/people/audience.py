@@ -57,6 +57,8 @@ class Exported:
     without_identifier: int
     path: str
     opted_out: int = 0  # members opted out since the audience was created: left out
+    # members whose One ID was merged away, split or dissolved since: no golden record to read
+    no_longer_in_oneid: int = 0
 
 
 def check_name(name: str) -> str:
@@ -257,7 +259,9 @@ def export(
 ) -> Exported:
     """Write the audience's contactable identifiers for `channel` (one CSV file in a folder:
     one_id, <identifier> or <identifier>_<hash>). Members without the channel's identifier are
-    counted, not written; members opted out since the audience was created are left out."""
+    counted, not written; members opted out since the audience was created are left out, and
+    so are members whose One ID no longer exists (counted apart: creating the audience again
+    finds the people under their current One ID)."""
     cfg = settings.gold.people
     check_name(name)
     spec = cfg.export_channels.get(channel.upper())
@@ -280,7 +284,10 @@ def export(
         raise AudienceError("oneid.golden_members does not exist: run oneid.golden first")
     salt_value = pii.salt(cfg) if spec.hash == "salted_sha256" else None
     golden = tables.read("oneid", "golden_members").select(
-        "one_id", F.col(spec.identifier).alias("_id"), "marketing_opt_out"
+        "one_id",
+        F.col(spec.identifier).alias("_id"),
+        "marketing_opt_out",
+        F.lit(True).alias("_golden"),
     )
     everyone = members.join(golden, "one_id", "left")
     opted_out = F.coalesce(F.col("marketing_opt_out"), F.lit(False))
@@ -290,13 +297,18 @@ def export(
         "one_id", _export_value(F.col("_id"), spec.hash, salt_value).alias(column)
     )
     counts = everyone.agg(
-        F.count(F.lit(1)).alias("all"), F.count_if(opted_out).alias("opted_out")
+        F.count(F.lit(1)).alias("all"),
+        F.count_if(opted_out).alias("opted_out"),
+        F.count_if(F.col("_golden").isNull()).alias("gone"),
     ).first()
-    total = int(counts["all"]) - int(counts["opted_out"])
+    gone = int(counts["gone"])
+    total = int(counts["all"]) - int(counts["opted_out"]) - gone
     written = rows.count()
     base = out or cfg.export_dir or f"{settings.warehouse.rstrip('/')}/_exports"
     path = f"{base.rstrip('/')}/{name}/{channel.upper()}"
     if "://" not in path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     rows.orderBy("one_id").coalesce(1).write.mode("overwrite").option("header", True).csv(path)
-    return Exported(name, channel.upper(), written, total - written, path, int(counts["opted_out"]))
+    return Exported(
+        name, channel.upper(), written, total - written, path, int(counts["opted_out"]), gone
+    )

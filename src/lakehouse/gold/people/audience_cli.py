@@ -55,10 +55,16 @@ def dispatch(args: argparse.Namespace, settings: Settings, spark) -> int:
             return 0
         if args.audience_command == "export":
             done = audience.export(spark, tables, settings, args.name, args.channel, args.out)
+            gone = (
+                f", {done.no_longer_in_oneid} no longer in One ID (merged, split or dissolved): "
+                "create the audience again"
+                if done.no_longer_in_oneid
+                else ""
+            )
             print(
                 f"audience {done.audience} → {done.channel}: {done.rows} rows written to "
                 f"{done.path} ({done.without_identifier} members without the identifier, "
-                f"{done.opted_out} opted out since the audience was created, left out)"
+                f"{done.opted_out} opted out since the audience was created, left out{gone})"
             )
             return 0
         if args.audience_command == "list":
