@@ -221,3 +221,28 @@ def test_export_counts_members_no_longer_in_one_id_apart(spark, settings_for, tm
     assert counts == (1, 0, 0, 1)
     text = "".join(p.read_text() for p in Path(done.path).glob("*.csv"))
     assert text.splitlines() == ["one_id,phone", "OID_B,13900001111"]
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("net_sales / purchase_orders > 500", "[DIVIDE_BY_ZERO] Division by zero."),
+        ("cast(city AS int) > 0", "[CAST_INVALID_INPUT] The value '"),
+    ],
+)
+def test_create_names_a_condition_that_fails_on_the_data(
+    spark, people_world, settings_for, where, message
+):
+    # Before: ANSI mode raised these while rows were read, outside the eager check: a raw
+    # Spark error, exit 1. OID_B bought nothing (purchase_orders 0); cities are Chinese names.
+    assert people_world["rows"]["OID_B"].purchase_orders == 0
+    settings = settings_for()
+    tables = _published_world(spark, people_world, settings)
+    with pytest.raises(audience.AudienceError) as raised:
+        audience.create(spark, tables, settings, "big", where)
+    assert str(raised.value).startswith(f"--where {where!r}: fails on the data: {message}")
+    assert str(raised.value).endswith(
+        "instead; use try_divide / try_cast (null where the value does not compute)"
+    )
+    assert "spark.sql.ansi.enabled" not in str(raised.value)
+    assert not tables.exists("gold", "audiences")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from pyspark.errors import AnalysisException, ParseException
+from pyspark.errors import AnalysisException, ParseException, PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -171,6 +171,34 @@ def _trailing_alias(spark: SparkSession, where: str) -> str | None:
     return None
 
 
+def _count_selected(chosen: DataFrame, where: str) -> int:
+    """The number of rows meeting the condition; AudienceError when it fails on the data.
+
+    Why: ANSI mode (conf/*.yml) makes a division by zero or a bad cast an error raised while
+    rows are read, which the eager check in `select` cannot see; it is the condition's fault
+    (exit 2 with the reason), not a crash. Spark reports these as SQLSTATE class 22 (data
+    exception); anything else is re-raised.
+    """
+    try:
+        return chosen.count()
+    except PySparkException as exc:
+        try:
+            state = exc.getSqlState() or ""
+        except Exception:  # pragma: no cover - older pyspark
+            state = ""
+        if not state.startswith("22"):
+            raise
+        lines = str(exc).strip().splitlines()
+        reason = lines[0] if lines else state
+        # conf/*.yml requires ANSI mode: Spark's hint to turn it off does not apply
+        reason = re.sub(r"\s*If necessary set .*? to bypass this error\.", "", reason)
+        reason = re.sub(r"\s*SQLSTATE: \w+\s*$", "", reason).rstrip(". ")
+        raise AudienceError(
+            f"--where {where!r}: fails on the data: {reason}; use try_divide / try_cast (null "
+            "where the value does not compute)"
+        ) from None
+
+
 def create(
     spark: SparkSession, tables: Tables, settings: Settings, name: str, where: str
 ) -> Created:
@@ -179,6 +207,7 @@ def create(
     view = selection_view(tables, settings)
     chosen = select(view, where)
     as_of = view.agg(F.max("as_of")).first()[0]
+    selected = _count_selected(chosen, where)
     created_at = datetime.now(UTC).replace(microsecond=0)
     members = (
         chosen.where(~F.col("marketing_opt_out"))
@@ -190,7 +219,6 @@ def create(
         .distinct()
         .cache()
     )
-    selected = chosen.count()
     count = members.count()
     contactable = tables.read(LAYER, "member_portrait").where(~F.col("marketing_opt_out"))
     # The name is in the run id: the report tells one audience's check from another's rerun.
