@@ -236,30 +236,80 @@ def test_every_silver_level_bad_record_of_the_truth_is_quarantined(landed):
     assert not missing, f"bad records that reached silver unquarantined: {missing}"
 
 
+def test_silver_quarantines_no_clean_line_but_for_a_later_one(landed):
+    """The other direction: a line the truth calls clean is quarantined only as a copy (exact
+    duplicate) or as superseded by a later line of its key, never by a rule."""
+    _, landing, tables, _, _ = landed
+    bad = {
+        (b["file_name"], int(b["line_no"]))
+        for b in _truth(landing, "bad_records.csv")
+        if b["layer"] in ("bronze", "silver")
+    }
+    rows = (
+        tables.read("silver", "quarantine")
+        .where(F.col("source_file").isNotNull())
+        .select("table", "source_file", "line_no", "expectation")
+        .collect()
+    )
+    held = {
+        (r.table, r.source_file.rsplit("/", 1)[-1], r.line_no, r.expectation)
+        for r in rows
+        if (r.source_file.rsplit("/", 1)[-1], r.line_no) not in bad
+    }
+    by_rule = {h for h in held if h[3] not in ("exact_duplicate", "superseded_in_delivery")}
+    assert not by_rule, f"clean lines quarantined by a rule: {sorted(by_rule)[:20]}"
+
+
+# The platforms' order states as the contract names them (written out, not read from
+# conf/silver.yml, so a wrong mapping there fails here). CLOSED: REFUNDED when it was paid.
+ORDER_STATES = {
+    ("TMALL", "等待买家付款"): "CREATED",
+    ("TMALL", "买家已付款，等待卖家发货"): "PAID",
+    ("TMALL", "卖家已发货，等待买家确认"): "SHIPPED",
+    ("TMALL", "交易成功"): "COMPLETED",
+    ("TMALL", "交易关闭"): "CLOSED",
+    ("JD", "WAIT_SELLER_STOCK_OUT"): "PAID",
+    ("JD", "WAIT_GOODS_RECEIVE_CONFIRM"): "SHIPPED",
+    ("JD", "FINISHED_L"): "COMPLETED",
+    ("JD", "TRADE_CANCELED"): "CLOSED",
+    ("JD", "LOCKED"): "PAID",
+    ("MALL", "CREATED"): "CREATED",
+    ("MALL", "PAID"): "PAID",
+    ("MALL", "SHIPPED"): "SHIPPED",
+    ("MALL", "COMPLETED"): "COMPLETED",
+    ("MALL", "CANCELLED"): "CLOSED",
+    ("MALL", "REFUNDED"): "REFUNDED",
+}
+
+
 def test_final_online_order_states_and_money_match_the_truth(landed):
-    settings, landing, tables, _, _ = landed
-    status_map = settings.silver.status_map
+    """Every online order of the truth is in silver in its last state, with its money. Before:
+    orders missing from silver, or in an older state, were skipped, and the expected state was
+    read from conf's own status map."""
+    _, landing, tables, _, _ = landed
     orders = {r.order_key: r for r in tables.read("silver", "orders").collect()}
-    checked = 0
-    for t in _truth(landing, "orders.csv"):
-        if t["channel"] not in ("TMALL", "JD", "MALL") or t["order_date"] > str(
-            START + timedelta(days=DAYS - 1)
-        ):
-            continue
+    truth = [
+        t
+        for t in _truth(landing, "orders.csv")
+        if t["channel"] in ("TMALL", "JD", "MALL")
+        and t["order_date"] <= str(START + timedelta(days=DAYS - 1))
+    ]
+    assert len(truth) > 10
+    missing, wrong = [], []
+    for t in truth:
         key = f"{t['channel']}:{t['order_id']}"
-        if key not in orders:
-            continue  # its only versions were quarantined, or it is delivered after the window
-        got = orders[key]
-        mapped = status_map[t["channel"]].get(t["status"], t["status"])
-        if mapped == "CLOSED":
-            mapped = "REFUNDED" if got.paid_at is not None else "CANCELLED"
-        if str(got.updated_at)[:10] < t["last_modified"][:10]:
-            continue  # a later state that is delivered after the window
-        assert got.status == mapped, (key, got.status, t["status"])
-        assert str(got.paid_amount) == t["paid_amount"], (key, got.paid_amount, t)
-        assert str(got.refunded_amount) == t["refund_amount"], (key, got.refunded_amount, t)
-        checked += 1
-    assert checked > 10
+        got = orders.get(key)
+        if got is None:
+            missing.append((key, t["status"]))
+            continue
+        expected = ORDER_STATES[(t["channel"], t["status"])]
+        if expected == "CLOSED":
+            expected = "REFUNDED" if t["paid_amount"] != "0.00" else "CANCELLED"
+        seen = (got.status, str(got.paid_amount), str(got.refunded_amount))
+        if seen != (expected, t["paid_amount"], t["refund_amount"]):
+            wrong.append((key, seen, (expected, t["paid_amount"], t["refund_amount"])))
+    assert not missing, f"truth orders not in silver.orders: {missing}"
+    assert not wrong, f"(key, silver, truth): {wrong}"
 
 
 def _rows(tables: Tables, name: str) -> list[str]:
@@ -293,6 +343,40 @@ def test_one_id_links_people_as_the_truth_says(landed, spark):
     assert scores.true_pairs > 50, scores
     assert scores.precision >= 0.995, str(scores)
     assert scores.recall >= 0.98, str(scores)
+
+
+def test_one_id_links_every_kind_of_identifier(landed):
+    """Per identifier type, the share of its true pairs (with its owner's other identifiers)
+    that One ID links. Before only the overall recall was checked, which a channel whose ids
+    never link at all (JD pins: 0.992 overall) still passed."""
+    _, landing, tables, _, _ = landed
+    one_id = {
+        (r.identifier_type, r.identifier_value): r.one_id
+        for r in tables.read("oneid", "identity_map").collect()
+    }
+    owned: dict[str, list[tuple[str, str]]] = {}
+    for t in _truth(landing, "identifiers.csv"):
+        owned.setdefault(t["person_id"], []).append((t["identifier_type"], t["value"]))
+    pairs: dict[str, list[int]] = {}
+    for ids in owned.values():
+        for kind, value in ids:
+            mine = one_id.get((kind, value))
+            for other in ids:
+                if other != (kind, value):
+                    linked = mine is not None and one_id.get(other) == mine
+                    counts = pairs.setdefault(kind, [0, 0])
+                    counts[0] += 1
+                    counts[1] += linked
+    recall = {kind: round(hit / total, 4) for kind, (total, hit) in pairs.items()}
+    print(f"One ID recall per identifier type: {recall}")
+    assert {"phone", "member_id", "tmall_nick", "jd_pin", "openid"} <= set(recall), recall
+    # The truth pairs a Tmall nick with all its owner's ids, but a nick links only through an
+    # order carrying the buyer's phone, and a fifth of Tmall orders show it masked or not at all:
+    # a buyer with only such orders is a pair no evidence supports (measured: 0.943, the other
+    # types 0.999 or 1.0). A channel that never links (its type near 0) fails either way.
+    floors = {"tmall_nick": 0.9}
+    low = {k: r for k, r in recall.items() if r < floors.get(k, 0.99)}
+    assert not low, recall
 
 
 def test_store_phones_of_the_truth_link_nothing(landed):
