@@ -21,7 +21,9 @@ from lakehouse.gold.people.tags import (
     check_catalog,
     due,
     pivot_tags,
+    redefined_tags,
     tag_values,
+    to_compute,
 )
 from tests.gold.people.conftest import AS_OF
 
@@ -193,3 +195,28 @@ def test_each_tag_not_due_is_computed_for_the_people_it_has_no_row_for(
     assert ("OID_A", "fav_channel", "TMALL") in {
         (r.one_id, r.tag_code, r.tag_value) for r in got.collect()
     }
+
+
+def test_a_tag_redefined_since_the_catalog_was_published_is_computed_even_when_not_due(catalog):
+    """Before: omni_channel (weekly) given a new expr on a Tuesday was carried over with the old
+    definition's values until Monday, while the catalog published the new definition (so an
+    audience's freshness check passed on stale values)."""
+    weekly = next(t for t in catalog if t.code == "omni_channel")
+    assert not due(weekly, AS_OF)
+    published = [
+        {
+            "tag_code": t.code,
+            "over": t.over,
+            "definition": t.expr,
+            "value_type": t.type,
+        }
+        for t in catalog
+    ]
+    existing = {t.code for t in catalog}
+    assert weekly not in to_compute(catalog, AS_OF, existing, published)
+    changed = weekly.model_copy(update={"expr": weekly.expr + " AND true"})
+    redefined = [changed if t is weekly else t for t in catalog]
+    assert changed in to_compute(redefined, AS_OF, existing, published)
+    assert redefined_tags(redefined, published) == {"omni_channel": "changed"}
+    first = next(iter(catalog)).code
+    assert redefined_tags(redefined, published[1:]) == {first: "new", "omni_channel": "changed"}

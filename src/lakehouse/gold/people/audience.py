@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 from lakehouse.config import Settings
 from lakehouse.gold.people import pii
 from lakehouse.gold.people.settings import TagCatalog
-from lakehouse.gold.people.tags import pivot_tags, sql_error
+from lakehouse.gold.people.tags import pivot_tags, redefined_tags, sql_error
 from lakehouse.quality.gate import raise_if_failed, run_gate
 from lakehouse.quality.results import record_results
 from lakehouse.spark import small_frame
@@ -117,26 +117,14 @@ def _require_current_tags(tables: Tables, portrait: DataFrame, catalog: TagCatal
             f"run gold.member_tags for {portrait_day} first (members it has not seen would read "
             "null in every tag and fall out of the audience)"
         )
-    stale = _stale_tags(catalog, [r for r in published if r["published_on"] == tags_day])
+    latest = [r for r in published if r["published_on"] == tags_day]
+    stale = [f"{code} ({kind})" for code, kind in redefined_tags(catalog, latest).items()]
     if stale:
         raise AudienceError(
             f"conf/tags.yml has tags gold.member_tags of {portrait_day} was not built with: "
             f"{', '.join(stale)}: run gold.member_tags for {portrait_day} again (every member "
             "would read null, or the old definition's value, in them)"
         )
-
-
-def _stale_tags(catalog: TagCatalog, published: list) -> list[str]:
-    """`code (new)` / `code (changed)` for each catalog tag whose value-defining fields (over,
-    expr, type) differ from gold.tag_catalog's row, or that has no row there."""
-    known = {r["tag_code"]: (r["over"], r["definition"], r["value_type"]) for r in published}
-    stale = []
-    for tag in catalog:
-        if tag.code not in known:
-            stale.append(f"{tag.code} (new)")
-        elif known[tag.code] != (tag.over, tag.expr, tag.type):
-            stale.append(f"{tag.code} (changed)")
-    return stale
 
 
 def select(view: DataFrame, where: str) -> DataFrame:

@@ -25,8 +25,8 @@ from lakehouse.gold.people.tags import (
     carried_over,
     catalog_frame,
     check_catalog,
-    due,
     tag_values,
+    to_compute,
 )
 
 # Reused, not restated: how oneid.golden maps silver records (orders, members, touches) to
@@ -172,7 +172,10 @@ def build_member_tags(ctx: JobContext) -> JobResult:
     existing: set[str] = set()
     if previous is not None:
         existing = {r[0] for r in previous.select("tag_code").distinct().collect()}
-    todo = [t for t in catalog if due(t, ctx.run_date) or t.code not in existing]
+    published = (
+        tables.read(LAYER, "tag_catalog").collect() if tables.exists(LAYER, "tag_catalog") else []
+    )
+    todo = to_compute(catalog, ctx.run_date, existing, published)
     kept = [t for t in catalog if t not in todo]
     rows = tag_values(todo, portrait, history, ctx.run_date)
     if previous is not None and kept:

@@ -12,7 +12,9 @@ tags) or has a type that does not fit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
 from pyspark.errors import AnalysisException, ParseException
 from pyspark.sql import DataFrame, SparkSession
@@ -192,6 +194,29 @@ def tag_values(
     return rows.where(F.col("tag_value").isNotNull()).select(
         "one_id", "tag_code", "tag_value", day.alias("as_of")
     )
+
+
+def redefined_tags(catalog: TagCatalog, published: Sequence[Any]) -> dict[str, str]:
+    """`code -> "new" | "changed"` for each catalog tag without a row in `published` (rows of
+    gold.tag_catalog), or whose value-defining fields (over, expr, type) differ from its row."""
+    known = {r["tag_code"]: (r["over"], r["definition"], r["value_type"]) for r in published}
+    stale = {}
+    for tag in catalog:
+        if tag.code not in known:
+            stale[tag.code] = "new"
+        elif known[tag.code] != (tag.over, tag.expr, tag.type):
+            stale[tag.code] = "changed"
+    return stale
+
+
+def to_compute(
+    catalog: TagCatalog, as_of: date, existing: set[str], published: Sequence[Any]
+) -> list[TagDefinition]:
+    """The tags computed on `as_of`: those due, those without rows yet, and those whose
+    definition changed since the catalog was last published (carried over, a weekly tag would
+    keep the old definition's values until Monday under the new definition's name)."""
+    changed = {c for c, kind in redefined_tags(catalog, published).items() if kind == "changed"}
+    return [t for t in catalog if due(t, as_of) or t.code not in existing or t.code in changed]
 
 
 def carried_over(
