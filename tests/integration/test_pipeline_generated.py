@@ -312,6 +312,32 @@ def test_final_online_order_states_and_money_match_the_truth(landed):
     assert not wrong, f"(key, silver, truth): {wrong}"
 
 
+def test_silver_holds_no_online_order_but_the_truths_and_its_dirts(landed):
+    """The other direction of the truth test: an online order in silver is one the truth
+    knows, or one of the lines the generator injected as dirt (an order of an unknown SKU is
+    kept, with its flag). Before nothing checked that silver invents no order."""
+    _, landing, tables, _, _ = landed
+    known = {
+        f"{t['channel']}:{t['order_id']}"
+        for t in _truth(landing, "orders.csv")
+        if t["channel"] in ("TMALL", "JD", "MALL")
+    }
+    dirt = {(b["file_name"], int(b["line_no"])) for b in _truth(landing, "bad_records.csv")}
+    online = (
+        tables.read("silver", "orders")
+        .where(F.col("platform").isin("TMALL", "JD", "MALL"))
+        .select("order_key", "_source_file", "_line_no")
+        .collect()
+    )
+    assert len(online) > 10
+    invented = [
+        (r.order_key, r._source_file.rsplit("/", 1)[-1], r._line_no)
+        for r in online
+        if r.order_key not in known and (r._source_file.rsplit("/", 1)[-1], r._line_no) not in dirt
+    ]
+    assert not invented, f"silver orders neither in the truth nor injected: {invented[:20]}"
+
+
 def _rows(tables: Tables, name: str) -> list[str]:
     return sorted(repr(tuple(r)) for r in tables.read("silver", name).collect())
 
