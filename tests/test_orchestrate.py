@@ -9,7 +9,7 @@ import pytest
 from lakehouse.orchestrate import DONE, FAILED, SKIPPED, SUCCEEDED, run_days
 from lakehouse.runtime import Job, JobError, JobResult
 
-D1, D2 = date(2026, 3, 1), date(2026, 3, 2)
+D1, D2, D3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
 
 
 def _registry(calls: list[tuple[str, date]], broken: set[str]) -> dict[str, Job]:
@@ -111,6 +111,42 @@ def test_a_later_day_runs_again_after_an_earlier_day_was_rerun(spark, settings):
     calls.clear()
     run_days(settings, spark, [D2], layers, registry=registry)
     assert calls == []
+
+
+def test_a_day_an_earlier_command_left_failed_stops_the_job_until_it_is_caught_up(spark, settings):
+    """A cron's `run-all --run-date D` each day: D1's failure must not be run past on D2 (the
+    per-day jobs read their run date's delivery only, so D1's rows would never arrive)."""
+    layers = ("bronze", "silver", "gold")
+    run_days(settings, spark, [D1], layers, registry=_registry([], {"silver.b"}))
+    calls: list[tuple[str, date]] = []
+    summary = run_days(settings, spark, [D2], layers, registry=_registry(calls, set()))
+    status = _status(summary)
+    assert not summary.ok
+    assert status[("silver.b", D2)] == SKIPPED and status[("gold.d", D2)] == SKIPPED
+    assert status[("bronze.a", D2)] == SUCCEEDED and status[("gold.e", D2)] == SUCCEEDED
+    assert (
+        "SKIPPED  silver.b 2026-03-02: failed on 2026-03-01 and has not succeeded for a later "
+        "day since: catch up with run-all --from 2026-03-01 --to 2026-03-02" in summary.describe()
+    )
+    assert ("silver.b", D2) not in calls
+    # the catch-up the message gives
+    calls.clear()
+    summary = run_days(settings, spark, [D1, D2], layers, registry=_registry(calls, set()))
+    assert summary.ok
+    assert calls == [("silver.b", D1), ("gold.d", D1), ("silver.b", D2), ("gold.d", D2)]
+
+
+def test_a_later_day_run_with_rerun_gives_the_failed_day_up(spark, settings):
+    layers = ("bronze", "silver", "gold")
+    run_days(settings, spark, [D1], layers, registry=_registry([], {"silver.b"}))
+    calls: list[tuple[str, date]] = []
+    assert run_days(
+        settings, spark, [D2], layers, registry=_registry(calls, set()), resume=False
+    ).ok
+    calls.clear()
+    summary = run_days(settings, spark, [D3], layers, registry=_registry(calls, set()))
+    assert summary.ok
+    assert ("silver.b", D3) in calls and ("gold.d", D3) in calls
 
 
 def test_without_resume_everything_runs_again(spark, settings):

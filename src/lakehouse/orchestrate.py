@@ -1,7 +1,10 @@
 """Run the registry's jobs for a range of days, in dependency order, in one session.
 
 A failed job stops its dependants (their input would be missing or stale), for that day and the
-later days of the range, and leaves unrelated jobs running. A rerun resumes: a job whose last run
+later days of the range, and leaves unrelated jobs running. So does a failure left by an earlier
+command: a job whose last run for an earlier day failed, with no success for a later day since,
+is not run (the per-day jobs read their run date's delivery only, so that day's rows would never
+arrive). A rerun resumes: a job whose last run
 for the day succeeded, after the last successful run of each job it depends on and after its own
 last success for any earlier day, is not run again (bronze to gold are idempotent per day, so
 running it again would change nothing but the time).
@@ -112,6 +115,36 @@ def last_successes(tables: Tables, run_date: date) -> dict[str, datetime]:
     }
 
 
+def unfinished_days(tables: Tables, before: date) -> dict[str, date]:
+    """job → the earliest day before `before` whose last run failed and after which the job has
+    not succeeded for any day.
+
+    Why: a cron that runs `run-all --run-date D` each day would otherwise go on after a failed
+    day, exit 0, and never bring that day's deliveries in. A success for a later day (say
+    `run-all --run-date D --rerun`) is the operator's word that the failed day is given up.
+    """
+    if not tables.exists(*RUN_LOG):
+        return {}
+    per_day = (
+        tables.read(*RUN_LOG)
+        .groupBy("job", "run_date")
+        .agg(
+            F.max_by("status", "end_time").alias("last"),
+            F.max(F.col("status") == SUCCEEDED).alias("any_success"),
+        )
+    )
+    last_success = per_day.where("any_success").groupBy("job").agg(F.max("run_date").alias("ok"))
+    rows = (
+        per_day.where((F.col("last") == FAILED) & (F.col("run_date") < F.lit(before)))
+        .join(last_success, "job", "left")
+        .where(F.col("ok").isNull() | (F.col("ok") < F.col("run_date")))
+        .groupBy("job")
+        .agg(F.min("run_date").alias("day"))
+        .collect()
+    )
+    return {r["job"]: r["day"] for r in rows}
+
+
 def already_done(job: Job, successes: dict[str, datetime], rerun: set[str]) -> bool:
     """The job's last run for the day succeeded, after every dependency's last success, and no
     dependency runs again now."""
@@ -142,6 +175,13 @@ def run_days(
     tables = Tables(spark, settings.warehouse)
     summary = RunSummary()
     failed: dict[str, str] = {}  # job → why it (or what it depends on) failed; kept across days
+    days = list(days)
+    if resume and days:
+        for job, day in unfinished_days(tables, days[0]).items():
+            failed[job] = (
+                f"failed on {day} and has not succeeded for a later day since: catch up with "
+                f"run-all --from {day} --to {days[-1]} (or give {day} up with --rerun)"
+            )
     for day in days:
         successes = last_successes(tables, day) if resume else {}
         ran: set[str] = set()
