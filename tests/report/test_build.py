@@ -82,8 +82,7 @@ def test_a_page_of_an_earlier_day_says_which_sections_show_a_later_state(spark, 
     assert "run up to" not in build_report(tables, date(2026, 3, 31)).subtitle
 
 
-def _log(job: str, day: date, status: str = "SUCCEEDED"):
-    at = datetime(2026, 4, 2, 1)
+def _log(job: str, day: date, status: str = "SUCCEEDED", at: datetime = datetime(2026, 4, 2, 1)):
     return (job, day, "r", "local", at, at, 1.0, status, 0, 0, 0, None, None, None)
 
 
@@ -152,6 +151,35 @@ def test_the_subtitle_follows_the_gold_state_tables_not_bronze_or_silver(spark, 
 
     subtitle = build_report(tables, D).subtitle
     assert "2026-03-06" not in subtitle
-    assert "run only up to 2026-03-04" in subtitle and f"not {D}'s" in subtitle
-    assert "run up to" not in build_report(tables, date(2026, 3, 4)).subtitle
-    assert "only up to" not in build_report(tables, date(2026, 3, 4)).subtitle
+    assert (
+        "members: an earlier day's state, 2026-03-04's (gold.member_portrait last succeeded "
+        f"for 2026-03-04), not {D}'s" in subtitle
+    )
+    assert "state" not in build_report(tables, date(2026, 3, 4)).subtitle
+
+
+def test_the_subtitle_names_each_gold_state_table_by_its_own_last_successful_run(spark, tmp_path):
+    """Before: one latest run date over the three jobs. The portrait's failed gate on D, beside
+    store marts that succeeded, went unsaid; after a backfill rewound the tables to an earlier
+    day, the latest page said nothing and the backfilled day's page claimed a later state."""
+    tables = Tables(spark, str(tmp_path / "warehouse"))
+    early, late = datetime(2026, 4, 2, 1), datetime(2026, 4, 3, 1)
+    rows = [
+        _log("gold.member_portrait", date(2026, 3, 4), at=early),
+        _log("gold.member_portrait", D, "FAILED", at=early),
+        _log("gold.store_marts", D, at=early),
+        # a backfill of 03-03 after D: campaign ROI is as of 03-03 now
+        _log("gold.campaign_performance", D, at=early),
+        _log("gold.campaign_performance", date(2026, 3, 3), at=late),
+    ]
+    tables.append(small_frame(spark, rows, RUN_LOG_SCHEMA), *RUN_LOG)
+
+    subtitle = build_report(tables, D).subtitle
+    assert "members: an earlier day's state, 2026-03-04's" in subtitle
+    assert "campaign ROI: an earlier day's state, 2026-03-03's" in subtitle
+    assert "store ranking" not in subtitle
+
+    backfilled = build_report(tables, date(2026, 3, 3)).subtitle
+    assert "campaign ROI" not in backfilled
+    assert "members: a later day's state, 2026-03-04's" in backfilled
+    assert f"the month's store ranking: a later day's state, {D}'s" in backfilled

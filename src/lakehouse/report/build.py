@@ -268,31 +268,48 @@ def _succeeded(tables: Tables, job: str, run_date: date) -> bool:
     ).isEmpty()  # fmt: skip
 
 
-def state_day(tables: Tables) -> date | None:
-    """The latest day a gold job of the latest-state tables (STATE_JOBS) succeeded for: the day
-    the members, the month's store ranking and campaign ROI show, whatever bronze or silver have
-    run since (they change none of those tables)."""
+def state_days(tables: Tables) -> dict[str, date]:
+    """job → the day of its latest successful run (by end time), for the gold jobs of the
+    latest-state tables (STATE_JOBS).
+
+    Why per job, and by end time: each replaces its whole table as of its run date, so the day a
+    table shows is that of its last successful run, whatever bronze or silver have run since. A
+    gate failure leaves one table a day behind the others, and a backfill
+    (`run-all --run-date <earlier> --rerun`) rewinds them to an earlier day than the latest
+    ever run.
+    """
     if not tables.exists("ops", "run_log"):
-        return None
-    return (
+        return {}
+    rows = (
         tables.read("ops", "run_log")
         .where((F.col("status") == "SUCCEEDED") & F.col("job").isin(*STATE_JOBS))
-        .agg(F.max("run_date"))
-        .first()[0]
+        .groupBy("job")
+        .agg(F.max_by("run_date", "end_time").alias("day"))
+        .collect()
     )
+    return {r["job"]: r["day"] for r in rows}
+
+
+STATE_TABLES = {  # what each STATE_JOBS job's table is on the page
+    "gold.member_portrait": "members",
+    "gold.store_marts": "the month's store ranking",
+    "gold.campaign_performance": "campaign ROI",
+}
 
 
 def build_report(tables: Tables, run_date: date, env: str = "local") -> html.Page:
     subtitle = f"warehouse {tables.warehouse} · env {env}"
     # Sales, bundles and data quality are read for the day; the portrait, the month's store
     # totals and campaign figures are tables of their latest run's state only.
-    state = state_day(tables)
-    if state is not None and state != run_date:
-        when = "up to" if state > run_date else "only up to"
-        subtitle += (
-            f" · the gold tables have been run {when} {state}: members, the month's store "
-            f"ranking and campaign ROI show that state, not {run_date}'s"
-        )
+    days = state_days(tables)
+    for job in STATE_JOBS:
+        day = days.get(job)
+        if day is not None and day != run_date:
+            when = "a later" if day > run_date else "an earlier"
+            subtitle += (
+                f" · {STATE_TABLES[job]}: {when} day's state, {day}'s ({job} last succeeded "
+                f"for {day}), not {run_date}'s"
+            )
     page = html.Page(title=f"lakehouse daily report {run_date}", subtitle=subtitle)
     for title, section in SECTIONS:
         page.sections.append(html.Section(title, section(tables, run_date)))
