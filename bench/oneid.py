@@ -212,11 +212,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--write-edges",
         metavar="PATH",
-        help="only write the synthetic graph to PATH as parquet (for bench/oneid_graphframes.py)",
+        help="only write the edge table (synthetic, or --edges as src, dst) to PATH as parquet, "
+        "for bench/oneid_graphframes.py",
+    )
+    parser.add_argument(
+        "--src", default="src", help="--edges' source column (oneid.links: hub_node)"
+    )
+    parser.add_argument(
+        "--dst", default="dst", help="--edges' target column (oneid.links: other_node)"
     )
     args = parser.parse_args(argv)
-    if args.write_edges and args.edges:
-        parser.error("--write-edges writes the synthetic graph; it cannot go with --edges")
 
     spark = session(args)
     workdir = Path(tempfile.mkdtemp(prefix="bench-oneid-"))
@@ -226,9 +231,17 @@ def main(argv: list[str] | None = None) -> int:
             edges = (
                 spark.read.format(fmt)
                 .load(args.edges)
-                .select(F.col("src").cast("long"), F.col("dst").cast("long"))
+                .select(
+                    F.col(args.src).cast("long").alias("src"),
+                    F.col(args.dst).cast("long").alias("dst"),
+                )
             )
             source = f"{fmt} table {args.edges}"
+            if args.write_edges:
+                edges.repartition(args.shuffle_partitions).write.mode("overwrite").parquet(
+                    args.write_edges
+                )
+                edges = edges.sparkSession.read.parquet(args.write_edges)
         else:
             t = time.perf_counter()
             path = args.write_edges or str(workdir / "edges")

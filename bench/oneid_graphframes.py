@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edges        {n_edges:,} (rows, incl. self-loops and duplicates)")
         print(f"components   {n_components:,}")
         print()
-        width = 66
+        width = 74
         print(f"{'implementation':<{width}}{'seconds':>9}  identical to ours")
         print(f"{f'lakehouse connected_components ({rounds} rounds)':<{width}}{ours_s:>9.1f}  -")
         same_everywhere = True
