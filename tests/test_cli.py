@@ -193,3 +193,34 @@ def test_a_report_that_would_land_in_a_local_folder_named_after_a_uri_exits_2(
     args = ["report", "--run-date", "2026-03-01", *(["--out", out] if out else [])]
     assert cli.main(args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_fetch_jars_resolves_into_the_cache_whatever_the_env_says(monkeypatch, capsys):
+    """Before: with `--env cluster` (delta_jars: provided, no master) the session resolved
+    nothing and the command still printed "Delta jars ready", leaving no manifest for --jars."""
+    from lakehouse import spark as spark_module
+
+    built = []
+
+    class _Session:
+        def range(self, n):
+            return self
+
+        def collect(self):
+            return []
+
+    def build(settings, app_name=None):
+        built.append(settings.spark)
+        return _Session()
+
+    monkeypatch.setenv("LAKEHOUSE_LANDING", "hdfs:///landing")
+    monkeypatch.setenv("LAKEHOUSE_WAREHOUSE", "hdfs:///lakehouse")
+    monkeypatch.setattr(spark_module, "build_session", build)
+    monkeypatch.setattr(spark_module, "cached_jars", lambda settings: ["/c/delta-spark.jar"])
+    assert cli.main(["fetch-jars", "--env", "cluster"]) == 0
+    assert (built[0].master, built[0].delta_jars) == ("local[1]", "cache")
+    assert "1 jars listed for --jars" in capsys.readouterr().out
+
+    monkeypatch.setattr(spark_module, "cached_jars", lambda settings: None)
+    assert cli.main(["fetch-jars", "--env", "cluster"]) == 1
+    assert "was not resolved into" in capsys.readouterr().err

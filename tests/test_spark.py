@@ -246,3 +246,75 @@ def test_spark_submit_settings_win_over_conf_except_what_results_depend_on():
     assert options["spark.sql.session.timeZone"] == "UTC"  # results depend on it
     assert options["spark.sql.ansi.enabled"] == "true"
     assert options["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+
+
+def test_timestamp_type_is_one_of_the_settings_results_depend_on():
+    """Before: a cluster's spark-defaults.conf with TIMESTAMP_NTZ won, and silver's parses of
+    Shanghai times (lakehouse.silver.normalise) gave zone-less local times, not instants."""
+    from lakehouse.config import load_settings
+    from lakehouse.spark import session_options
+
+    _, options = session_options(
+        load_settings("local"), {"spark.sql.timestampType": "TIMESTAMP_NTZ"}
+    )
+    assert options["spark.sql.timestampType"] == "TIMESTAMP_LTZ"
+
+
+class _Built(Exception):
+    """Raised by the fake builder: the session would be made now."""
+
+
+class _FakeBuilder:
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: self
+
+    def getOrCreate(self):
+        raise _Built
+
+
+@pytest.fixture()
+def no_session(monkeypatch):
+    """build_session up to the builder, with no JVM: no active session, Java taken as there."""
+    from pyspark.sql import SparkSession
+
+    from lakehouse import spark as module
+
+    monkeypatch.setattr(SparkSession, "getActiveSession", staticmethod(lambda: None))
+    monkeypatch.setattr(SparkSession, "builder", _FakeBuilder())
+    monkeypatch.setattr(module, "check_java", lambda: None)
+    monkeypatch.delenv("PYSPARK_PYTHON", raising=False)
+    monkeypatch.setenv("LAKEHOUSE_LANDING", "hdfs:///landing")
+    monkeypatch.setenv("LAKEHOUSE_WAREHOUSE", "hdfs:///lakehouse")
+    return module
+
+
+def test_env_cluster_outside_spark_submit_is_a_configuration_error(no_session, monkeypatch):
+    """Before: pyspark started local[*] without Delta's jars and the first table call failed
+    with "'JavaPackage' object is not callable"."""
+    from lakehouse.config import ConfigError, load_settings
+
+    monkeypatch.setattr(no_session, "submitted_conf", lambda: {})
+    with pytest.raises(ConfigError, match=r"spark.master is not set .* not running under spark"):
+        no_session.build_session(load_settings("cluster"))
+    # under spark-submit the master is its own: the builder is reached
+    monkeypatch.setattr(no_session, "submitted_conf", lambda: {"spark.master": "yarn"})
+    with pytest.raises(_Built):
+        no_session.build_session(load_settings("cluster"))
+
+
+def test_workers_python_follows_the_master_spark_submit_gave(no_session, monkeypatch):
+    """Before: `spark-submit --master yarn` with env local set PYSPARK_PYTHON to the driver's
+    interpreter path, which the cluster's executors do not have."""
+    import os
+    import sys
+
+    from lakehouse.config import load_settings
+
+    monkeypatch.setattr(no_session, "submitted_conf", lambda: {"spark.master": "yarn"})
+    with pytest.raises(_Built):
+        no_session.build_session(load_settings("local"))
+    assert "PYSPARK_PYTHON" not in os.environ
+    monkeypatch.setattr(no_session, "submitted_conf", lambda: {})
+    with pytest.raises(_Built):
+        no_session.build_session(load_settings("local"))
+    assert os.environ["PYSPARK_PYTHON"] == sys.executable

@@ -209,6 +209,29 @@ def _session(settings: Settings, gated: bool = False):
         gates.join()
 
 
+def _fetch_jars(settings: Settings) -> int:
+    """Resolve Delta's jars into the environment's jar cache, whatever its master and
+    `delta_jars` say: with `--env cluster` (`provided`, no master) the session resolved
+    nothing, yet the command said the jars were ready and left no manifest for `--jars`."""
+    from lakehouse.spark import cached_jars, delta_package
+
+    spark_settings = settings.spark.model_copy(update={"master": "local[1]", "delta_jars": "cache"})
+    resolving = settings.model_copy(update={"spark": spark_settings})
+    _session(resolving).range(1).collect()
+    jars = cached_jars(resolving)
+    if not jars:
+        print(
+            f"lakehouse: error: {delta_package()} was not resolved into {settings.spark.jar_cache}",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"Delta jars ready: {delta_package()} ({len(jars)} jars listed for --jars under "
+        f"{settings.spark.jar_cache})"
+    )
+    return 0
+
+
 def _import_gates() -> None:
     # A failed import is not cached: the first gate imports it again and raises it there.
     with contextlib.suppress(Exception):
@@ -612,12 +635,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"{job.name:<28} {job.description}{after}")
         return 0
     if args.command == "fetch-jars":
-        from lakehouse.spark import delta_package
-
-        spark = _session(settings)
-        spark.range(1).collect()
-        print(f"Delta jars ready: {delta_package()}")
-        return 0
+        return _fetch_jars(settings)
     if args.command == "erase":
         return _erase(args, settings)
     _check_before_session(args, settings)

@@ -45,7 +45,7 @@ from pyspark.sql.types import (
     _parse_datatype_string,
 )
 
-from lakehouse.config import URI, Settings
+from lakehouse.config import URI, ConfigError, Settings
 
 SCALA_VERSION = "2.13"
 DELTA_CONF = {
@@ -120,7 +120,16 @@ def _remember_jars(settings: Settings, spark: SparkSession) -> None:
 
 # Settings the suite's results depend on (times are UTC instants, bad casts fail): conf/*.yml
 # sets them whatever spark-submit or spark-defaults.conf say. Everything else yields to them.
-REQUIRED_CONF = frozenset({*DELTA_CONF, "spark.sql.session.timeZone", "spark.sql.ansi.enabled"})
+# spark.sql.timestampType: silver's parses (lakehouse.silver.normalise) must give instants
+# (TIMESTAMP_LTZ); a cluster default of TIMESTAMP_NTZ would make them zone-less local times.
+REQUIRED_CONF = frozenset(
+    {
+        *DELTA_CONF,
+        "spark.sql.session.timeZone",
+        "spark.sql.ansi.enabled",
+        "spark.sql.timestampType",
+    }
+)
 
 
 def submitted_conf() -> dict[str, str]:
@@ -164,10 +173,19 @@ def build_session(settings: Settings, app_name: str | None = None) -> SparkSessi
     if active is not None:
         return active
     check_java()
-    # Python workers must import this package: in local mode run them with this interpreter.
-    if settings.spark.master and settings.spark.master.startswith("local"):
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     submitted = submitted_conf()
+    master_in_use = submitted.get("spark.master", settings.spark.master)
+    if master_in_use is None:
+        raise ConfigError(
+            "spark.master is not set (conf/cluster.yml leaves it to spark-submit), and this is "
+            "not running under spark-submit: pyspark would start local[*] without Delta's "
+            "jars. Run the job through spark-submit (jobs/<job>.py, jobs/run_job.py, "
+            "jobs/run_all.py), or give the environment a spark.master (--env local)"
+        )
+    # Python workers must import this package: in local mode run them with this interpreter
+    # (the master spark-submit gave, not conf's: `--master yarn` with env local is no local).
+    if master_in_use.startswith("local"):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder
     if "spark.app.name" not in submitted:
         builder = builder.appName(app_name or settings.spark.app_name)
