@@ -68,18 +68,18 @@ def test_a_page_of_an_earlier_day_says_which_sections_show_a_later_state(spark, 
     """Before: the report of the 3rd, written after the 31st had run, showed the portrait and
     the month's store totals of the 31st without a word."""
     tables = Tables(spark, str(tmp_path / "warehouse"))
-    at = datetime(2026, 3, 31, 1)
     rows = [
-        ("gold.member_portrait", day, "r", "local", at, at, 1.0, status, 0, 0, 0, None, None, None)
-        for day, status in ((D, "SUCCEEDED"), (date(2026, 3, 31), "SUCCEEDED"),
-                            (date(2026, 4, 1), "FAILED"))
-    ]  # fmt: skip
-    # Maintenance run for a later day changes no table's content: no warning of its own.
-    rows.append(("ops.maintenance", date(2026, 4, 2), "m", "local", at, at, 1.0, "SUCCEEDED",
-                 0, 0, 0, None, None, None))  # fmt: skip
+        _log("gold.member_portrait", D, at=datetime(2026, 3, 6, 1)),
+        _log("gold.member_portrait", date(2026, 3, 31), at=datetime(2026, 3, 31, 1)),
+        _log("gold.member_portrait", date(2026, 4, 1), "FAILED", at=datetime(2026, 4, 1, 1)),
+        # Maintenance run for a later day changes no table's content: no warning of its own.
+        _log("ops.maintenance", date(2026, 4, 2), at=datetime(2026, 4, 2, 1)),
+    ]
     tables.append(small_frame(spark, rows, RUN_LOG_SCHEMA), *RUN_LOG)
-    assert "run up to 2026-03-31" in build_report(tables, D).subtitle
-    assert "run up to" not in build_report(tables, date(2026, 3, 31)).subtitle
+    subtitle = build_report(tables, D).subtitle
+    assert "members: a later day's state, 2026-03-31's" in subtitle
+    assert "2026-04-0" not in subtitle
+    assert "members:" not in build_report(tables, date(2026, 3, 31)).subtitle
 
 
 def _log(job: str, day: date, status: str = "SUCCEEDED", at: datetime = datetime(2026, 4, 2, 1)):
@@ -155,7 +155,7 @@ def test_the_subtitle_follows_the_gold_state_tables_not_bronze_or_silver(spark, 
         "members: an earlier day's state, 2026-03-04's (gold.member_portrait last succeeded "
         f"for 2026-03-04), not {D}'s" in subtitle
     )
-    assert "state" not in build_report(tables, date(2026, 3, 4)).subtitle
+    assert "members:" not in build_report(tables, date(2026, 3, 4)).subtitle
 
 
 def test_the_subtitle_names_each_gold_state_table_by_its_own_last_successful_run(spark, tmp_path):
