@@ -149,6 +149,49 @@ def test_a_later_day_run_with_rerun_gives_the_failed_day_up(spark, settings):
     assert ("silver.b", D3) in calls and ("gold.d", D3) in calls
 
 
+def test_a_failed_rerun_of_a_day_is_not_given_up_by_successes_made_before_it(spark, settings):
+    """D1 to D3 loaded, then a `--rerun` of D1 for a corrected delivery failed: D2's and D3's
+    successes are older than that failure, so the daily cron must not run past it."""
+    layers = ("bronze", "silver", "gold")
+    D4 = date(2026, 3, 4)
+    assert run_days(settings, spark, [D1, D2, D3], layers, registry=_registry([], set())).ok
+    rerun = run_days(
+        settings, spark, [D1], layers, registry=_registry([], {"silver.b"}), resume=False
+    )
+    assert _status(rerun)[("silver.b", D1)] == FAILED
+    calls: list[tuple[str, date]] = []
+    summary = run_days(settings, spark, [D4], layers, registry=_registry(calls, set()))
+    status = _status(summary)
+    assert status[("silver.b", D4)] == SKIPPED and status[("gold.d", D4)] == SKIPPED
+    assert status[("bronze.a", D4)] == SUCCEEDED and status[("gold.e", D4)] == SUCCEEDED
+    assert (
+        "SKIPPED  silver.b 2026-03-04: failed on 2026-03-01 and has not succeeded for a later "
+        "day since: catch up with run-all --from 2026-03-01 --to 2026-03-04" in summary.describe()
+    )
+    # a success for a later day made after the failure gives D1 up, as before
+    assert run_days(settings, spark, [D4], layers, registry=_registry([], set()), resume=False).ok
+    assert run_days(settings, spark, [date(2026, 3, 5)], layers, registry=_registry([], set())).ok
+
+
+def test_layers_alone_still_wait_for_an_upstream_day_left_failed(spark, settings):
+    """`run-all --layers gold` after bronze.a failed on D1: gold.d reads silver.b, which never got
+    D1's rows (it was skipped, so the run log holds no failure of its own). The reason names the
+    root job and the catch-up command, though neither layer is selected."""
+    run_days(
+        settings, spark, [D1], ("bronze", "silver", "gold"), registry=_registry([], {"bronze.a"})
+    )
+    calls: list[tuple[str, date]] = []
+    summary = run_days(settings, spark, [D2], ("gold",), registry=_registry(calls, set()))
+    status = _status(summary)
+    assert status[("gold.d", D2)] == SKIPPED and status[("gold.e", D2)] == SUCCEEDED
+    assert calls == [("gold.e", D2)]
+    assert (
+        "SKIPPED  gold.d 2026-03-02: after bronze.a, which failed on 2026-03-01 and has not "
+        "succeeded for a later day since: catch up with run-all --from 2026-03-01 --to 2026-03-02"
+        in summary.describe()
+    )
+
+
 def test_without_resume_everything_runs_again(spark, settings):
     calls: list[tuple[str, date]] = []
     registry = _registry(calls, set())

@@ -117,32 +117,60 @@ def last_successes(tables: Tables, run_date: date) -> dict[str, datetime]:
 
 def unfinished_days(tables: Tables, before: date) -> dict[str, date]:
     """job → the earliest day before `before` whose last run failed and after which the job has
-    not succeeded for any day.
+    not succeeded for a later day.
 
     Why: a cron that runs `run-all --run-date D` each day would otherwise go on after a failed
-    day, exit 0, and never bring that day's deliveries in. A success for a later day (say
-    `run-all --run-date D --rerun`) is the operator's word that the failed day is given up.
+    day, exit 0, and never bring that day's deliveries in. A success for a later day that ended
+    after the failure (say `run-all --run-date D --rerun`) is the operator's word that the failed
+    day is given up; successes made before it (a failed `--rerun` of a day that had loaded, with
+    later days loaded since) give nothing up.
     """
     if not tables.exists(*RUN_LOG):
         return {}
-    per_day = (
-        tables.read(*RUN_LOG)
+    log = tables.read(*RUN_LOG)
+    failures = (
+        log.where(F.col("run_date") < F.lit(before))
         .groupBy("job", "run_date")
-        .agg(
-            F.max_by("status", "end_time").alias("last"),
-            F.max(F.col("status") == SUCCEEDED).alias("any_success"),
-        )
+        .agg(F.max_by(F.struct("status", "end_time"), "end_time").alias("last"))
+        .where(F.col("last.status") == FAILED)
+        .select("job", "run_date", F.col("last.end_time").alias("failed_at"))
     )
-    last_success = per_day.where("any_success").groupBy("job").agg(F.max("run_date").alias("ok"))
+    successes = log.where(F.col("status") == SUCCEEDED).select(
+        "job", F.col("run_date").alias("ok_date"), F.col("end_time").alias("ok_at")
+    )
+    given_up = (failures["job"] == successes["job"]) & (
+        (successes["ok_date"] > failures["run_date"]) & (successes["ok_at"] > failures["failed_at"])
+    )
     rows = (
-        per_day.where((F.col("last") == FAILED) & (F.col("run_date") < F.lit(before)))
-        .join(last_success, "job", "left")
-        .where(F.col("ok").isNull() | (F.col("ok") < F.col("run_date")))
+        failures.join(successes, given_up, "left_anti")
         .groupBy("job")
         .agg(F.min("run_date").alias("day"))
         .collect()
     )
     return {r["job"]: r["day"] for r in rows}
+
+
+def left_unfinished(
+    registry: dict[str, Job], unfinished: dict[str, date], last_day: date
+) -> dict[str, str]:
+    """job → why it must not run: it, or a job it depends on however far up (in any layer, not
+    only those selected), was left failed by an earlier command. The reason names the root job,
+    its day and the catch-up command, which `--layers gold` alone could not otherwise show."""
+    roots: dict[str, str] = {}  # job → the unfinished job it waits for (itself, or upstream)
+    reasons: dict[str, str] = {}
+    for job in in_order(registry):
+        if job.name in unfinished:
+            day = unfinished[job.name]
+            roots[job.name] = job.name
+            reasons[job.name] = (
+                f"failed on {day} and has not succeeded for a later day since: catch up with "
+                f"run-all --from {day} --to {last_day} (or give {day} up with --rerun)"
+            )
+        elif blocked := [d for d in job.depends_on if d in roots]:
+            root = roots[blocked[0]]
+            roots[job.name] = root
+            reasons[job.name] = f"after {root}, which {reasons[root]}"
+    return reasons
 
 
 def already_done(job: Job, successes: dict[str, datetime], rerun: set[str]) -> bool:
@@ -171,17 +199,14 @@ def run_days(
 ) -> RunSummary:
     """Run the layers' jobs day by day; `report` sees each outcome as it happens. `registry`
     defaults to the suite's own (lakehouse.registry)."""
-    jobs = in_order(registry if registry is not None else build_registry(settings), layers)
+    registry = registry if registry is not None else build_registry(settings)
+    jobs = in_order(registry, layers)
     tables = Tables(spark, settings.warehouse)
     summary = RunSummary()
     failed: dict[str, str] = {}  # job → why it (or what it depends on) failed; kept across days
     days = list(days)
     if resume and days:
-        for job, day in unfinished_days(tables, days[0]).items():
-            failed[job] = (
-                f"failed on {day} and has not succeeded for a later day since: catch up with "
-                f"run-all --from {day} --to {days[-1]} (or give {day} up with --rerun)"
-            )
+        failed.update(left_unfinished(registry, unfinished_days(tables, days[0]), days[-1]))
     for day in days:
         successes = last_successes(tables, day) if resume else {}
         ran: set[str] = set()
