@@ -273,7 +273,7 @@ class _FakeBuilder:
 
 
 @pytest.fixture()
-def no_session(monkeypatch):
+def no_session(monkeypatch, tmp_path):
     """build_session up to the builder, with no JVM: no active session, Java taken as there."""
     from pyspark.sql import SparkSession
 
@@ -283,6 +283,8 @@ def no_session(monkeypatch):
     monkeypatch.setattr(SparkSession, "builder", _FakeBuilder())
     monkeypatch.setattr(module, "check_java", lambda: None)
     monkeypatch.delenv("PYSPARK_PYTHON", raising=False)
+    monkeypatch.delenv("PYSPARK_SUBMIT_ARGS", raising=False)
+    monkeypatch.setenv("SPARK_CONF_DIR", str(tmp_path / "no-spark-conf"))
     monkeypatch.setenv("LAKEHOUSE_LANDING", "hdfs:///landing")
     monkeypatch.setenv("LAKEHOUSE_WAREHOUSE", "hdfs:///lakehouse")
     return module
@@ -300,6 +302,43 @@ def test_env_cluster_outside_spark_submit_is_a_configuration_error(no_session, m
     monkeypatch.setattr(no_session, "submitted_conf", lambda: {"spark.master": "yarn"})
     with pytest.raises(_Built):
         no_session.build_session(load_settings("cluster"))
+
+
+@pytest.mark.parametrize(
+    ("submit_args", "defaults", "master"),
+    [
+        ("--master spark://edge:7077 pyspark-shell", None, "spark://edge:7077"),
+        ("--master=yarn --name x pyspark-shell", "spark.master local[2]", "yarn"),
+        ("--conf spark.master=yarn pyspark-shell", None, "yarn"),
+        ("", "# a comment\nspark.master     spark://head:7077\n", "spark://head:7077"),
+        ("pyspark-shell", "spark.master = yarn\nspark.jars.packages io.delta:x", "yarn"),
+        ("", "spark.executor.memory 4g\n", None),
+    ],
+)
+def test_env_cluster_on_an_edge_node_takes_the_master_pyspark_s_launcher_takes(
+    no_session, monkeypatch, tmp_path, submit_args, defaults, master
+):
+    """Before: `lakehouse report --env cluster` on an edge node whose spark-defaults.conf names
+    the cluster was refused (its master is pyspark's launcher's, not spark-submit's)."""
+    import os
+
+    from lakehouse.config import ConfigError, load_settings
+
+    conf_dir = tmp_path / "spark-conf"
+    conf_dir.mkdir()
+    if defaults is not None:
+        (conf_dir / "spark-defaults.conf").write_text(defaults, encoding="utf-8")
+    monkeypatch.setenv("SPARK_CONF_DIR", str(conf_dir))
+    monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", submit_args)
+    monkeypatch.setattr(no_session, "submitted_conf", lambda: {})
+    assert no_session.launcher_master() == master
+    if master is None:
+        with pytest.raises(ConfigError, match=r"spark-defaults\.conf"):
+            no_session.build_session(load_settings("cluster"))
+    else:
+        with pytest.raises(_Built):
+            no_session.build_session(load_settings("cluster"))
+        assert "PYSPARK_PYTHON" not in os.environ  # a cluster's executors have their own
 
 
 def test_workers_python_follows_the_master_spark_submit_gave(no_session, monkeypatch):

@@ -12,6 +12,7 @@ import hashlib
 import math
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -143,6 +144,40 @@ def submitted_conf() -> dict[str, str]:
     return dict(SparkConf().getAll())
 
 
+def launcher_master() -> str | None:
+    """The master pyspark's own spark-submit will start this Python's JVM with, outside
+    spark-submit: `--master` (or `--conf spark.master=`) in PYSPARK_SUBMIT_ARGS, else
+    spark.master in spark-defaults.conf ($SPARK_CONF_DIR, else $SPARK_HOME/conf, else
+    pyspark's own). Why: on an edge node that file names the cluster, and the CLI-only commands
+    (report, erase, audience, summary, oneid) run outside spark-submit there."""
+    args = shlex.split(os.environ.get("PYSPARK_SUBMIT_ARGS", ""))
+    for i, arg in enumerate(args):
+        following = args[i + 1] if i + 1 < len(args) else ""
+        if arg == "--master" and following:
+            return following
+        if arg.startswith("--master="):
+            return arg.split("=", 1)[1]
+        if arg == "--conf" and following.startswith("spark.master="):
+            return following.split("=", 1)[1]
+    conf_dir = os.environ.get("SPARK_CONF_DIR")
+    if not conf_dir:
+        from pyspark.find_spark_home import _find_spark_home
+
+        conf_dir = os.path.join(os.environ.get("SPARK_HOME") or _find_spark_home(), "conf")
+    defaults = Path(conf_dir) / "spark-defaults.conf"
+    if not defaults.is_file():
+        return None
+    master = None
+    for line in defaults.read_text(encoding="utf-8", errors="replace").splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", "!")):
+            continue
+        key, *value = re.split(r"\s*[=:]\s*|\s+", line, maxsplit=1)
+        if key == "spark.master" and value and value[0].strip():
+            master = value[0].strip()
+    return master
+
+
 def session_options(
     settings: Settings, submitted: Mapping[str, str]
 ) -> tuple[str | None, dict[str, str]]:
@@ -175,12 +210,16 @@ def build_session(settings: Settings, app_name: str | None = None) -> SparkSessi
     check_java()
     submitted = submitted_conf()
     master_in_use = submitted.get("spark.master", settings.spark.master)
+    if master_in_use is None and not submitted:
+        master_in_use = launcher_master()
     if master_in_use is None:
         raise ConfigError(
             "spark.master is not set (conf/cluster.yml leaves it to spark-submit), and this is "
             "not running under spark-submit: pyspark would start local[*] without Delta's "
             "jars. Run the job through spark-submit (jobs/<job>.py, jobs/run_job.py, "
-            "jobs/run_all.py), or give the environment a spark.master (--env local)"
+            "jobs/run_all.py); for the commands that run outside it (report, erase, audience, "
+            "summary, oneid) set spark.master in spark-defaults.conf ($SPARK_CONF_DIR) or "
+            "--master in PYSPARK_SUBMIT_ARGS, with Delta's jars; or use --env local"
         )
     # Python workers must import this package: in local mode run them with this interpreter
     # (the master spark-submit gave, not conf's: `--master yarn` with env local is no local).
