@@ -357,3 +357,16 @@ def test_workers_python_follows_the_master_spark_submit_gave(no_session, monkeyp
     with pytest.raises(_Built):
         no_session.build_session(load_settings("local"))
     assert os.environ["PYSPARK_PYTHON"] == sys.executable
+
+
+def test_a_session_without_delta_s_classes_is_a_configuration_error(spark):
+    """Before: `delta_jars: provided` with nothing providing them failed at the first table
+    call with "'JavaPackage' object is not callable"."""
+    from lakehouse.config import ConfigError
+    from lakehouse.spark import require_delta
+
+    require_delta(spark)  # the test session has them
+    with pytest.raises(
+        ConfigError, match=r"io\.delta\.tables\.NoSuchTable\) are not on .* --packages"
+    ):
+        require_delta(spark, "io.delta.tables.NoSuchTable")

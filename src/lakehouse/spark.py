@@ -251,7 +251,33 @@ def build_session(settings: Settings, app_name: str | None = None) -> SparkSessi
     spark.sparkContext.setLogLevel(settings.spark.log_level)
     if resolving:
         _remember_jars(settings, spark)
+    require_delta(spark)
     return spark
+
+
+DELTA_CLASS = "io.delta.tables.DeltaTable"
+
+
+def require_delta(spark: SparkSession, class_name: str = DELTA_CLASS) -> None:
+    """ConfigError unless Delta's classes are on the session's classpath.
+
+    Why: `delta_jars: provided` (or spark-submit without --packages) started a session without
+    them, and the first table call failed with "'JavaPackage' object is not callable", far from
+    its cause.
+    """
+    from py4j.java_gateway import JavaClass
+
+    found = spark._jvm
+    for part in class_name.split("."):
+        found = getattr(found, part)
+    if not isinstance(found, JavaClass):
+        raise ConfigError(
+            f"Delta Lake's classes ({class_name}) are not on this Spark session's classpath: "
+            "under spark-submit give them with --packages $(lakehouse packages) (or --jars, "
+            "from the manifest `lakehouse fetch-jars` leaves); outside it, an environment with "
+            "spark.delta_jars: provided needs them in spark-defaults.conf or $SPARK_HOME/jars, "
+            "and delta_jars: cache fetches them itself"
+        )
 
 
 @contextmanager
