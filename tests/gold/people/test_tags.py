@@ -6,7 +6,7 @@ EXPECTED_A / EXPECTED_C below.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 import yaml
@@ -20,6 +20,7 @@ from lakehouse.gold.people.tags import (
     catalog_frame,
     check_catalog,
     due,
+    period_start,
     pivot_tags,
     redefined_tags,
     tag_values,
@@ -197,6 +198,30 @@ def test_each_tag_not_due_is_computed_for_the_people_it_has_no_row_for(
     }
 
 
+def test_a_tag_whose_monday_or_first_had_no_run_is_computed_by_the_period_s_first_run(catalog):
+    """Before: the tags job ran on Sunday 8 March and Tuesday 10 March, not on Monday 9: the
+    weekly omni_channel was carried from Monday 2 March until Monday 16, two weeks old, while
+    gold.tag_catalog said it was published on the 10th. A monthly tag missing its 1st was
+    carried for nearly two months."""
+    weekly = next(t for t in catalog if t.code == "omni_channel")
+    monthly = weekly.model_copy(update={"code": "m", "refresh": "monthly"})
+    daily = weekly.model_copy(update={"code": "d", "refresh": "daily"})
+    tags = [weekly, monthly, daily]
+    published = [
+        {"tag_code": t.code, "over": t.over, "definition": t.expr, "value_type": t.type}
+        for t in tags
+    ]
+    tuesday, wednesday = date(2026, 3, 10), date(2026, 3, 11)
+    assert [period_start(t, tuesday) for t in tags] == [date(2026, 3, 9), date(2026, 3, 1), tuesday]
+    last_week = {"omni_channel": date(2026, 3, 2), "m": date(2026, 3, 1), "d": date(2026, 3, 8)}
+    assert to_compute(tags, tuesday, last_week, published) == [weekly, daily]
+    # computed on Tuesday for everyone, Wednesday carries it (and March's monthly tag)
+    this_week = {**last_week, "omni_channel": tuesday}
+    assert to_compute(tags, wednesday, this_week, published) == [daily]
+    # April 2nd, with no run on the 1st: the monthly tag is computed
+    assert to_compute(tags, date(2026, 4, 2), this_week, published) == [weekly, monthly, daily]
+
+
 def test_a_tag_redefined_since_the_catalog_was_published_is_computed_even_when_not_due(catalog):
     """Before: omni_channel (weekly) given a new expr on a Tuesday was carried over with the old
     definition's values until Monday, while the catalog published the new definition (so an
@@ -212,7 +237,7 @@ def test_a_tag_redefined_since_the_catalog_was_published_is_computed_even_when_n
         }
         for t in catalog
     ]
-    existing = {t.code for t in catalog}
+    existing = {t.code: AS_OF - timedelta(days=1) for t in catalog}  # Monday's rows
     assert weekly not in to_compute(catalog, AS_OF, existing, published)
     changed = weekly.model_copy(update={"expr": weekly.expr + " AND true"})
     redefined = [changed if t is weekly else t for t in catalog]

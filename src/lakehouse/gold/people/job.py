@@ -9,6 +9,8 @@ Each table passes its gate (expectations/gold.*.json, policy fail) before it is 
 
 from __future__ import annotations
 
+from datetime import date
+
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -149,8 +151,9 @@ def build_member_portrait(ctx: JobContext) -> JobResult:
 
 
 def build_member_tags(ctx: JobContext) -> JobResult:
-    """The catalog's tags due today (daily every run, weekly on Mondays, monthly on the 1st, and
-    any tag without rows yet), the others carried over; gold.tag_catalog republished."""
+    """The catalog's tags due today (daily every run, weekly on Mondays, monthly on the 1st, any
+    tag without rows yet or not computed yet this week or month), the others carried over;
+    gold.tag_catalog republished."""
     catalog = ctx.settings.tags
     _require(ctx, (*REQUIRED, (LAYER, "member_portrait", "gold.member_portrait")))
     tables = ctx.tables
@@ -169,13 +172,14 @@ def build_member_tags(ctx: JobContext) -> JobResult:
     if previous is not None:
         # A backfill of an earlier day recomputes what a later run wrote, never carries it back.
         previous = previous.where(F.col("as_of") <= F.lit(ctx.run_date))
-    existing: set[str] = set()
+    computed_on: dict[str, date] = {}  # tag → when it was last computed for everyone
     if previous is not None:
-        existing = {r[0] for r in previous.select("tag_code").distinct().collect()}
+        oldest = previous.groupBy("tag_code").agg(F.min("as_of")).collect()
+        computed_on = {r[0]: r[1] for r in oldest}
     published = (
         tables.read(LAYER, "tag_catalog").collect() if tables.exists(LAYER, "tag_catalog") else []
     )
-    todo = to_compute(catalog, ctx.run_date, existing, published)
+    todo = to_compute(catalog, ctx.run_date, computed_on, published)
     kept = [t for t in catalog if t not in todo]
     rows = tag_values(todo, portrait, history, ctx.run_date)
     if previous is not None and kept:

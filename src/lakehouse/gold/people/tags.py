@@ -12,8 +12,8 @@ tags) or has a type that does not fit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import date
+from collections.abc import Mapping, Sequence
+from datetime import date, timedelta
 from typing import Any
 
 from pyspark.errors import AnalysisException, ParseException
@@ -121,11 +121,17 @@ def check_catalog(catalog: TagCatalog, portrait: DataFrame, history: DataFrame) 
 
 def due(tag: TagDefinition, as_of: date) -> bool:
     """daily: every run; weekly: Mondays; monthly: the 1st."""
+    return period_start(tag, as_of) == as_of
+
+
+def period_start(tag: TagDefinition, as_of: date) -> date:
+    """The first day of the refresh period `as_of` falls in: itself (daily), its week's Monday
+    (weekly), its month's 1st (monthly)."""
     if tag.refresh == "weekly":
-        return as_of.weekday() == 0
+        return as_of - timedelta(days=as_of.weekday())
     if tag.refresh == "monthly":
-        return as_of.day == 1
-    return True
+        return as_of.replace(day=1)
+    return as_of
 
 
 def _as_text(tag: TagDefinition, value) -> object:
@@ -210,13 +216,27 @@ def redefined_tags(catalog: TagCatalog, published: Sequence[Any]) -> dict[str, s
 
 
 def to_compute(
-    catalog: TagCatalog, as_of: date, existing: set[str], published: Sequence[Any]
+    catalog: TagCatalog, as_of: date, computed_on: Mapping[str, date], published: Sequence[Any]
 ) -> list[TagDefinition]:
-    """The tags computed on `as_of`: those due, those without rows yet, and those whose
-    definition changed since the catalog was last published (carried over, a weekly tag would
-    keep the old definition's values until Monday under the new definition's name)."""
+    """The tags computed on `as_of`: those due, those without rows yet, those last computed
+    for everyone before their period began (`computed_on`: tag code → the oldest `as_of` of its
+    rows), and those whose definition changed since the catalog was last published (carried
+    over, a weekly tag would keep the old definition's values until Monday under the new
+    definition's name).
+
+    Why the period: with no run on the Monday (or the 1st), a weekly tag was carried from the
+    Monday before until the next one, two weeks old, while gold.tag_catalog said it was
+    published today.
+    """
     changed = {c for c, kind in redefined_tags(catalog, published).items() if kind == "changed"}
-    return [t for t in catalog if due(t, as_of) or t.code not in existing or t.code in changed]
+    return [
+        t
+        for t in catalog
+        if due(t, as_of)
+        or t.code not in computed_on
+        or computed_on[t.code] < period_start(t, as_of)
+        or t.code in changed
+    ]
 
 
 def carried_over(
