@@ -79,6 +79,8 @@ def test_malformed_tag_in_conf_is_a_config_error(tmp_path):
         ({"preferences": {"coupon_high_share": 0.2, "coupon_medium_share": 0.5}}, "below"),
         ({"age_band_edges": [30, 20]}, "strictly increasing"),
         ({"non_purchase_statuses": ["VOID"]}, "unknown status VOID"),
+        # before: loaded, then the portrait job failed with a bare KeyError: 'low'
+        ({"preferences": {"coupon_labels": {"high": "高", "medium": "中"}}}, "misses low"),
         ({"export_channels": {"SMS": {"identifier": "fax"}}}, "identifier"),
     ],
 )

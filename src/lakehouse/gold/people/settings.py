@@ -114,6 +114,15 @@ class PreferenceSettings(_Strict):
     def _price_bands(cls, value: list[Band]) -> list[Band]:
         return _check_bands(value, "price_bands")
 
+    @field_validator("coupon_labels")
+    @classmethod
+    def _all_coupon_bands(cls, value: dict[str, str]) -> dict[str, str]:
+        # The portrait looks each band up by name: one left out was a bare KeyError mid-job.
+        missing = [band for band in ("high", "medium", "low") if band not in value]
+        if missing:
+            raise ValueError(f"coupon_labels misses {', '.join(missing)}")
+        return value
+
     @model_validator(mode="after")
     def _coupon_order(self) -> PreferenceSettings:
         if self.coupon_medium_share >= self.coupon_high_share:
