@@ -39,11 +39,21 @@ def view(people_world):
         ("preferred_category = '女装' AND", "syntax error"),
         ("nope(city)", "unknown function"),
         ("   ", "--where is empty"),
+        # before: counted, gated and written on three different draws (a negative opted-out count)
+        ("lifecycle_stage = '复购' AND rand() < 0.1", "not deterministic"),
+        ("uuid() < '8'", "not deterministic"),
     ],
 )
 def test_bad_expressions_say_why(view, where, message):
     with pytest.raises(audience.AudienceError, match=message.replace("(", r"\(")):
         audience.select(view, where)
+
+
+def test_a_sample_by_a_hash_of_one_id_is_the_same_members_every_time(view):
+    where = "pmod(xxhash64(one_id, 'hold-out-1'), 100) < 50"
+    first = {r.one_id for r in audience.select(view, where).collect()}
+    assert first == {r.one_id for r in audience.select(view, where).collect()}
+    assert 0 < len(first) < view.count()
 
 
 def test_bad_names():
