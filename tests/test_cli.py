@@ -20,7 +20,7 @@ def recorded(monkeypatch):
     """build_session and the gates' import replaced by recorders: what ran, on which thread."""
     seen: dict[str, object] = {"imports": []}
 
-    def build_session(settings):
+    def build_session(settings, **kw):
         time.sleep(0.2)  # the JVM starting
         seen["threads_while_building"] = {t.name for t in threading.enumerate()}
         return "session"
@@ -209,7 +209,7 @@ def test_fetch_jars_resolves_into_the_cache_whatever_the_env_says(monkeypatch, c
         def collect(self):
             return []
 
-    def build(settings, app_name=None):
+    def build(settings, app_name=None, **kw):
         built.append(settings.spark)
         return _Session()
 

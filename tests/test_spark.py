@@ -313,6 +313,9 @@ def test_env_cluster_outside_spark_submit_is_a_configuration_error(no_session, m
         ("", "# a comment\nspark.master     spark://head:7077\n", "spark://head:7077"),
         ("pyspark-shell", "spark.master = yarn\nspark.jars.packages io.delta:x", "yarn"),
         ("", "spark.executor.memory 4g\n", None),
+        # spark-submit's order: --master over --conf, a --properties-file over the defaults
+        ("--conf spark.master=a --master b pyspark-shell", None, "b"),
+        ("--properties-file {dir}/edge.conf pyspark-shell", "spark.master local[2]", "yarn"),
     ],
 )
 def test_env_cluster_on_an_edge_node_takes_the_master_pyspark_s_launcher_takes(
@@ -328,17 +331,59 @@ def test_env_cluster_on_an_edge_node_takes_the_master_pyspark_s_launcher_takes(
     conf_dir.mkdir()
     if defaults is not None:
         (conf_dir / "spark-defaults.conf").write_text(defaults, encoding="utf-8")
+    (conf_dir / "edge.conf").write_text("spark.master=yarn\n", encoding="utf-8")
     monkeypatch.setenv("SPARK_CONF_DIR", str(conf_dir))
-    monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", submit_args)
+    monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", submit_args.format(dir=conf_dir))
     monkeypatch.setattr(no_session, "submitted_conf", lambda: {})
     assert no_session.launcher_master() == master
     if master is None:
         with pytest.raises(ConfigError, match=r"spark-defaults\.conf"):
-            no_session.build_session(load_settings("cluster"))
+            no_session.build_session(load_settings("cluster"), launcher_master_ok=True)
     else:
         with pytest.raises(_Built):
-            no_session.build_session(load_settings("cluster"))
+            no_session.build_session(load_settings("cluster"), launcher_master_ok=True)
         assert "PYSPARK_PYTHON" not in os.environ  # a cluster's executors have their own
+    # The jobs never start that way: they need spark-submit's --py-files and executor settings.
+    with pytest.raises(ConfigError, match="not running under spark-submit"):
+        no_session.build_session(load_settings("cluster"))
+
+
+def test_only_the_commands_without_a_spark_submit_script_take_the_launcher_s_master(monkeypatch):
+    from lakehouse import cli
+    from lakehouse import spark as module
+    from lakehouse.config import load_settings
+
+    asked = {}
+    monkeypatch.setattr(
+        module, "build_session", lambda settings, **kw: asked.setdefault("ok", []).append(kw)
+    )
+    for command in ("report", "erase", "audience", "summary", "oneid", "run", "run-all"):
+        cli._session(load_settings("local"), command=command)
+    assert [kw["launcher_master_ok"] for kw in asked["ok"]] == [True] * 5 + [False] * 2
+
+
+def test_every_session_handed_out_is_checked_for_delta_s_classes(no_session, monkeypatch):
+    """A session built here, and one already running (a notebook's, spark-submit's)."""
+    from pyspark.sql import SparkSession
+
+    from lakehouse.config import load_settings
+
+    checked = []
+    monkeypatch.setattr(no_session, "require_delta", checked.append)
+    monkeypatch.setattr(no_session, "submitted_conf", lambda: {})
+
+    class Session:
+        sparkContext = type("Context", (), {"setLogLevel": lambda self, level: None})()
+
+    built = Session()
+    monkeypatch.setattr(
+        SparkSession, "builder", type("B", (_FakeBuilder,), {"getOrCreate": lambda self: built})()
+    )
+    assert no_session.build_session(load_settings("local")) is built
+    running = object()
+    monkeypatch.setattr(SparkSession, "getActiveSession", staticmethod(lambda: running))
+    assert no_session.build_session(load_settings("local")) is running
+    assert checked == [built, running]
 
 
 def test_workers_python_follows_the_master_spark_submit_gave(no_session, monkeypatch):

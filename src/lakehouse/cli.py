@@ -169,7 +169,7 @@ def _erase(args: argparse.Namespace, settings: Settings) -> int:
         target = parse_target(args.identifier or [], args.one_id, settings.oneid.by_priority())
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    spark = _session(settings)
+    spark = _session(settings, command="erase")
     try:
         result = erase(spark, settings, target, reason=args.reason, dry_run=args.dry_run)
     except ErasureError as exc:
@@ -192,11 +192,17 @@ def _add_run_args(parser: argparse.ArgumentParser) -> None:
 GATED_COMMANDS = frozenset({"run", "run-all", "run-layer", "audience"})
 
 
-def _session(settings: Settings, gated: bool = False):
+# Commands with no spark-submit script: on an edge node they may take the master pyspark's own
+# launcher finds (spark-defaults.conf, PYSPARK_SUBMIT_ARGS) with --env cluster.
+CLI_ONLY_COMMANDS = frozenset({"report", "erase", "audience", "summary", "oneid"})
+
+
+def _session(settings: Settings, gated: bool = False, command: str | None = None):
     from lakehouse.spark import build_session
 
+    launcher_ok = command in CLI_ONLY_COMMANDS
     if not gated:
-        return build_session(settings)
+        return build_session(settings, launcher_master_ok=launcher_ok)
     # The session's first Python-to-Java conversion imports pandas (pyspark.sql.types imports
     # pyspark.testing.utils); imported first, the session start imports nothing the thread
     # imports too, so the two never wait on each other's import locks (a deadlock if in a cycle).
@@ -204,7 +210,7 @@ def _session(settings: Settings, gated: bool = False):
     gates = threading.Thread(target=_import_gates, name="import-gates")
     gates.start()
     try:
-        return build_session(settings)
+        return build_session(settings, launcher_master_ok=launcher_ok)
     finally:
         gates.join()
 
@@ -639,7 +645,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "erase":
         return _erase(args, settings)
     _check_before_session(args, settings)
-    spark = _session(settings, gated=args.command in GATED_COMMANDS)
+    spark = _session(settings, gated=args.command in GATED_COMMANDS, command=args.command)
     if args.command == "summary":
         _print_summary(settings, spark)
         return 0

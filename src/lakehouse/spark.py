@@ -146,29 +146,45 @@ def submitted_conf() -> dict[str, str]:
 
 def launcher_master() -> str | None:
     """The master pyspark's own spark-submit will start this Python's JVM with, outside
-    spark-submit: `--master` (or `--conf spark.master=`) in PYSPARK_SUBMIT_ARGS, else
-    spark.master in spark-defaults.conf ($SPARK_CONF_DIR, else $SPARK_HOME/conf, else
-    pyspark's own). Why: on an edge node that file names the cluster, and the CLI-only commands
-    (report, erase, audience, summary, oneid) run outside spark-submit there."""
+    spark-submit, read as spark-submit reads it: `--master` in PYSPARK_SUBMIT_ARGS, else its
+    `--conf spark.master=`, else spark.master in its `--properties-file`, else in
+    spark-defaults.conf ($SPARK_CONF_DIR, else $SPARK_HOME/conf, else pyspark's own).
+
+    Why: on an edge node that file names the cluster, and the commands with no spark-submit
+    script (report, erase, audience, summary, oneid) run outside spark-submit there.
+    """
     args = shlex.split(os.environ.get("PYSPARK_SUBMIT_ARGS", ""))
+    given: dict[str, str] = {}
     for i, arg in enumerate(args):
         following = args[i + 1] if i + 1 < len(args) else ""
-        if arg == "--master" and following:
-            return following
         if arg.startswith("--master="):
-            return arg.split("=", 1)[1]
-        if arg == "--conf" and following.startswith("spark.master="):
-            return following.split("=", 1)[1]
+            given.setdefault("master", arg.split("=", 1)[1])
+        elif arg == "--master" and following:
+            given.setdefault("master", following)
+        elif arg == "--conf" and following.startswith("spark.master="):
+            given["conf"] = following.split("=", 1)[1]
+        elif arg == "--properties-file" and following:
+            given["file"] = following
+    if given.get("master") or given.get("conf"):
+        return given.get("master") or given["conf"]
     conf_dir = os.environ.get("SPARK_CONF_DIR")
     if not conf_dir:
         from pyspark.find_spark_home import _find_spark_home
 
         conf_dir = os.path.join(os.environ.get("SPARK_HOME") or _find_spark_home(), "conf")
-    defaults = Path(conf_dir) / "spark-defaults.conf"
-    if not defaults.is_file():
+    for path in (given.get("file"), os.path.join(conf_dir, "spark-defaults.conf")):
+        master = _properties_master(Path(path)) if path else None
+        if master:
+            return master
+    return None
+
+
+def _properties_master(path: Path) -> str | None:
+    """spark.master in a Spark properties file (`key value`, `key=value` or `key: value`)."""
+    if not path.is_file():
         return None
     master = None
-    for line in defaults.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         line = line.strip()
         if not line or line.startswith(("#", "!")):
             continue
@@ -198,19 +214,25 @@ def session_options(
     return master, options
 
 
-def build_session(settings: Settings, app_name: str | None = None) -> SparkSession:
+def build_session(
+    settings: Settings, app_name: str | None = None, *, launcher_master_ok: bool = False
+) -> SparkSession:
     """Build (or join) the session for these settings.
 
     Under spark-submit, what its command line (or spark-defaults.conf) sets wins over
-    conf/*.yml, except the few settings results depend on (REQUIRED_CONF).
+    conf/*.yml, except the few settings results depend on (REQUIRED_CONF). With
+    `launcher_master_ok` (the CLI-only commands), a master pyspark's own launcher finds
+    (launcher_master) will do when neither spark-submit nor conf gives one; the jobs need
+    spark-submit's --py-files and executor settings, so they never start that way.
     """
     active = SparkSession.getActiveSession()
     if active is not None:
+        require_delta(active)
         return active
     check_java()
     submitted = submitted_conf()
     master_in_use = submitted.get("spark.master", settings.spark.master)
-    if master_in_use is None and not submitted:
+    if master_in_use is None and not submitted and launcher_master_ok:
         master_in_use = launcher_master()
     if master_in_use is None:
         raise ConfigError(
