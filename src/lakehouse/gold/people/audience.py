@@ -144,16 +144,30 @@ def select(view: DataFrame, where: str) -> DataFrame:
         chosen.schema  # noqa: B018 - forces analysis now
     except (AnalysisException, ParseException) as exc:
         raise AudienceError(f"--where {where!r}: {sql_error(exc)}") from None
-    # A condition that draws anew each time it is evaluated (rand(), uuid(), now()) selects other
+    # A condition that draws anew each time it is evaluated (rand(), uuid()) selects other
     # members in the count, the gate and the write: the opted-out count went negative, and no
     # two creates agreed. A hash of one_id samples the same members every time.
-    if not chosen._jdf.queryExecution().analyzed().condition().deterministic():
+    if _deterministic(chosen) is False:
         raise AudienceError(
             f"--where {where!r}: the condition is not deterministic (rand(), random(), uuid(), "
-            "shuffle(), now() ...), so each evaluation would select other members; for a "
-            "sample use a hash of one_id, e.g. pmod(xxhash64(one_id, 'hold-out-1'), 100) < 10"
+            "shuffle() ...), so each evaluation would select other members; for a sample use "
+            "a hash of one_id, e.g. pmod(xxhash64(one_id, 'hold-out-1'), 100) < 10"
         )
     return chosen
+
+
+def _deterministic(chosen: DataFrame) -> bool | None:
+    """Whether the filter `view.where` added is deterministic: read from the analysed plan (its
+    Filter, under any single-child node); None when the plan cannot be read (Spark Connect)."""
+    try:
+        plan = chosen._jdf.queryExecution().analyzed()
+        while plan.nodeName() != "Filter":
+            if plan.children().size() != 1:
+                return None
+            plan = plan.children().head()
+        return bool(plan.condition().deterministic())
+    except Exception:
+        return None
 
 
 def _trailing_alias(spark: SparkSession, where: str) -> str | None:
