@@ -224,3 +224,28 @@ def test_fetch_jars_resolves_into_the_cache_whatever_the_env_says(monkeypatch, c
     monkeypatch.setattr(spark_module, "cached_jars", lambda settings: None)
     assert cli.main(["fetch-jars", "--env", "cluster"]) == 1
     assert "was not resolved into" in capsys.readouterr().err
+
+
+def test_jobs_and_fetch_jars_need_no_data_paths_with_env_cluster(monkeypatch, capsys):
+    """Before: both stopped with "the cluster environment has no landing path ... set
+    LAKEHOUSE_LANDING", though neither reads or writes a table. The commands that do still
+    ask for it."""
+    from lakehouse import spark as spark_module
+
+    class _Session:
+        def range(self, n):
+            return self
+
+        def collect(self):
+            return []
+
+    monkeypatch.delenv("LAKEHOUSE_LANDING", raising=False)
+    monkeypatch.delenv("LAKEHOUSE_WAREHOUSE", raising=False)
+    monkeypatch.setattr(spark_module, "build_session", lambda settings, **kw: _Session())
+    monkeypatch.setattr(spark_module, "cached_jars", lambda settings: ["/c/delta-spark.jar"])
+    assert cli.main(["fetch-jars", "--env", "cluster"]) == 0
+    assert cli.main(["jobs", "--env", "cluster"]) == 0
+    assert "silver.sales" in capsys.readouterr().out
+    monkeypatch.setattr(cli, "_session", lambda *a, **k: pytest.fail("a session was started"))
+    assert cli.main(["run", "silver.sales", "--run-date", "2026-03-01", "--env", "cluster"]) == 2
+    assert "set LAKEHOUSE_LANDING" in capsys.readouterr().err

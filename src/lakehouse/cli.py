@@ -632,7 +632,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "demo":
         return _demo(args)
-    settings = load_settings(getattr(args, "env", None))
+    # Listing the jobs and fetching Delta's jars read and write no table: an edge node that has
+    # not set LAKEHOUSE_LANDING / LAKEHOUSE_WAREHOUSE yet can run them with --env cluster.
+    settings = load_settings(
+        getattr(args, "env", None), paths_needed=args.command not in ("jobs", "fetch-jars")
+    )
     if args.command == "jobs":
         from lakehouse.registry import build_registry
 

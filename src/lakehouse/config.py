@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -411,8 +412,15 @@ def _describe(exc: ValidationError, files: list[Path]) -> str:
     return f"invalid configuration ({names}): " + "; ".join(problems)
 
 
-def load_settings(env: str | None = None, conf_dir: str | Path | None = None) -> Settings:
-    """Merge base.yml, sources.yml and <env>.yml, apply environment overrides, validate."""
+def load_settings(
+    env: str | None = None, conf_dir: str | Path | None = None, *, paths_needed: bool = True
+) -> Settings:
+    """Merge base.yml, sources.yml and <env>.yml, apply environment overrides, validate.
+
+    `paths_needed=False` is for the commands that touch no data (`jobs`, `fetch-jars`): an
+    environment that leaves a path to its variable (cluster.yml) loads without it, the path a
+    folder under the system's temporary directory that nothing writes to.
+    """
     env = env or os.environ.get(ENV_VAR) or DEFAULT_ENV
     conf = Path(conf_dir) if conf_dir else default_conf_dir()
     if not conf.is_dir():
@@ -438,6 +446,9 @@ def load_settings(env: str | None = None, conf_dir: str | Path | None = None) ->
                 raise ConfigError(f"{var} is set but empty: unset it or give the {key} path")
             paths[key] = os.environ[var]
         elif key in paths and paths[key] is None:
+            if not paths_needed:
+                paths[key] = os.path.join(tempfile.gettempdir(), f"lakehouse-{env}-no-{key}")
+                continue
             raise ConfigError(
                 f"the {env} environment has no {key} path ({overlay_path} sets paths.{key}: "
                 f"null): set {var} (hdfs://, s3a:// or a path every node shares)"
