@@ -61,3 +61,45 @@ def test_last_success_is_the_latest_earlier_day_the_job_succeeded(spark, setting
     assert last_success(tables, "ops.flaky", date(2026, 3, 6)) == date(2026, 3, 2)
     assert last_success(tables, "ops.flaky", date(2026, 3, 7)) == date(2026, 3, 6)
     assert last_success(tables, "ops.flaky", date(2026, 3, 1)) is None
+
+
+def test_every_commit_of_a_run_names_its_job_day_and_run_also_when_it_fails(spark, settings_for):
+    """A job killed before its run-log row leaves its commits behind with nothing in
+    ops.run_log to say whose they are; each commit says it itself (Delta's userMetadata), and
+    the session's own setting is back once the job ends, failed or not."""
+    import json
+
+    from delta.tables import DeltaTable
+
+    from lakehouse.runtime import COMMIT_TAG_CONF
+
+    settings = settings_for()
+    tables = Tables(spark, settings.warehouse)
+    day = date(2026, 3, 1)
+
+    def writes(ctx):
+        ctx.tables.append(spark.range(1), "silver", "tagged")
+        return JobResult()
+
+    def writes_then_fails(ctx):
+        writes(ctx)
+        raise JobError("down")
+
+    spark.conf.set(COMMIT_TAG_CONF, "the session's own")
+    try:
+        result = run_job(Job("silver.tagged", "silver", "writes", writes), settings, spark, day)
+        with pytest.raises(JobError, match="down"):
+            run_job(
+                Job("silver.tagged", "silver", "fails", writes_then_fails), settings, spark, day
+            )
+        assert spark.conf.get(COMMIT_TAG_CONF) == "the session's own"
+    finally:
+        spark.conf.unset(COMMIT_TAG_CONF)
+    history = DeltaTable.forPath(spark, tables.path("silver", "tagged")).history()
+    tags = [json.loads(r.userMetadata) for r in history.orderBy("version").collect()]
+    assert [(t["job"], t["run_date"]) for t in tags] == [("silver.tagged", "2026-03-01")] * 2
+    assert tags[0]["run_id"] == result.details["run_id"] != tags[1]["run_id"]
+    logged = tables.read("ops", "run_log").orderBy("start_time").collect()
+    assert [r.run_id for r in logged] == [t["run_id"] for t in tags]
+    run_log = DeltaTable.forPath(spark, tables.path("ops", "run_log")).history()
+    assert {json.loads(r.userMetadata)["job"] for r in run_log.collect()} == {"silver.tagged"}

@@ -6,7 +6,8 @@ import json
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -118,13 +119,50 @@ def new_run_id() -> str:
     return uuid.uuid4().hex
 
 
+# Delta's commit metadata (DESCRIBE HISTORY's userMetadata), set for the whole of a job's run.
+COMMIT_TAG_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+
+
+def commit_tag(job: str, run_date: date, run_id: str) -> str:
+    """What every Delta commit of a job's run carries in its userMetadata (JSON)."""
+    return json.dumps({"job": job, "run_date": run_date.isoformat(), "run_id": run_id})
+
+
+@contextmanager
+def tagged_commits(spark: SparkSession, tag: str) -> Iterator[None]:
+    """Every Delta commit of this session carries `tag` until the block ends.
+
+    Why: the commit itself then says which job and which day made it, also when the job was
+    killed before its ops.run_log row was written; a later job can find "the table before
+    this day's first run" in the table's history (gold.marts.common._dates_before_the_run).
+    """
+    previous = spark.conf.get(COMMIT_TAG_CONF, None)
+    spark.conf.set(COMMIT_TAG_CONF, tag)
+    try:
+        yield
+    finally:
+        if previous is None:
+            spark.conf.unset(COMMIT_TAG_CONF)
+        else:
+            spark.conf.set(COMMIT_TAG_CONF, previous)
+
+
 def run_job(job: Job, settings: Settings, spark: SparkSession, run_date: date) -> JobResult:
     """Run one job for one logical date and append its outcome to ops.run_log.
 
-    A failure is logged with its error and re-raised, so callers decide the exit code.
+    A failure is logged with its error and re-raised, so callers decide the exit code. Every
+    Delta commit of the run, its run-log row included, is tagged with `commit_tag`.
     """
+    run_id = new_run_id()
+    with tagged_commits(spark, commit_tag(job.name, run_date, run_id)):
+        return _run_job(job, settings, spark, run_date, run_id)
+
+
+def _run_job(
+    job: Job, settings: Settings, spark: SparkSession, run_date: date, run_id: str
+) -> JobResult:
     tables = Tables(spark, settings.warehouse)
-    ctx = JobContext(settings, spark, tables, run_date, new_run_id())
+    ctx = JobContext(settings, spark, tables, run_date, run_id)
     start = datetime.now(UTC)
     clock = time.monotonic()
     result: JobResult | None = None

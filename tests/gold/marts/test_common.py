@@ -194,3 +194,47 @@ def test_a_run_recomputes_the_date_an_order_s_payment_moved_away_from(spark, tmp
         d1,
         d3,
     ]
+
+
+def test_a_killed_silver_sales_run_still_leaves_the_date_an_order_moved_away_from(
+    spark, settings_for
+):
+    """The same move, but day 4's first silver.sales run was SIGKILLed after its MERGE and
+    before its ops.run_log row, and a rerun finished the day. Before: the state "before the
+    day's first run" was taken at the rerun's start in the run log, after the killed run's
+    MERGE: day 2 was not recomputed and kept the order's sales, counted twice. Now it is the
+    version before the day's first commit tagged silver.sales (runtime.commit_tag)."""
+    from lakehouse.runtime import Job, JobResult, commit_tag, run_job, tagged_commits
+
+    d1, d2, d3, d4 = (D + timedelta(days=n) for n in range(4))
+    settings = settings_for()
+    tables = Tables(spark, settings.warehouse)
+    spark.range(1).write.format("delta").save(tables.path("gold", "store_daily"))
+    schema = "order_key string, business_date date, created_at timestamp, _delivery_date date"
+    silver_orders = tables.path("silver", "orders")
+
+    def write_orders(rows: list[tuple]) -> None:
+        frame = spark.createDataFrame(rows, schema)
+        frame.write.format("delta").mode("overwrite").save(silver_orders)
+
+    def sales_job(rows: list[tuple]) -> Job:
+        return Job(
+            "silver.sales",
+            "silver",
+            "writes silver.orders",
+            lambda ctx: write_orders(rows) or JobResult(),
+        )
+
+    run_job(sales_job([("TMALL:1", d2, at(d1), d2)]), settings, spark, d2)
+    moved = [("TMALL:1", d3, at(d1), d4)]
+    with tagged_commits(spark, commit_tag("silver.sales", d4, "killed")):
+        write_orders(moved)  # the killed run's MERGE; no run-log row
+    run_job(sales_job(moved), settings, spark, d4)  # the rerun
+    now = tables.read("silver", "orders")
+    lines = spark.createDataFrame([], "order_key string, _delivery_date date")
+    ctx = JobContext(settings=settings, spark=spark, tables=tables, run_date=d4, run_id="r")
+    assert touched_dates(ctx, now, lines, "store_daily") == [d1, d2, d3, d4]
+    # The day that created silver.orders has nothing before it: its own dates must do.
+    first = JobContext(settings=settings, spark=spark, tables=tables, run_date=d2, run_id="r")
+    on_d2 = now.withColumn("_delivery_date", F.lit(d2))
+    assert touched_dates(first, on_d2, lines, "store_daily") == [d1, d2]

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
 
+from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DecimalType
@@ -277,9 +278,8 @@ def touched_dates(ctx: JobContext, orders: DataFrame, lines: DataFrame, mart: st
 
 def _dates_before_the_run(ctx: JobContext, changed: DataFrame) -> DataFrame:
     """business_date of the `changed` orders in silver.orders as it stood before the run
-    date's first silver.sales run (Delta time travel to that run's start in ops.run_log); none
-    when there was no such run or that state can no longer be read (vacuumed, before the
-    table existed).
+    date's first silver.sales run (`_orders_before_the_day`); none when there was no such run
+    or that state can no longer be read (vacuumed, before the table existed).
 
     Why: a version whose payment time moved to another day (a corrected payment time, a
     presale's final payment) takes its sales away from the old business date, and only the
@@ -287,29 +287,54 @@ def _dates_before_the_run(ctx: JobContext, changed: DataFrame) -> DataFrame:
     counted twice, and store_monthly's reconciliation with silver would fail every later run.
     """
     none = changed.sparkSession.createDataFrame([], "business_date date")
-    t = ctx.tables
-    if not (t.exists(*RUN_LOG) and t.exists("silver", "orders")):
+    if not ctx.tables.exists("silver", "orders"):
         return none
+    try:
+        before = _orders_before_the_day(ctx)
+        if before is None:
+            return none
+        moved = before.join(changed, "order_key", "left_semi").select("business_date")
+        found = [(r[0],) for r in moved.distinct().collect()]
+    except Exception as exc:  # the state before the run is gone: today's dates must do
+        log.warning("silver.orders before the run of %s cannot be read: %s", ctx.run_date, exc)
+        return none
+    return changed.sparkSession.createDataFrame(found, "business_date date")
+
+
+def _orders_before_the_day(ctx: JobContext) -> DataFrame | None:
+    """silver.orders at the version before the first commit a silver.sales run of the run date
+    made to it (each commit names its job and day: runtime.commit_tag); None when that run
+    created the table or made no commit.
+
+    Why the commits and not ops.run_log: a run killed after its MERGE and before its run-log
+    row leaves no trace there, and its rerun's start is after the MERGE: the date an order moved
+    away from was lost (and counted twice). Commits made before they were tagged fall back on
+    the start of the day's first silver.sales run in ops.run_log.
+    """
+    t, path = ctx.tables, ctx.tables.path("silver", "orders")
+    reader = ctx.spark.read.format("delta")
+    tag = F.col("userMetadata")
+    first = (
+        DeltaTable.forPath(ctx.spark, path)
+        .history()
+        .where(
+            (F.get_json_object(tag, "$.job") == "silver.sales")
+            & (F.get_json_object(tag, "$.run_date") == ctx.run_date.isoformat())
+        )
+        .agg(F.min("version"))
+        .first()[0]
+    )
+    if first is not None:
+        return None if first == 0 else reader.option("versionAsOf", first - 1).load(path)
+    if not t.exists(*RUN_LOG):
+        return None
     started = (
         t.read(*RUN_LOG)
         .where((F.col("job") == "silver.sales") & (F.col("run_date") == F.lit(ctx.run_date)))
         .agg(F.date_format(F.min("start_time"), "yyyy-MM-dd HH:mm:ss.SSS"))
         .first()[0]
     )
-    if started is None:
-        return none
-    try:
-        before = (
-            ctx.spark.read.format("delta")
-            .option("timestampAsOf", started)
-            .load(t.path("silver", "orders"))
-        )
-        moved = before.join(changed, "order_key", "left_semi").select("business_date")
-        found = [(r[0],) for r in moved.distinct().collect()]
-    except Exception as exc:  # the state before the run is gone: today's dates must do
-        log.warning("silver.orders as of %s cannot be read: %s", started, exc)
-        return none
-    return changed.sparkSession.createDataFrame(found, "business_date date")
+    return None if started is None else reader.option("timestampAsOf", started).load(path)
 
 
 def month_start(d: date) -> date:
