@@ -238,3 +238,35 @@ def test_a_killed_silver_sales_run_still_leaves_the_date_an_order_moved_away_fro
     first = JobContext(settings=settings, spark=spark, tables=tables, run_date=d2, run_id="r")
     on_d2 = now.withColumn("_delivery_date", F.lit(d2))
     assert touched_dates(first, on_d2, lines, "store_daily") == [d1, d2]
+
+
+def test_a_tagged_rerun_after_an_untagged_first_run_still_leaves_the_date(spark, settings_for):
+    """Day 4's first silver.sales run came before commits were tagged (an upgrade mid-day), a
+    tagged rerun followed. The version before the rerun's first tagged commit already has the
+    move: the run log's start of the first run is earlier, and wins."""
+    from lakehouse.runtime import COMMIT_TAG_CONF, Job, JobResult, run_job
+
+    d1, d2, d3, d4 = (D + timedelta(days=n) for n in range(4))
+    settings = settings_for()
+    tables = Tables(spark, settings.warehouse)
+    spark.range(1).write.format("delta").save(tables.path("gold", "store_daily"))
+    schema = "order_key string, business_date date, created_at timestamp, _delivery_date date"
+
+    def sales(rows: list[tuple], tagged: bool = True) -> Job:
+        def run(ctx):
+            if not tagged:
+                spark.conf.unset(COMMIT_TAG_CONF)
+            frame = spark.createDataFrame(rows, schema).write.format("delta").mode("overwrite")
+            frame.save(tables.path("silver", "orders"))
+            return JobResult()
+
+        return Job("silver.sales", "silver", "writes silver.orders", run)
+
+    run_job(sales([("TMALL:1", d2, at(d1), d2)], tagged=False), settings, spark, d2)
+    moved = [("TMALL:1", d3, at(d1), d4)]
+    run_job(sales(moved, tagged=False), settings, spark, d4)
+    run_job(sales(moved), settings, spark, d4)
+    lines = spark.createDataFrame([], "order_key string, _delivery_date date")
+    ctx = JobContext(settings=settings, spark=spark, tables=tables, run_date=d4, run_id="r")
+    now = tables.read("silver", "orders")
+    assert touched_dates(ctx, now, lines, "store_daily") == [d1, d2, d3, d4]

@@ -6,6 +6,7 @@ Definitions here are the ones docs/metrics.md states; every mart reads them from
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -302,39 +303,54 @@ def _dates_before_the_run(ctx: JobContext, changed: DataFrame) -> DataFrame:
 
 
 def _orders_before_the_day(ctx: JobContext) -> DataFrame | None:
-    """silver.orders at the version before the first commit a silver.sales run of the run date
-    made to it (each commit names its job and day: runtime.commit_tag); None when that run
-    created the table or made no commit.
+    """silver.orders as it stood before the run date's first silver.sales run: the earlier of
+    the version before the first commit such a run tagged (runtime.commit_tag) and the version
+    as of the first such run's start in ops.run_log; None when neither exists, or when the
+    day's first tagged commit created the table.
 
-    Why the commits and not ops.run_log: a run killed after its MERGE and before its run-log
-    row leaves no trace there, and its rerun's start is after the MERGE: the date an order moved
-    away from was lost (and counted twice). Commits made before they were tagged fall back on
-    the start of the day's first silver.sales run in ops.run_log.
+    Why both: a run killed after its MERGE and before its run-log row leaves no trace in the
+    log, and its rerun's start is after that MERGE (the date an order moved away from was lost,
+    its sales counted twice); the tags name the killed run's commits. Commits made before the
+    tags existed are found by the log only. A start older than every version the history still
+    holds raises, and the caller goes on without that state.
     """
     t, path = ctx.tables, ctx.tables.path("silver", "orders")
-    reader = ctx.spark.read.format("delta")
-    tag = F.col("userMetadata")
-    first = (
-        DeltaTable.forPath(ctx.spark, path)
-        .history()
-        .where(
-            (F.get_json_object(tag, "$.job") == "silver.sales")
-            & (F.get_json_object(tag, "$.run_date") == ctx.run_date.isoformat())
-        )
-        .agg(F.min("version"))
-        .first()[0]
+    history = (
+        DeltaTable.forPath(ctx.spark, path).history().select("version", "timestamp", "userMetadata")
     )
-    if first is not None:
-        return None if first == 0 else reader.option("versionAsOf", first - 1).load(path)
-    if not t.exists(*RUN_LOG):
+    tagged = [h.version for h in history.collect() if _made_by_sales_of(h.userMetadata, ctx)]
+    if tagged and min(tagged) == 0:
         return None
-    started = (
-        t.read(*RUN_LOG)
-        .where((F.col("job") == "silver.sales") & (F.col("run_date") == F.lit(ctx.run_date)))
-        .agg(F.date_format(F.min("start_time"), "yyyy-MM-dd HH:mm:ss.SSS"))
-        .first()[0]
+    versions = [min(tagged) - 1] if tagged else []
+    started = None
+    if t.exists(*RUN_LOG):
+        started = (
+            t.read(*RUN_LOG)
+            .where((F.col("job") == "silver.sales") & (F.col("run_date") == F.lit(ctx.run_date)))
+            .agg(F.min("start_time"))
+            .first()[0]
+        )
+    if started is not None:
+        as_of = history.where(F.col("timestamp") <= F.lit(started)).agg(F.max("version"))
+        version = as_of.first()[0]
+        if version is None:
+            raise LookupError(f"silver.orders has no version as of {started} left")
+        versions.append(version)
+    if not versions:
+        return None
+    return ctx.spark.read.format("delta").option("versionAsOf", min(versions)).load(path)
+
+
+def _made_by_sales_of(user_metadata: str | None, ctx: JobContext) -> bool:
+    try:
+        tag = json.loads(user_metadata or "")
+    except ValueError:
+        return False
+    return (
+        isinstance(tag, dict)
+        and tag.get("job") == "silver.sales"
+        and tag.get("run_date") == ctx.run_date.isoformat()
     )
-    return None if started is None else reader.option("timestampAsOf", started).load(path)
 
 
 def month_start(d: date) -> date:
