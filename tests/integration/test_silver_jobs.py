@@ -4,10 +4,8 @@ MERGE). Reconciliation of every dataset is checked on the shared generated pipel
 
 from __future__ import annotations
 
-import copy
 import csv
 import json
-import os
 import shutil
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -15,10 +13,9 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from lakehouse.bronze.job import delivery_folder
 from lakehouse.quality.gate import GateFailed
 from lakehouse.registry import build_registry, in_order
-from lakehouse.runtime import Job, JobError, JobResult, run_job
+from lakehouse.runtime import JobError, JobResult, run_job
 from lakehouse.silver import sales_job
 from lakehouse.tables import Tables
 
@@ -63,18 +60,18 @@ def _tmall(order_status: str, paid: str, modified: str, refund: str = "0.00") ->
     )
 
 
-def _delivery(
-    day: date, tmall_rows: list[str], crm_rows: list[str], item_rows=()
-) -> dict[tuple[str, str], bytes]:
-    """(source, file name) -> bytes of every source's files of `day`: the rows given, one
-    product, and header-only (or empty JSON Lines) files for the rest."""
+def _deliver(
+    root: Path, day: date, tmall_rows: list[str], crm_rows: list[str], item_rows=()
+) -> None:
     stamp = day.strftime("%Y%m%d")
-    files: dict[tuple[str, str], bytes] = {}
 
     def put(source: str, name: str, lines: list[str], encoding: str = "utf-8") -> None:
+        folder = root / source / f"dt={day.isoformat()}"
+        folder.mkdir(parents=True, exist_ok=True)
         suffix = "jsonl" if source in ("jd_orders", "mall_orders") else "csv"
-        text = "\n".join(lines) + "\n" if lines else ""
-        files[(source, f"{name}_{stamp}.{suffix}")] = text.encode(encoding)
+        (folder / f"{name}_{stamp}.{suffix}").write_bytes(
+            ("\n".join(lines) + "\n" if lines else "").encode(encoding)
+        )
 
     put("tmall_orders", "tmall_orders", [TMALL_HEADER, *tmall_rows], "gb18030")
     put("jd_orders", "jd_orders", [])
@@ -84,113 +81,14 @@ def _delivery(
         if name == "products":
             rows = ["SKU-1,6901234567892,T恤,B,服装,女装,T恤,100.00,40.00,2025-01-01,ACTIVE"]
         put(source, name, [header, *rows], "gb18030" if source.startswith("tmall") else "utf-8")
-    return files
-
-
-def _deliver(
-    root: Path, day: date, tmall_rows: list[str], crm_rows: list[str], item_rows=()
-) -> None:
-    for (source, name), content in _delivery(day, tmall_rows, crm_rows, item_rows).items():
-        folder = root / source / f"dt={day.isoformat()}"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_bytes(content)
 
 
 def _run(settings, spark, day: date, names: set[str]) -> dict[str, JobResult]:
-    jobs = [j for j in in_order(build_registry(settings), ("bronze", "silver")) if j.name in names]
-    results: dict[str, JobResult] = {}
-    if day == D1 and not Path(settings.warehouse).exists():
-        jobs, results = _day_one_from_template(settings, spark, jobs)
-    for job in jobs:
-        results[job.name] = run_job(job, settings, spark, day)
-    return results
-
-
-# Day 1 of most tests delivers the same header-only files and one product beside the test's own
-# files, and the jobs that read only those write the same tables in every test. They run once
-# (per key of `_day_one_from_template`); later tests start from a copy of the warehouse they
-# left. A job whose input differs in any way (a file, a setting, an environment variable the
-# jobs read) runs for real, as does every job of a later day. Each test ran eight jobs on day
-# 1 (Delta commits at half a second each, the gates): this module alone took 1,164 s before the
-# templates, 926 s with them (2026-12-06).
-TEMPLATE_SILVER_JOBS = ("silver.master", "silver.sales")
-# Not covered by the key: code a test patches. A test that monkeypatches a job's code before
-# its day 1 must not go through `_run` (none does; the patching tests use `generated_day`). Also:
-# the template's jobs go first, so a day-1 failure of another job no longer stops them, and
-# the template's `_source_file` values name the landing folder of the test that made it (only
-# file names are read).
-TEMPLATE_ENV = (
-    "LAKEHOUSE_CONF",
-    "LAKEHOUSE_EXPECTATIONS",
-    "LAKEHOUSE_PII_SALT",
-    "LAKEHOUSE_CRASH_AT",
-)
-_templates: dict[str, tuple[Path, dict[str, JobResult]]] = {}
-_templates_root: list[Path] = []
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _day_one_templates(tmp_path_factory):
-    _templates_root[:] = [tmp_path_factory.mktemp("day_one_templates")]
-    yield
-    _templates.clear()
-
-
-def _same_every_time(settings, jobs: list[Job]) -> list[Job]:
-    """The jobs (of `jobs`, in order) whose every input is a template day's, the delivery
-    `_delivery(D1, [], [])`: a bronze job whose source's files are exactly the template's, and
-    a job of TEMPLATE_SILVER_JOBS whose every upstream job is such a job."""
-    template: dict[str, dict[str, bytes]] = {}
-    for (source, name), content in _delivery(D1, [], []).items():
-        template.setdefault(source, {})[name] = content
-    same: list[Job] = []
-    for job in jobs:
-        if job.layer == "bronze":
-            folder = Path(delivery_folder(settings.landing, job.name.removeprefix("bronze."), D1))
-            delivered = (
-                {f.name: f.read_bytes() for f in folder.iterdir()} if folder.is_dir() else None
-            )
-            if delivered is not None and delivered == template.get(folder.parent.name):
-                same.append(job)
-        elif job.name in TEMPLATE_SILVER_JOBS:
-            done = {j.name for j in same}
-            if all(dependency in done for dependency in job.depends_on):
-                same.append(job)
-    return same
-
-
-def _day_one_from_template(
-    settings, spark, jobs: list[Job]
-) -> tuple[list[Job], dict[str, JobResult]]:
-    """Fill the new warehouse with the template of the jobs `_same_every_time` (running them to
-    make it, the first time); the jobs left to run and the results of those done. Bronze jobs
-    do not read one another's tables, so the template's may go before the others."""
-    same = _same_every_time(settings, jobs)
-    if not same:
-        return jobs, {}
-    key = json.dumps(
-        [
-            [job.name for job in same],
-            settings.model_dump(mode="json", exclude={"paths"}),
-            [os.environ.get(name) for name in TEMPLATE_ENV],
-        ],
-        sort_keys=True,
-        default=str,
-    )
-    warehouse = Path(settings.warehouse)
-    if key in _templates:
-        folder, results = _templates[key]
-        shutil.copytree(folder, warehouse)
-        tables = Tables(spark, settings.warehouse)
-        for log in sorted(warehouse.glob("*/*/_delta_log")):
-            tables.register(log.parent.parent.name, log.parent.name)
-    else:
-        results = {job.name: run_job(job, settings, spark, D1) for job in same}
-        folder = _templates_root[0] / f"template_{len(_templates)}"
-        shutil.copytree(warehouse, folder)
-        _templates[key] = (folder, results)
-    done = {job.name for job in same}
-    return [job for job in jobs if job.name not in done], copy.deepcopy(results)
+    return {
+        job.name: run_job(job, settings, spark, day)
+        for job in in_order(build_registry(settings), ("bronze", "silver"))
+        if job.name in names
+    }
 
 
 SALES_JOBS = {
