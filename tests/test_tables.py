@@ -211,3 +211,50 @@ def test_a_table_the_catalog_spells_otherwise_is_not_dropped_and_created_again(
     warehouse.append(df, "silver", "spelled")
     assert not [q for q in statements if q.startswith(("DROP", "CREATE TABLE"))], statements
     assert spark.table("silver.spelled").count() == 2
+
+
+def test_a_conflicting_write_is_made_again_and_given_up_after_the_last_attempt(monkeypatch, caplog):
+    """The side-by-side test above depends on two threads' timing to collide at all; this one
+    does not. A save that conflicts once is made again (with a warning); one that always
+    conflicts is tried WRITE_ATTEMPTS times and its error raised; another error is not
+    retried."""
+    from lakehouse import tables as tables_module
+
+    class Conflict(Exception):
+        pass
+
+    monkeypatch.setattr(tables_module, "_conflicts", lambda: (Conflict,))
+    monkeypatch.setattr(tables_module.time, "sleep", lambda seconds: None)
+    calls: list[int] = []
+
+    def conflicts_once() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise Conflict("a concurrent append")
+
+    with caplog.at_level("WARNING", logger="lakehouse.tables"):
+        tables_module._save_retrying(conflicts_once, "silver.q")
+    assert len(calls) == 2
+    assert [r.message for r in caplog.records if "concurrent write" in r.message] == [
+        "silver.q: concurrent write (a concurrent append), attempt 2 again"
+    ]
+
+    calls.clear()
+
+    def always_conflicts() -> None:
+        calls.append(1)
+        raise Conflict("again")
+
+    with pytest.raises(Conflict, match="again"):
+        tables_module._save_retrying(always_conflicts, "silver.q")
+    assert len(calls) == tables_module.WRITE_ATTEMPTS
+
+    calls.clear()
+
+    def fails_otherwise() -> None:
+        calls.append(1)
+        raise ValueError("not a conflict")
+
+    with pytest.raises(ValueError, match="not a conflict"):
+        tables_module._save_retrying(fails_otherwise, "silver.q")
+    assert len(calls) == 1

@@ -609,8 +609,9 @@ def test_string_normalisers_are_idempotent(spark):
 
 
 def test_driver_and_executor_agree(spark):
-    # The other tests evaluate on the driver (local relation, interpreted); silver jobs run
-    # compiled code in executors. Same expressions through a real job must give the same rows.
+    """The other tests evaluate on the driver (local relation, interpreted); silver jobs run
+    compiled code in executors. Same expressions through a real job, compiled (whole-stage
+    code generation, which the test session turns off for speed), give the same rows."""
     day = dt.date(2026, 3, 1)
     fns: dict[str, Callable[[Column], Column]] = {
         "phone": n.phone,
@@ -642,8 +643,25 @@ def test_driver_and_executor_agree(spark):
     ]  # fmt: skip
     columns = [fn(F.col("raw")).alias(name) for name, fn in fns.items()]
     on_driver = frame(spark, [(r,) for r in raw], "raw string").select(*columns)
-    in_a_job = spark.createDataFrame([(r,) for r in raw], "raw string").select(*columns)
-    assert_df_equality(in_a_job, on_driver)
+    compiled = {
+        "spark.sql.codegen.wholeStage": "true",
+        "spark.sql.codegen.factoryMode": "CODEGEN_ONLY",
+    }
+    previous = {key: spark.conf.get(key, None) for key in compiled}
+    try:
+        for key, value in compiled.items():
+            spark.conf.set(key, value)
+        in_a_job = spark.createDataFrame([(r,) for r in raw], "raw string").select(*columns)
+        plan = in_a_job._jdf.queryExecution().executedPlan().toString()
+        assert "*(1) Project" in plan, plan  # the projection runs as generated code
+        rows = in_a_job.collect()
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
+    assert_df_equality(spark.createDataFrame(rows, in_a_job.schema), on_driver)
 
 
 def test_shanghai_any_local_to_utc_reads_every_common_spelling(spark):
