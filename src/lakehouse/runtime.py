@@ -26,7 +26,7 @@ from pyspark.sql.types import (
 
 from lakehouse import faults
 from lakehouse.config import Settings
-from lakehouse.spark import small_frame
+from lakehouse.spark import session_conf, small_frame
 from lakehouse.tables import Tables
 
 RUN_LOG = ("ops", "run_log")
@@ -136,15 +136,8 @@ def tagged_commits(spark: SparkSession, tag: str) -> Iterator[None]:
     killed before its ops.run_log row was written; a later job can find "the table before
     this day's first run" in the table's history (gold.marts.common._dates_before_the_run).
     """
-    previous = spark.conf.get(COMMIT_TAG_CONF, None)
-    spark.conf.set(COMMIT_TAG_CONF, tag)
-    try:
+    with session_conf(spark, {COMMIT_TAG_CONF: tag}):
         yield
-    finally:
-        if previous is None:
-            spark.conf.unset(COMMIT_TAG_CONF)
-        else:
-            spark.conf.set(COMMIT_TAG_CONF, previous)
 
 
 def run_job(job: Job, settings: Settings, spark: SparkSession, run_date: date) -> JobResult:

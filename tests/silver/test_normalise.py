@@ -16,6 +16,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.silver import normalise as n
+from lakehouse.spark import session_conf
 
 UTC = dt.UTC
 D = Decimal
@@ -647,20 +648,11 @@ def test_driver_and_executor_agree(spark):
         "spark.sql.codegen.wholeStage": "true",
         "spark.sql.codegen.factoryMode": "CODEGEN_ONLY",
     }
-    previous = {key: spark.conf.get(key, None) for key in compiled}
-    try:
-        for key, value in compiled.items():
-            spark.conf.set(key, value)
+    with session_conf(spark, compiled):
         in_a_job = spark.createDataFrame([(r,) for r in raw], "raw string").select(*columns)
         plan = in_a_job._jdf.queryExecution().executedPlan().toString()
         assert "*(1) Project" in plan, plan  # the projection runs as generated code
         rows = in_a_job.collect()
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
     assert_df_equality(spark.createDataFrame(rows, in_a_job.schema), on_driver)
 
 
