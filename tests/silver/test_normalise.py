@@ -657,7 +657,8 @@ def test_driver_and_executor_agree(spark):
 
 
 def test_shanghai_any_local_to_utc_reads_every_common_spelling(spark):
-    """The CRM's register_time has no format in the contract: every usual spelling reads."""
+    """The CRM's register_time and the touches' touch_time have no format in the contract: every
+    usual spelling reads."""
     instant = ts(2026, 3, 1, 2, 22, 1)
     rows = [
         ("2026-03-01 10:22:01", instant),
@@ -671,6 +672,9 @@ def test_shanghai_any_local_to_utc_reads_every_common_spelling(spark):
         ("2026/3/1", ts(2026, 2, 28, 16, 0, 0)),
         ("20260301 10:22:01", instant),  # the compact date calendar_date reads, with a time
         ("20260301", ts(2026, 2, 28, 16, 0, 0)),
+        ("2026-03-01 10:22", ts(2026, 3, 1, 2, 22, 0)),  # no seconds, as a spreadsheet saves it
+        ("2026/3/1 10:22", ts(2026, 3, 1, 2, 22, 0)),
+        ("2026-03-01 10:22:", None),
         ("20260301102201", None),  # no separator at all: no spelling this reads
         ("2026-02-30 10:00:00", None),
         ("2026-03-01 25:00:00", None),

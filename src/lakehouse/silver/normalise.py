@@ -250,11 +250,13 @@ def shanghai_local_to_utc(col: Column, fmt: str = LOCAL_FORMAT) -> Column:
 def shanghai_any_local_to_utc(col: Column) -> Column:
     """The instant of a Shanghai local time in any common spelling: `2026-03-01 10:22:01`,
     `2026/3/1 10:22:01`, `20260301 10:22:01`, `2026-03-01T10:22:01` (fractions of a second
-    dropped), or a date alone in any spelling `calendar_date` reads (its midnight); with an
-    explicit offset or `Z`, that offset. Null for anything else.
+    dropped), `2026-03-01 10:22` (no seconds, as a spreadsheet saves it), or a date alone in any
+    spelling `calendar_date` reads (its midnight); with an explicit offset or `Z`, that offset.
+    Null for anything else.
 
-    Why: the contract gives the CRM's register_time no format. Reading one spelling only would
-    turn every other into a silent null, and One ID's earliest registration with it.
+    Why: the contract gives the CRM's register_time and the touches' touch_time no format.
+    Reading one spelling only would turn every other into a silent null, and One ID's earliest
+    registration with it.
     """
     s = F.upper(_strip(col))
     if_zoned = F.regexp_extract(s, _ISO_UTC, 3) != ""
@@ -264,6 +266,7 @@ def shanghai_any_local_to_utc(col: Column) -> Column:
     zone = F.lit(" " + SHANGHAI)
     parsed = F.coalesce(
         F.try_to_timestamp(F.concat(local, zone), F.lit("yyyy-M-d H:m:s VV")),
+        F.try_to_timestamp(F.concat(local, zone), F.lit("yyyy-M-d H:m VV")),
         F.try_to_timestamp(F.concat(local, zone), F.lit("yyyy-M-d VV")),
     )
     return F.when(s.rlike(_ISO_UTC) & if_zoned, utc_iso_to_timestamp(col)).otherwise(parsed)
