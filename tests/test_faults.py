@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import textwrap
 
 import pytest
 
+from lakehouse import faults
 from lakehouse.faults import CrashPoint
 
 SCRIPT = textwrap.dedent(
@@ -31,6 +33,8 @@ SCRIPT = textwrap.dedent(
 
 def _run(spec: str | None) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/bin:/bin"}
+    if "PYTHONPATH" in os.environ:  # the lakehouse under test, when it is not the installed one
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     if spec is not None:
         env["LAKEHOUSE_CRASH_AT"] = spec
     return subprocess.run(
@@ -57,6 +61,32 @@ def test_the_process_dies_by_sigkill_at_the_point(spec, last_line):
     assert done.returncode == -signal.SIGKILL, done.stderr
     assert done.stdout.splitlines()[-1] == last_line
     assert "SIGKILL" in done.stderr and "silver.sales" in done.stderr
+
+
+def test_a_write_that_commits_before_the_during_timer_is_killed_at_its_commit():
+    """Never later: a 2 s timer on a 0.5 s write would otherwise fire during the next write, or
+    not at all, and the crash test would have killed somewhere else than it says."""
+    done = _run("silver.sales:2:during:2000")
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert done.stdout.splitlines()[-1] == "wrote 2"
+    assert "SIGKILL during write 2 (t2) of silver.sales at its commit" in done.stderr
+
+
+def test_each_job_s_writes_and_their_targets_are_recorded(monkeypatch):
+    monkeypatch.delenv("LAKEHOUSE_CRASH_AT", raising=False)
+    monkeypatch.setattr(faults, "writes_by_job", {})
+    monkeypatch.setattr(faults, "write_targets", {})
+    monkeypatch.setattr(faults, "_current_job", None)
+    monkeypatch.setattr(faults, "_writes", 0)
+    for job, targets in (("bronze.pos_sales", ["a", "b"]), ("silver.sales", ["c"])):
+        faults.job_started(job)
+        for target in targets:
+            faults.before_write(target)
+            faults.after_write(target)
+    faults.job_started("bronze.pos_sales")  # run again: its last run counts
+    faults.before_write("d")
+    assert faults.writes_by_job == {"bronze.pos_sales": 1, "silver.sales": 1}
+    assert faults.write_targets == {"bronze.pos_sales": ["d"], "silver.sales": ["c"]}
 
 
 def test_no_point_or_another_job_or_a_later_write_runs_to_the_end():

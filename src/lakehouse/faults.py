@@ -6,7 +6,8 @@ its Spark JVM, as an operator's `kill -9` or a lost node would) at the n-th tabl
 
 - `before`: just before the write starts, after everything the job computed up to it;
 - `during[:<ms>]`: the write starts and the kill comes <ms> milliseconds later (default 300),
-  while Spark is writing data files or Delta is committing;
+  while Spark is writing data files or Delta is committing. A write that commits sooner is killed
+  at its commit, so the kill never drifts into the job's next write;
 - `after`: just after the write committed, before the job's next step.
 
 Unset (always, outside tests) it costs one dictionary lookup per write. A spec that does not parse
@@ -26,8 +27,11 @@ STAGES = ("before", "during", "after")
 
 _current_job: str | None = None
 _writes = 0
-# Writes per job in this process (the last run of each): a crash test picks its points from it.
+_timer: threading.Timer | None = None
+# Writes per job in this process (the last run of each), and what each of them wrote: a crash
+# test picks its points from them and checks that a kill hit the write it was meant for.
 writes_by_job: dict[str, int] = {}
+write_targets: dict[str, list[str]] = {}
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ def job_started(job: str) -> None:
     """Called by the runtime: writes are counted per job."""
     global _current_job, _writes
     _current_job, _writes = job, 0
+    write_targets[job] = []
 
 
 def _kill(where: str) -> None:
@@ -73,10 +78,11 @@ def _kill(where: str) -> None:
 
 def before_write(target: str) -> None:
     """Called by Tables before each write of `target`."""
-    global _writes
+    global _writes, _timer
     _writes += 1
     if _current_job is not None:
         writes_by_job[_current_job] = _writes
+        write_targets[_current_job].append(target)
     point = _point()
     if point is None or point.job != _current_job:
         return
@@ -86,15 +92,18 @@ def before_write(target: str) -> None:
     if point.stage == "before":
         _kill(where)
     elif point.stage == "during":
-        timer = threading.Timer(point.delay_ms / 1000, _kill, args=(where,))
-        timer.daemon = True
-        timer.start()
+        _timer = threading.Timer(point.delay_ms / 1000, _kill, args=(where,))
+        _timer.daemon = True
+        _timer.start()
 
 
 def after_write(target: str) -> None:
     """Called by Tables after each write of `target` committed."""
     point = _point()
-    if point is None or point.job != _current_job or point.stage != "after":
+    if point is None or point.job != _current_job or _writes != point.write:
         return
-    if _writes == point.write:
+    if point.stage == "after":
         _kill(f"after write {_writes} ({target}) of {_current_job}")
+    elif point.stage == "during" and _timer is not None:
+        _timer.cancel()
+        _kill(f"during write {_writes} ({target}) of {_current_job} at its commit")

@@ -102,24 +102,39 @@ CHILD_DRIVER_JVM = "-XX:+UseParallelGC"
 
 
 @dataclass
+class DayWrites:
+    """What one day's uninterrupted run wrote: the number of table writes of each job, what each
+    write was (tables, or table paths relative to the warehouse), and a copy of the warehouse
+    as that day left it."""
+
+    writes_by_job: dict[str, int]
+    targets_by_job: dict[str, list[str]]
+    warehouse: Path
+
+
+@dataclass
 class TinyDay:
-    """One tiny generated day, its copy of conf/, and the tables of one uninterrupted local run
-    of every job (bronze to gold): the reference the crash-recovery test compares with."""
+    """Tiny generated days, a copy of conf/, and what one uninterrupted local run of every job
+    (bronze to gold) wrote on each day: the reference the crash-recovery test compares with.
+    Day 1 creates every table; day 2 writes into existing ones (MERGEs, SCD2 versions, the
+    marts' incremental branch)."""
 
     landing: Path
     conf: Path
-    reference: Path
     settings: Settings
-    summary: RunSummary
-    writes_by_job: dict[str, int]
-    day: date = TINY_DAY
+    days: dict[date, DayWrites]
+
+    @property
+    def reference(self) -> Path:
+        """The warehouse after the last day."""
+        return list(self.days.values())[-1].warehouse
 
 
-def tiny_landing(root: Path) -> tuple[Path, Path]:
-    """The tiny generated day's landing zone and a copy of conf/ (LAKEHOUSE_CONF, as the cluster
-    bundle's would be), under root."""
+def tiny_landing(root: Path, days: int = 1) -> tuple[Path, Path]:
+    """The tiny generated days' landing zone (from TINY_DAY on) and a copy of conf/
+    (LAKEHOUSE_CONF, as the cluster bundle's would be), under root."""
     landing = root / "landing"
-    generate(landing, scale=0.01, days=1, start=TINY_DAY, seed=5)
+    generate(landing, scale=0.01, days=days, start=TINY_DAY, seed=5)
     # The tests' small-data Spark settings in both environments, and fewer shuffle partitions
     # than cluster.yml's 64 for a tiny landing on 2 cores (minutes of empty tasks). Local
     # children (the crash test's) are short-lived JVMs: the parallel collector costs them less
@@ -138,31 +153,58 @@ def tiny_landing(root: Path) -> tuple[Path, Path]:
 
 
 def run_tiny_reference(
-    spark, landing: Path, conf: Path, reference: Path, layers: tuple[str, ...] = LAYER_ORDER
-) -> tuple[Settings, RunSummary, dict[str, int]]:
-    """One uninterrupted local run of the tiny day's layers into reference: its settings, its
-    summary and the number of table writes of each job."""
+    spark,
+    landing: Path,
+    conf: Path,
+    reference: Path,
+    layers: tuple[str, ...] = LAYER_ORDER,
+    days: int = 1,
+) -> tuple[Settings, RunSummary, dict[date, DayWrites]]:
+    """One uninterrupted local run of the tiny days' layers into reference, a day at a time: its
+    settings, the last day's summary and what each day wrote (every day but the last keeps a
+    copy of the warehouse beside reference, named reference-<day>)."""
     mp = pytest.MonkeyPatch()
     mp.setenv("LAKEHOUSE_CONF", str(conf))
     mp.setenv("LAKEHOUSE_PII_SALT", TINY_SALT)
     mp.setenv("LAKEHOUSE_EXPECTATIONS", str(ROOT / "expectations"))
+    written: dict[date, DayWrites] = {}
     try:
         settings = load_settings("local", conf).model_copy(
             update={"paths": Paths(landing=str(landing), warehouse=str(reference))}
         )
-        faults.writes_by_job.clear()
-        summary = run_days(settings, spark, [TINY_DAY], layers, resume=False)
-        writes = dict(faults.writes_by_job)
+        for i in range(days):
+            day = TINY_DAY + timedelta(days=i)
+            faults.writes_by_job.clear()
+            faults.write_targets.clear()
+            summary = run_days(settings, spark, [day], layers, resume=False)
+            assert summary.ok, summary.describe()
+            warehouse = reference
+            if i < days - 1:
+                warehouse = reference.with_name(f"{reference.name}-{day.isoformat()}")
+                shutil.copytree(reference, warehouse)
+            written[day] = DayWrites(
+                dict(faults.writes_by_job),
+                {
+                    job: [relative_target(t, reference) for t in targets]
+                    for job, targets in faults.write_targets.items()
+                },
+                warehouse,
+            )
     finally:
         mp.undo()
-    assert summary.ok, summary.describe()
-    return settings, summary, writes
+    return settings, summary, written
+
+
+def relative_target(target: str, warehouse: Path) -> str:
+    """A write's target as faults.py names it, with the warehouse's own path left out: a table's
+    name, or a path under the warehouse (the same in any copy of it)."""
+    prefix = f"{warehouse}/"
+    return target[len(prefix) :] if target.startswith(prefix) else target
 
 
 @pytest.fixture(scope="session")
 def tiny_day(spark, tmp_path_factory) -> TinyDay:
     root = tmp_path_factory.mktemp("tiny_day")
-    landing, conf = tiny_landing(root)
-    reference = root / "reference"
-    settings, summary, writes = run_tiny_reference(spark, landing, conf, reference)
-    return TinyDay(landing, conf, reference, settings, summary, writes)
+    landing, conf = tiny_landing(root, days=2)
+    settings, _, written = run_tiny_reference(spark, landing, conf, root / "reference", days=2)
+    return TinyDay(landing, conf, settings, written)
