@@ -31,10 +31,13 @@ SCRIPT = textwrap.dedent(
 )
 
 
+def _pythonpath() -> dict[str, str]:
+    """The lakehouse under test, when it is not the installed one (PYTHONPATH)."""
+    return {"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}
+
+
 def _run(spec: str | None) -> subprocess.CompletedProcess:
-    env = {"PATH": "/usr/bin:/bin"}
-    if "PYTHONPATH" in os.environ:  # the lakehouse under test, when it is not the installed one
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    env = {"PATH": "/usr/bin:/bin", **_pythonpath()}
     if spec is not None:
         env["LAKEHOUSE_CRASH_AT"] = spec
     return subprocess.run(
@@ -70,6 +73,35 @@ def test_a_write_that_commits_before_the_during_timer_is_killed_at_its_commit():
     assert done.returncode == -signal.SIGKILL, done.stderr
     assert done.stdout.splitlines()[-1] == "wrote 2"
     assert "SIGKILL during write 2 (t2) of silver.sales at its commit" in done.stderr
+
+
+FAILING_WRITE = textwrap.dedent(
+    """
+    import time
+    from lakehouse import faults
+    faults.job_started("silver.sales")
+    faults.before_write("t1")
+    time.sleep(0.2)
+    print("write 1 failed", flush=True)  # no after_write: the write raised
+    faults.before_write("ops.run_log")  # the job's FAILED row
+    time.sleep(2)
+    print("wrote the run log", flush=True)
+    """
+)
+
+
+def test_a_during_write_that_fails_is_killed_before_the_next_write():
+    done = subprocess.run(
+        [sys.executable, "-c", FAILING_WRITE],
+        env={"LAKEHOUSE_CRASH_AT": "silver.sales:1:during:1000", **_pythonpath()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        start_new_session=True,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert done.stdout.splitlines()[-1] == "write 1 failed"
+    assert "during write 1 of silver.sales, which ended without a commit" in done.stderr
 
 
 def test_each_job_s_writes_and_their_targets_are_recorded(monkeypatch):

@@ -7,7 +7,8 @@ its Spark JVM, as an operator's `kill -9` or a lost node would) at the n-th tabl
 - `before`: just before the write starts, after everything the job computed up to it;
 - `during[:<ms>]`: the write starts and the kill comes <ms> milliseconds later (default 300),
   while Spark is writing data files or Delta is committing. A write that commits sooner is killed
-  at its commit, so the kill never drifts into the job's next write;
+  at its commit, one that fails before the process writes again, so the kill never drifts into
+  another write;
 - `after`: just after the write committed, before the job's next step.
 
 Unset (always, outside tests) it costs one dictionary lookup per write. A spec that does not parse
@@ -66,6 +67,7 @@ def _point() -> CrashPoint | None:
 def job_started(job: str) -> None:
     """Called by the runtime: writes are counted per job."""
     global _current_job, _writes
+    _kill_if_a_during_write_failed()
     _current_job, _writes = job, 0
     write_targets[job] = []
 
@@ -76,13 +78,22 @@ def _kill(where: str) -> None:
     os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
+def _kill_if_a_during_write_failed() -> None:
+    """A `during` write that ended without a commit (it raised) and a process that goes on (the
+    job's FAILED run-log row, the next job): kill now, not somewhere in what comes next."""
+    if _timer is not None and _timer.is_alive():
+        _timer.cancel()
+        _kill(f"during write {_writes} of {_current_job}, which ended without a commit")
+
+
 def before_write(target: str) -> None:
     """Called by Tables before each write of `target`."""
     global _writes, _timer
+    _kill_if_a_during_write_failed()
     _writes += 1
     if _current_job is not None:
         writes_by_job[_current_job] = _writes
-        write_targets[_current_job].append(target)
+        write_targets.setdefault(_current_job, []).append(target)
     point = _point()
     if point is None or point.job != _current_job:
         return

@@ -675,6 +675,8 @@ def test_shanghai_any_local_to_utc_reads_every_common_spelling(spark):
         ("2026-03-01 10:22", ts(2026, 3, 1, 2, 22, 0)),  # no seconds, as a spreadsheet saves it
         ("2026/3/1 10:22", ts(2026, 3, 1, 2, 22, 0)),
         ("2026-03-01 10:22:", None),
+        ("2026-03-01 10:22.5", None),  # a fraction of a minute is no spelling
+        ("2026-03-01T10:22Z", None),  # an explicit zone comes with seconds (the mall's ISO form)
         ("20260301102201", None),  # no separator at all: no spelling this reads
         ("2026-02-30 10:00:00", None),
         ("2026-03-01 25:00:00", None),

@@ -251,8 +251,8 @@ def shanghai_any_local_to_utc(col: Column) -> Column:
     """The instant of a Shanghai local time in any common spelling: `2026-03-01 10:22:01`,
     `2026/3/1 10:22:01`, `20260301 10:22:01`, `2026-03-01T10:22:01` (fractions of a second
     dropped), `2026-03-01 10:22` (no seconds, as a spreadsheet saves it), or a date alone in any
-    spelling `calendar_date` reads (its midnight); with an explicit offset or `Z`, that offset.
-    Null for anything else.
+    spelling `calendar_date` reads (its midnight); with an explicit offset or `Z` (and seconds:
+    the mall's ISO form), that offset. Null for anything else.
 
     Why: the contract gives the CRM's register_time and the touches' touch_time no format.
     Reading one spelling only would turn every other into a silent null, and One ID's earliest
@@ -260,7 +260,8 @@ def shanghai_any_local_to_utc(col: Column) -> Column:
     """
     s = F.upper(_strip(col))
     if_zoned = F.regexp_extract(s, _ISO_UTC, 3) != ""
-    local = F.regexp_replace(F.regexp_replace(s, "[T/]", " "), r"\.\d+$", "")
+    # A fraction is dropped after seconds only: `10:22.5` is not `10:22`.
+    local = F.regexp_replace(F.regexp_replace(s, "[T/]", " "), r"(:\d{1,2}:\d{1,2})\.\d+$", "$1")
     local = F.regexp_replace(local, r"^(\d{4}) (\d{1,2}) (\d{1,2})", "$1-$2-$3")
     local = F.regexp_replace(local, r"^(\d{4})(\d{2})(\d{2})(?= |$)", "$1-$2-$3")
     zone = F.lit(" " + SHANGHAI)
