@@ -157,6 +157,38 @@ def test_a_run_reaching_the_portrait_without_the_pii_salt_stops_before_it_starts
     assert "the PII salt is not set: export LAKEHOUSE_PII_SALT" in capsys.readouterr().err
 
 
+def test_an_erasure_without_the_pii_salt_stops_before_a_session_starts(monkeypatch, capsys):
+    """Before: exit 1 after Spark started and the person was looked up (its log's hashes need
+    the salt), where a run stops with exit 2 before anything starts."""
+    monkeypatch.delenv("LAKEHOUSE_PII_SALT", raising=False)
+    monkeypatch.setattr(cli, "_session", lambda *a, **k: pytest.fail("a session was started"))
+    assert cli.main(["erase", "--identifier", "phone:13800138000"]) == 2
+    assert "the PII salt is not set: export LAKEHOUSE_PII_SALT" in capsys.readouterr().err
+
+
+def test_a_dry_run_erasure_needs_no_salt(monkeypatch):
+    monkeypatch.delenv("LAKEHOUSE_PII_SALT", raising=False)
+    monkeypatch.setattr(cli, "_session", lambda *a, **k: "session")
+    asked = []
+
+    import lakehouse.privacy
+
+    def erase(spark, settings, target, reason, dry_run):
+        asked.append((spark, dry_run))
+        raise lakehouse.privacy.ErasureError("stop here")
+
+    monkeypatch.setattr(lakehouse.privacy, "erase", erase)
+    assert cli.main(["erase", "--identifier", "phone:13800138000", "--dry-run"]) == 1
+    assert asked == [("session", True)]
+
+
+def test_generate_into_a_folder_that_is_not_empty_is_a_usage_error(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("keep me")
+    assert cli.main(["generate", "--out", str(tmp_path), "--days", "1"]) == 2
+    assert "is not empty; refusing to overwrite" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
 def test_a_run_without_gold_needs_no_salt(monkeypatch):
     monkeypatch.delenv("LAKEHOUSE_PII_SALT", raising=False)
     started = []

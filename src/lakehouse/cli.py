@@ -162,13 +162,17 @@ def _add_erase_parser(sub: argparse._SubParsersAction) -> None:
 
 def _erase(args: argparse.Namespace, settings: Settings) -> int:
     """`lakehouse erase`: 0 erased (or nothing left after an earlier erasure), 1 unknown person
-    or traces left, 2 a malformed request."""
+    or traces left, 2 a malformed request or no PII salt (unless --dry-run)."""
     from lakehouse.privacy import ErasureError, erase, parse_target
 
     try:
         target = parse_target(args.identifier or [], args.one_id, settings.oneid.by_priority())
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if not args.dry_run:
+        # Checked before the session: the log's hashes need the salt, and without it the
+        # erasure would stop only after Spark started and the person was looked up.
+        _require_pii_salt(settings)
     spark = _session(settings, command="erase")
     try:
         result = erase(spark, settings, target, reason=args.reason, dry_run=args.dry_run)
@@ -554,6 +558,17 @@ def _run_all(args: argparse.Namespace, settings: Settings, spark) -> int:
 SALTED_JOB = "gold.member_portrait"
 
 
+def _require_pii_salt(settings: Settings) -> None:
+    """ConfigError (exit 2) unless the PII salt is set."""
+    from lakehouse.gold.people.pii import salt
+    from lakehouse.runtime import JobError
+
+    try:
+        salt(settings.gold.people)
+    except JobError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _check_before_session(args: argparse.Namespace, settings: Settings) -> None:
     """Mistakes in the command line or conf/quality.yml, reported (exit 2) before a JVM starts
     or, under spark-submit, before the cluster is asked for anything."""
@@ -575,12 +590,7 @@ def _check_before_session(args: argparse.Namespace, settings: Settings) -> None:
         needs_salt = args.layer in ("gold", "all")
     if needs_salt:
         # Checked now, not after hours of bronze to One ID (the portrait's hashes need it).
-        from lakehouse.gold.people.pii import salt
-
-        try:
-            salt(settings.gold.people)
-        except JobError as exc:
-            raise ConfigError(str(exc)) from None
+        _require_pii_salt(settings)
     if args.command == "report":
         from lakehouse.report.build import local_report_path
 
@@ -618,9 +628,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "generate":
         from lakehouse.datagen import generate
 
-        summary = generate(
-            args.out, scale=args.scale, days=args.days, start=args.start, seed=args.seed
-        )
+        try:
+            summary = generate(
+                args.out, scale=args.scale, days=args.days, start=args.start, seed=args.seed
+            )
+        except ValueError as exc:  # a folder that is not empty, a bad scale: the caller's to fix
+            raise UsageError(str(exc)) from None
         files = sum(v.get("files", 0) for v in summary.values())
         lines = sum(v.get("data_lines", 0) for v in summary.values())
         print(f"wrote {files} files, {lines} data lines under {args.out}")

@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--where",
         required=True,
         help="Spark SQL condition, e.g. \"rfm_segment = '重要挽留客户' AND "
-        "preferred_category = '女装'\"",
+        "preferred_category = '鞋靴'\"",
     )
     create.add_argument("--env", default=None)
     export = commands.add_parser(
