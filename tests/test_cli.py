@@ -95,6 +95,29 @@ def test_a_mistake_on_the_command_line_exits_2_before_a_session_starts(
     assert message in capsys.readouterr().err
 
 
+def test_a_salted_export_without_the_pii_salt_exits_2_before_a_session_starts(
+    monkeypatch, capsys, tmp_path
+):
+    """Before: exit 1 (an uncaught JobError) after Spark started and the audience was read."""
+    import shutil
+    from pathlib import Path
+
+    root = Path(cli.__file__).resolve().parents[2]
+    conf = tmp_path / "conf"
+    shutil.copytree(root / "conf", conf)
+    text = (conf / "gold.yml").read_text(encoding="utf-8")
+    salted = "      CRM_SALTED: {identifier: phone, hash: salted_sha256}\n"
+    text = text.replace("    export_channels:", "    export_channels:\n" + salted.rstrip("\n"), 1)
+    (conf / "gold.yml").write_text(text, encoding="utf-8")
+    monkeypatch.setenv("LAKEHOUSE_CONF", str(conf))
+    monkeypatch.setenv("LAKEHOUSE_EXPECTATIONS", str(root / "expectations"))
+    monkeypatch.delenv("LAKEHOUSE_PII_SALT", raising=False)
+    monkeypatch.setattr(cli, "_session", lambda *a, **k: pytest.fail("a session was started"))
+    argv = ["audience", "export", "--name", "vip", "--channel", "crm_salted"]
+    assert cli.main(argv) == 2
+    assert "the PII salt is not set: export LAKEHOUSE_PII_SALT" in capsys.readouterr().err
+
+
 def test_a_misspelt_quality_table_exits_2_before_a_session_starts(monkeypatch, capsys, tmp_path):
     import shutil
     from pathlib import Path

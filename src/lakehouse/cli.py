@@ -588,6 +588,9 @@ def _check_before_session(args: argparse.Namespace, settings: Settings) -> None:
     if args.command == "run-layer":
         _days(args.start, args.end)
         needs_salt = args.layer in ("gold", "all")
+    if args.command == "audience" and args.audience_command == "export":
+        channel = settings.gold.people.export_channels.get(args.channel.upper())
+        needs_salt = channel is not None and channel.hash == "salted_sha256"
     if needs_salt:
         # Checked now, not after hours of bronze to One ID (the portrait's hashes need it).
         _require_pii_salt(settings)
