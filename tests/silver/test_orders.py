@@ -629,6 +629,23 @@ def _tmall_row(paid_time: str, shipping: str, refund: str, no: str) -> tuple:
     )  # fmt: skip
 
 
+def test_a_tmall_order_with_a_blank_shop_name_keeps_a_store_code(spark, cfg):
+    """Before: store_code was null; gold.store_daily's gate failed on it (store_code_present and
+    the reconciliation with silver) on every run while the order was in silver."""
+    shop = TMALL_DDL.split(", ").index("shop_name string")
+    rows = []
+    for no, shop_name in (("1", "旗舰店"), ("2", ""), ("3", "  ")):
+        row = list(_tmall_row("", "", "", no))
+        row[shop] = shop_name
+        rows.append(tuple(row))
+    got = tmall_orders(spark.createDataFrame(rows, TMALL_DDL), cfg)
+    assert sorted((r.source_order_no, r.store_code, r.shop_name) for r in got.collect()) == [
+        ("1", "TMALL:旗舰店", "旗舰店"),
+        ("2", "TMALL:(no shop name)", None),
+        ("3", "TMALL:(no shop name)", None),
+    ]
+
+
 def test_a_value_written_but_unreadable_is_flagged_for_the_gate_not_read_as_missing(spark, cfg):
     """Before: `2026-02-30` as the payment time became no payment (a closed order cancelled,
     net sales 0) and `N/A` as the refund was never subtracted; no rule saw either."""

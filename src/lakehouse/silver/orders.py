@@ -141,6 +141,12 @@ def _address_part(address: Column, index: int) -> Column:
     return n.non_blank(F.get(F.split(n.non_blank(address), r"\s+"), index))
 
 
+# The shop of a Tmall order whose 店铺名称 is blank. Why: a null store_code matches no store in
+# gold, whose gate then stops the store marts for as long as the order is in silver; the order
+# keeps its sales under a store of its own instead (no silver.stores row: not an open store).
+NO_SHOP_NAME = "(no shop name)"
+
+
 def tmall_orders(bronze: DataFrame, cfg: SilverSettings) -> DataFrame:
     """Tmall seller-center export rows → silver orders."""
     paid_at = n.shanghai_local_to_utc(F.col("paid_time"))
@@ -152,7 +158,9 @@ def tmall_orders(bronze: DataFrame, cfg: SilverSettings) -> DataFrame:
             F.lit("TMALL").alias("platform"),
             F.lit("ONLINE").alias("channel"),
             order_no.alias("source_order_no"),
-            F.concat(F.lit(cfg.online_store_prefix["TMALL"]), shop).alias("store_code"),
+            F.concat(
+                F.lit(cfg.online_store_prefix["TMALL"]), F.coalesce(shop, F.lit(NO_SHOP_NAME))
+            ).alias("store_code"),
             shop.alias("shop_name"),
             n.non_blank(F.col("buyer_nick")).alias("buyer_nick"),
             F.lit(None).cast("string").alias("jd_pin"),
