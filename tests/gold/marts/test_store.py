@@ -192,3 +192,26 @@ def test_a_store_that_drops_out_of_the_snapshot_is_not_open(spark):
         False,
     )
     assert s5.sales_per_sqm is not None
+
+
+def test_a_store_s_sales_after_it_left_the_snapshot_keep_its_attributes_in_store_daily(spark):
+    """S5's last version closed on D2, and a return ticket of S5 came on D2. Before: that day's
+    row had net sales but a null name, type, region and floor area, so the money dropped out of
+    every roll-up of store_daily by region or type while the grand total still reconciled."""
+    gone = ("S5", "S5", "DIRECT", "East", yuan(100), 4, date(2025, 1, 1), None)
+    orders, lines, products, stores = frames(
+        spark,
+        orders=[order("POS:S5:9", store="S5", net=-20, paid=0, refunded=20, day=D2)],
+        lines=[line("POS:S5:9", 1, qty=-1, amount=-20, refunded_qty=1, refunded=20)],
+        stores=[(*gone, date(2025, 1, 1), D2, False)],
+    )
+    buyers = spark.createDataFrame([], "order_key string, one_id string, is_member boolean")
+    daily = store_daily(orders, buyers, sold_lines(orders, lines, products), stores, [D2])
+    [s5] = daily.collect()
+    assert (s5.store_code, s5.is_open, s5.net_sales) == ("S5", False, yuan(-20))
+    assert (s5.store_name, s5.store_type, s5.region, s5.floor_area_sqm) == (
+        "S5",
+        "DIRECT",
+        "East",
+        yuan(100),
+    )

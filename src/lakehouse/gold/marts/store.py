@@ -142,6 +142,30 @@ STORE_COLUMNS = ["store_code", *STORE_ATTRIBUTES]
 DAILY_COLUMNS = ["business_date", *STORE_COLUMNS, "is_open", *MEASURE_COLUMNS]
 
 
+def _last_version_by(
+    keys: DataFrame, stores: DataFrame, key: list[str], by: str, columns: list[str]
+) -> DataFrame:
+    """`keys` (store_code, `by` a date, and the rest of `key`) plus `columns` of each store's
+    latest version that began by `by`.
+
+    Why not the version valid at `by`: a store that left the snapshot (closed) has none, and its
+    sales of that day or month would lose the name, type and region they were made under, and
+    drop out of every roll-up by them. A store first listed after `by` takes its first version
+    (`valid_at`)."""
+    began = (
+        keys.join(stores.select("store_code", F.col("valid_from").alias("_began")), "store_code")
+        .where(F.col("_began") <= F.col(by))
+        .groupBy(*key)
+        .agg(F.max("_began").alias("_began"))
+    )
+    return (
+        keys.join(began, key, "left")
+        .withColumn("_at", F.coalesce("_began", by))
+        .transform(lambda k: valid_at(k, stores, ["store_code"], "_at", columns=columns))
+        .drop("_began", "_at")
+    )
+
+
 def store_daily(
     orders: DataFrame,
     buyers: DataFrame,
@@ -159,7 +183,7 @@ def store_daily(
     )
     grid = _store_grid(stores, dates, spark).select(*DAILY_KEY, F.lit(True).alias("is_open"))
     keys = facts.select(*DAILY_KEY).unionByName(grid.select(*DAILY_KEY)).distinct()
-    attrs = valid_at(keys, stores, ["store_code"], "business_date", columns=[*STORE_ATTRIBUTES])
+    attrs = _last_version_by(keys, stores, DAILY_KEY, "business_date", STORE_ATTRIBUTES)
     zero = F.lit(0)
     joined = attrs.join(facts, DAILY_KEY, "left").join(grid, DAILY_KEY, "left")
     filled = joined.withColumns(
@@ -243,33 +267,17 @@ def store_monthly(
     ends = small_frame(spark, [(m,) for m in months], "month date").withColumn(
         "_end", _month_end(F.col("month"))
     )
-    # The latest version that began by month end: a store that left the snapshot before it
-    # (closed mid-month) keeps the attributes it traded under; one first listed later takes
-    # its first version (`valid_at`).
     keys = sums.select(*MONTHLY_KEY).join(ends, "month")
-    began = (
-        keys.join(stores.select("store_code", F.col("valid_from").alias("_began")), "store_code")
-        .where(F.col("_began") <= F.col("_end"))
-        .groupBy(*MONTHLY_KEY)
-        .agg(F.max("_began").alias("_began"))
-    )
-    current = (
-        keys.join(began, MONTHLY_KEY, "left")
-        .withColumn("_at", F.coalesce("_began", "_end"))
-        .transform(
-            lambda k: valid_at(
-                k,
-                stores,
-                ["store_code"],
-                "_at",
-                columns=[*STORE_ATTRIBUTES, "open_date", "close_date", "valid_from", "valid_to"],
-            )
-        )
-        .withColumn(
-            "_held_at_end",
-            F.col("valid_from").isNotNull()
-            & (F.col("valid_to").isNull() | (F.col("valid_to") > F.col("_end"))),
-        )
+    current = _last_version_by(
+        keys,
+        stores,
+        MONTHLY_KEY,
+        "_end",
+        [*STORE_ATTRIBUTES, "open_date", "close_date", "valid_from", "valid_to"],
+    ).withColumn(
+        "_held_at_end",
+        F.col("valid_from").isNotNull()
+        & (F.col("valid_to").isNull() | (F.col("valid_to") > F.col("_end"))),
     )
     prev_rows = scoped.select(
         F.add_months("month", 1).alias("month"), "store_code", "net_sales"
