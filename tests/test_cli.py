@@ -212,6 +212,16 @@ def test_generate_into_a_folder_that_is_not_empty_is_a_usage_error(tmp_path, cap
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
+def test_a_generator_failure_past_its_argument_checks_is_not_a_usage_error(monkeypatch, tmp_path):
+    import lakehouse.datagen
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug, not the caller's mistake")
+
+    monkeypatch.setattr(lakehouse.datagen, "generate", broken)
+    assert cli.main(["generate", "--out", str(tmp_path / "landing")]) == 1
+
+
 def test_a_run_without_gold_needs_no_salt(monkeypatch):
     monkeypatch.delenv("LAKEHOUSE_PII_SALT", raising=False)
     started = []

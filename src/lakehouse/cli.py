@@ -629,13 +629,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "generate":
-        from lakehouse.datagen import generate
+        from lakehouse.datagen import GenerateArgumentError, generate
 
         try:
             summary = generate(
                 args.out, scale=args.scale, days=args.days, start=args.start, seed=args.seed
             )
-        except ValueError as exc:  # a folder that is not empty, a bad scale: the caller's to fix
+        except GenerateArgumentError as exc:  # a folder that is not empty, a bad scale
             raise UsageError(str(exc)) from None
         files = sum(v.get("files", 0) for v in summary.values())
         lines = sum(v.get("data_lines", 0) for v in summary.values())

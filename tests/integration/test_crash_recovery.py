@@ -209,6 +209,9 @@ def test_two_days_killed_at_twenty_five_points_and_resumed_equal_an_uninterrupte
     points = crash_points(writes, order)
     day_2 = max(writes)
     assert len([p for p in points if p[0] == day_2]) >= 20, points
+    # A middle point of its own (silver.sales 6 writes, gold.store_marts 4, 2026-12-06): with
+    # two writes or fewer it would fall on the first or the last and the test would not say so.
+    assert all(writes[day_2][job] >= 3 for job in MIDDLE_TOO), writes[day_2]
     killed = kill_and_resume(spark, tiny_day, tmp_path, points)
     assert len(killed) == len(points)
     assert {KILLED.search(f"LAKEHOUSE_CRASH_AT: SIGKILL {k}").group(4) for k in killed} == set(

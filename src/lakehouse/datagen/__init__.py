@@ -12,7 +12,11 @@ import gc
 import math
 import pathlib
 
-__all__ = ["generate"]
+__all__ = ["GenerateArgumentError", "generate"]
+
+
+class GenerateArgumentError(ValueError):
+    """An argument `generate` refuses before it writes anything (the caller's to fix)."""
 
 
 def generate(
@@ -32,19 +36,21 @@ def generate(
         or not math.isfinite(scale)
         or scale <= 0
     ):
-        raise ValueError(f"scale must be a positive number, got {scale!r}")
+        raise GenerateArgumentError(f"scale must be a positive number, got {scale!r}")
     if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-        raise ValueError(f"days must be an integer >= 1, got {days!r}")
+        raise GenerateArgumentError(f"days must be an integer >= 1, got {days!r}")
     if not isinstance(start, datetime.date) or isinstance(start, datetime.datetime):
-        raise ValueError(f"start must be a datetime.date, got {start!r}")
+        raise GenerateArgumentError(f"start must be a datetime.date, got {start!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
+        raise GenerateArgumentError(f"seed must be an integer, got {seed!r}")
     root = pathlib.Path(out)
     if root.exists():
         if not root.is_dir():
-            raise ValueError(f"output path {root} exists and is not a directory")
+            raise GenerateArgumentError(f"output path {root} exists and is not a directory")
         if any(root.iterdir()):
-            raise ValueError(f"output directory {root} is not empty; refusing to overwrite")
+            raise GenerateArgumentError(
+                f"output directory {root} is not empty; refusing to overwrite"
+            )
     root.mkdir(parents=True, exist_ok=True)
     # millions of long-lived small objects: cyclic GC passes only cost time here
     was_enabled = gc.isenabled()

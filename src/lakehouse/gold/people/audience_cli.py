@@ -33,7 +33,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     export.add_argument("--name", required=True)
     export.add_argument("--channel", required=True, help="SMS, EMAIL, WECHAT, ... (conf/gold.yml)")
-    export.add_argument("--out", default=None, help="folder (default <warehouse>/_exports)")
+    export.add_argument(
+        "--out",
+        default=None,
+        help="folder (default gold.people.export_dir of conf/gold.yml, else <warehouse>/_exports)",
+    )
     export.add_argument("--env", default=None)
     listing = commands.add_parser("list", help="audiences with their condition and size")
     listing.add_argument("--env", default=None)
