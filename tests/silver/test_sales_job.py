@@ -213,3 +213,46 @@ def test_lines_to_merge_keep_the_lines_of_the_order_version_silver_keeps(spark):
     first_run = lines_to_merge(line_rows, order_latest, None, None)
     assert {r.order_key for r in first_run.collect()} == {"A", "B", "C", "E", "F"}
     assert first_run.where("_merge_delete").count() == 0
+
+
+def test_a_return_line_is_costed_as_the_ticket_it_returns_was_sold(spark, tmp_path):
+    """silver.order_lines.unit_cost: the ticket sold on day 1 (cost 60) is in silver already; its
+    return today, after the cost went to 70, costs 60. A return naming a ticket sold after it
+    (a reused number) or nowhere costs as of its own time. Before: all returns took 70."""
+    from lakehouse.silver.sales_job import _costed
+    from lakehouse.tables import Tables
+
+    day1, day2 = dt.datetime(2026, 3, 1, 2), dt.datetime(2026, 3, 2, 2)
+    tables = Tables(spark, str(tmp_path))
+    spark.createDataFrame(
+        [("POS:S1:1", day1, day1), ("POS:S1:2", None, day2 + dt.timedelta(hours=1))],
+        "order_key string, paid_at timestamp, created_at timestamp",
+    ).write.format("delta").save(tables.path("silver", "orders"))
+    today = spark.createDataFrame(
+        [("POS:S1:9", None, day2), ("POS:S1:8", None, day2)],
+        "order_key string, paid_at timestamp, created_at timestamp",
+    )
+    lines = spark.createDataFrame(
+        [
+            ("POS:S1:9", "1", "A", "POS:S1:1"),
+            ("POS:S1:8", "1", "A", "POS:S1:2"),
+            ("POS:S1:8", "2", "A", "POS:S1:7"),
+        ],
+        "order_key string, line_id string, sku_id string, orig_order_key string",
+    )
+    products = spark.createDataFrame(
+        [
+            ("A", Decimal("60.00"), dt.date(2026, 1, 1), dt.date(2026, 3, 2)),
+            ("A", Decimal("70.00"), dt.date(2026, 3, 2), None),
+        ],
+        "sku_id string, unit_cost decimal(18,2), valid_from date, valid_to date",
+    )
+    got = {
+        (r.order_key, r.line_id): r.unit_cost
+        for r in _costed(tables, lines, today, products).collect()
+    }
+    assert got == {
+        ("POS:S1:9", "1"): Decimal("60.00"),
+        ("POS:S1:8", "1"): Decimal("70.00"),
+        ("POS:S1:8", "2"): Decimal("70.00"),
+    }

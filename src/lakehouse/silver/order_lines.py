@@ -254,3 +254,40 @@ def pos_order_lines(lines: DataFrame) -> DataFrame:
         "orig_order_key",
         *LINEAGE,
     )
+
+
+def sale_times(orders: DataFrame) -> DataFrame:
+    """order_key, _sold_at: when each order was sold (paid, else created), as `with_sold_at`
+    takes it."""
+    return orders.select("order_key", F.coalesce("paid_at", "created_at").alias("_sold_at"))
+
+
+def with_sold_at(lines: DataFrame, sale_times: DataFrame) -> DataFrame:
+    """`lines` plus `_sold_at`: the time whose product version costs the line.
+
+    `sale_times` holds (order_key, _sold_at) of the orders the lines belong to or name. A line
+    takes its own order's time; a return line (`orig_order_key`) takes the time of the ticket it
+    returns when that is known and not later. Why: goods coming back cost what they cost when
+    they were sold, so a unit cost changed in between must not leave gross profit (or a loss) on
+    a return that nets its sale to zero. A later "original" is another ticket under a reused
+    number: the return's own time is the better guess then.
+    """
+    own = sale_times.select(
+        F.col("order_key").alias("_own_key"), F.col("_sold_at").alias("_own_sold_at")
+    )
+    original = sale_times.select(
+        F.col("order_key").alias("_original_key"),
+        F.col("_sold_at").alias("_original_sold_at"),
+    )
+    takes_original = F.col("_original_sold_at").isNotNull() & (
+        F.col("_own_sold_at").isNull() | (F.col("_original_sold_at") <= F.col("_own_sold_at"))
+    )
+    return (
+        lines.join(own, F.col("order_key") == F.col("_own_key"), "left")
+        .join(original, F.col("orig_order_key") == F.col("_original_key"), "left")
+        .withColumn(
+            "_sold_at",
+            F.when(takes_original, F.col("_original_sold_at")).otherwise(F.col("_own_sold_at")),
+        )
+        .drop("_own_key", "_own_sold_at", "_original_key", "_original_sold_at")
+    )

@@ -56,7 +56,9 @@ from lakehouse.silver.order_lines import (
     pos_lines,
     pos_order_lines,
     reused_ticket_numbers,
+    sale_times,
     tmall_lines,
+    with_sold_at,
 )
 from lakehouse.silver.orders import (
     READABLE_CHECKS,
@@ -707,14 +709,11 @@ def _finish(
 
 
 def _costed(tables, lines: DataFrame, order_latest: DataFrame, products: DataFrame) -> DataFrame:
-    """Lines with the unit cost of their product valid when the order was sold."""
-    sale_time = order_latest.select(
-        "order_key", F.coalesce("paid_at", "created_at").alias("_sold_at")
-    )
+    """Lines with the unit cost of their product valid when the goods were sold (a return's:
+    when the ticket it returns was, `with_sold_at`)."""
+    sale_time = sale_times(order_latest)
     known_times = (
-        tables.read("silver", "orders").select(
-            "order_key", F.coalesce("paid_at", "created_at").alias("_sold_at")
-        )
+        sale_times(tables.read("silver", "orders"))
         if tables.exists("silver", "orders")
         else sale_time.limit(0)
     )
@@ -724,7 +723,7 @@ def _costed(tables, lines: DataFrame, order_latest: DataFrame, products: DataFra
         .agg(F.max("_sold_at").alias("_sold_at"))
     )
     return valid_at(
-        lines.join(times, "order_key", "left"),
+        with_sold_at(lines, times),
         products,
         ["sku_id"],
         "_sold_at",
