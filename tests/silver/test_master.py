@@ -281,6 +281,36 @@ def test_stores_snapshot_and_online_stores(spark, cfg):
     ]
 
 
+def test_tmall_orders_with_a_blank_shop_name_are_an_online_store_of_their_own(spark, cfg, tmp_path):
+    """silver.sales files them under TMALL:(no shop name); without a silver.stores row that
+    store had no type or region, and its sales fell out of every roll-up by either."""
+    from types import SimpleNamespace
+
+    from lakehouse.silver.master_job import _tmall_shops
+    from lakehouse.tables import Tables
+
+    tables = Tables(spark, str(tmp_path))
+    spark.createDataFrame(
+        [
+            (" 拾光旗舰店 ", D1),
+            ("", D1),
+            ("\u3000", D1),
+            (None, D1),
+            ("明日店", date(2026, 3, 2)),  # delivered after the run date
+        ],
+        "shop_name string, _delivery_date date",
+    ).write.format("delta").save(tables.path("bronze", "tmall_orders"))
+    ctx = SimpleNamespace(tables=tables, run_date=D1, spark=spark)
+    stores = online_stores(cfg, _tmall_shops(ctx), snapshot_date=D1)
+    got = sorted((r.store_code, r.store_name, r.store_type) for r in stores.collect())
+    assert got == [
+        ("JD:POP", "POP", "ONLINE"),
+        ("MALL:OWN", "OWN", "ONLINE"),
+        ("TMALL:(no shop name)", "(no shop name)", "ONLINE"),
+        ("TMALL:拾光旗舰店", "拾光旗舰店", "ONLINE"),
+    ]
+
+
 MAPPING_FIELDS = ["platform", "platform_sku_code", "sku_id"]
 
 

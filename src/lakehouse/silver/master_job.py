@@ -27,6 +27,8 @@ from lakehouse.quality.gate import raise_if_failed, run_gate
 from lakehouse.quality.results import record_results
 from lakehouse.runtime import JobContext, JobResult
 from lakehouse.silver import master
+from lakehouse.silver import normalise as n
+from lakehouse.silver.orders import NO_SHOP_NAME
 from lakehouse.silver.sales_job import (
     SILVER_QUARANTINE,
     delivered,
@@ -51,14 +53,15 @@ TABLE_OF = {
 
 
 def _tmall_shops(ctx: JobContext) -> DataFrame:
-    """Every Tmall shop seen so far: a shop with no order today is still a store."""
+    """Every Tmall shop seen so far: a shop with no order today is still a store. Orders with
+    a blank 店铺名称 are one shop, `orders.NO_SHOP_NAME`, as silver.sales files them: an ONLINE
+    store of their own, so their sales count in the ONLINE and region roll-ups too."""
     if not ctx.tables.exists("bronze", "tmall_orders"):
         return small_frame(ctx.spark, [], "shop_name string")
     return (
         ctx.tables.read("bronze", "tmall_orders")
         .where(F.col("_delivery_date") <= F.lit(ctx.run_date))
-        .select(F.trim("shop_name").alias("shop_name"))
-        .where(F.col("shop_name") != "")
+        .select(F.coalesce(n.non_blank(F.col("shop_name")), F.lit(NO_SHOP_NAME)).alias("shop_name"))
         .distinct()
     )
 

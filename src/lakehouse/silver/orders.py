@@ -143,7 +143,7 @@ def _address_part(address: Column, index: int) -> Column:
 
 # The shop of a Tmall order whose 店铺名称 is blank. Why: a null store_code matches no store in
 # gold, whose gate then stops the store marts for as long as the order is in silver; the order
-# keeps its sales under a store of its own instead (no silver.stores row: not an open store).
+# keeps its sales under an ONLINE store of its own instead (silver.master adds its row).
 NO_SHOP_NAME = "(no shop name)"
 
 
