@@ -355,7 +355,11 @@ def test_utc_iso_to_timestamp(spark):
         ("2026-03-01T02:22:01.123456+00:00", ts(2026, 3, 1, 2, 22, 1, 123456)),
         ("2026-02-30T02:22:01Z", None),
         ("2026-03-01", None),
-        ("2026-03-01T02:22Z", None),
+        ("2026-03-01T02:22Z", ts(2026, 3, 1, 2, 22, 0)),  # ISO 8601 without seconds
+        ("2026-03-01T10:22+08:00", ts(2026, 3, 1, 2, 22, 0)),
+        ("2026-03-01T02:22", ts(2026, 3, 1, 2, 22, 0)),
+        ("2026-03-01T02:22.5Z", None),  # a fraction of a minute is no spelling
+        ("2026-03-01T02:2Z", None),
         ("2026-03-01T02:22:01Z[UTC]", None),
         ("1772331721", None),
         *nulls(GARBAGE),
@@ -676,7 +680,9 @@ def test_shanghai_any_local_to_utc_reads_every_common_spelling(spark):
         ("2026/3/1 10:22", ts(2026, 3, 1, 2, 22, 0)),
         ("2026-03-01 10:22:", None),
         ("2026-03-01 10:22.5", None),  # a fraction of a minute is no spelling
-        ("2026-03-01T10:22Z", None),  # an explicit zone comes with seconds (the mall's ISO form)
+        ("2026-03-01T02:22Z", ts(2026, 3, 1, 2, 22, 0)),  # an explicit zone, no seconds
+        ("2026-03-01T10:22+08:00", ts(2026, 3, 1, 2, 22, 0)),
+        ("2026-03-01T10:22", ts(2026, 3, 1, 2, 22, 0)),  # no zone: Shanghai's
         ("20260301102201", None),  # no separator at all: no spelling this reads
         ("2026-02-30 10:00:00", None),
         ("2026-03-01 25:00:00", None),

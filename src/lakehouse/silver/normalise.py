@@ -68,7 +68,8 @@ _COUNTRY_PREFIX = r"^(?:\+86|0086|86)(?=1[3-9][\d*]{9}$)"
 _EMAIL = r"^[^@\s\p{Z}]+@[^@.\s\p{Z}]+(?:\.[^@.\s\p{Z}]+)+$"
 _YUAN = r"^[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d{1,2}0*)?$"  # at most 2 significant decimals
 _INTEGRAL = r"^[+-]?\d+(?:\.0*)?$"  # `3`, `-1`, `3.0`; not `3.5`
-_ISO_UTC = r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?)(Z|[+-]\d{2}:?\d{2})?$"
+# Seconds may be left out (ISO 8601's `hh:mm`); a fraction comes only after seconds.
+_ISO_UTC = r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)(Z|[+-]\d{2}:?\d{2})?$"
 _DATE_SEPARATED = r"^(\d{4})([-/])(\d{1,2})\2(\d{1,2})$"  # YYYY-MM-DD, YYYY/M/D, YYYY/MM/DD
 _DATE_COMPACT = r"^(\d{4})(\d{2})(\d{2})$"  # YYYYMMDD
 
@@ -251,8 +252,8 @@ def shanghai_any_local_to_utc(col: Column) -> Column:
     """The instant of a Shanghai local time in any common spelling: `2026-03-01 10:22:01`,
     `2026/3/1 10:22:01`, `20260301 10:22:01`, `2026-03-01T10:22:01` (fractions of a second
     dropped), `2026-03-01 10:22` (no seconds, as a spreadsheet saves it), or a date alone in any
-    spelling `calendar_date` reads (its midnight); with an explicit offset or `Z` (and seconds:
-    the mall's ISO form), that offset. Null for anything else.
+    spelling `calendar_date` reads (its midnight); with an explicit offset or `Z` (ISO 8601, as
+    the mall writes it, seconds optional), that offset. Null for anything else.
 
     Why: the contract gives the CRM's register_time and the touches' touch_time no format.
     Reading one spelling only would turn every other into a silent null, and One ID's earliest
@@ -277,15 +278,17 @@ def utc_iso_to_timestamp(col: Column) -> Column:
     """The instant (TimestampType) of an ISO-8601 UTC string such as `2026-03-01T02:22:01Z`.
 
     Why: the mall delivers UTC times. Accepted: `Z`, `+00:00` (any explicit offset is honoured),
-    fractional seconds, and no offset at all, read as UTC since the source is documented UTC.
-    Anything else is null.
+    fractional seconds, no seconds (`02:22Z`, ISO 8601's minute precision), and no offset at
+    all, read as UTC since the source is documented UTC. Anything else is null.
     """
     s = F.upper(_strip(col))
     zone = F.regexp_extract(s, _ISO_UTC, 3)
+    clock = F.regexp_extract(s, _ISO_UTC, 2)
     iso = F.concat(
         F.regexp_extract(s, _ISO_UTC, 1),
         F.lit("T"),
-        F.regexp_extract(s, _ISO_UTC, 2),
+        # Spark's cast wants the seconds.
+        F.when(F.length(clock) == 5, F.concat(clock, F.lit(":00"))).otherwise(clock),
         F.when(zone == "", F.lit("Z")).otherwise(zone),
     )
     return F.when(s.rlike(_ISO_UTC), iso).try_cast(TimestampType())
