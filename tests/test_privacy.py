@@ -797,3 +797,57 @@ def test_files_of_a_warehouse_spelled_without_its_namenode_are_found(monkeypatch
     found = table_files(files, fs_path("hdfs:///lh/silver/m"))
     assert found.data == ["hdfs:///lh/silver/m/part-0.snappy.parquet"]
     assert found.log_text == ["hdfs:///lh/silver/m/_delta_log/00000000000000000000.json"]
+
+
+def test_a_return_without_a_card_goes_with_the_ticket_it_returns(spark, tmp_path):
+    """The people jobs count POS:S1:9 (no card) as the owner of POS:S1:1, so erasing the owner
+    erases it too. POS:S1:8 carries somebody else's card, POS:S1:7 was rung before ticket 1
+    (another ticket under the number), POS:S1:6 has only a suppressed store phone (no linked
+    identifier: it goes too)."""
+    tables = Tables(spark, str(tmp_path))
+
+    def save(layer: str, name: str, rows: list[tuple], ddl: str) -> None:
+        spark.createDataFrame(rows, ddl).write.format("delta").save(tables.path(layer, name))
+
+    ids = "identifier_type string, identifier_value string"
+    save(
+        "oneid",
+        "identity_map",
+        [("card_no", "C1", "OID_A"), ("card_no", "C2", "OID_B")],
+        f"{ids}, one_id string",
+    )
+    save("oneid", "suppressed_identifiers", [("phone", "02155550000")], ids)
+    save(
+        "silver",
+        "identities",
+        [
+            ("pos_sales", "POS:S1:1", "card_no", "C1"),
+            ("pos_sales", "POS:S1:8", "card_no", "C2"),
+            ("pos_sales", "POS:S1:6", "phone", "02155550000"),
+        ],
+        f"source string, record_key string, {ids}",
+    )
+    returns = ["POS:S1:9", "POS:S1:8", "POS:S1:7", "POS:S1:6"]
+    save(
+        "silver",
+        "order_lines",
+        [("POS:S1:1", None), *((r, "POS:S1:1") for r in returns)],
+        "order_key string, orig_order_key string",
+    )
+    sold, back, before = datetime(2026, 3, 1, 2), datetime(2026, 3, 2, 2), datetime(2026, 2, 1)
+    save(
+        "silver",
+        "orders",
+        [
+            ("POS:S1:1", sold, sold),
+            *((r, None, before if r == "POS:S1:7" else back) for r in returns),
+        ],
+        "order_key string, paid_at timestamp, created_at timestamp",
+    )
+    found = privacy.with_returns_of_their_tickets(
+        tables, {"pos_sales": frozenset({"POS:S1:1"}), "crm_members": frozenset({"M1"})}
+    )
+    assert found == {
+        "pos_sales": frozenset({"POS:S1:1", "POS:S1:9", "POS:S1:6"}),
+        "crm_members": frozenset({"M1"}),
+    }
