@@ -382,7 +382,6 @@ def resolve_sku(
     barcode: bool = False,
     *,
     accept_internal_ids: bool = False,
-    products_past: DataFrame | None = None,
 ) -> DataFrame:
     """`lines` plus `sku_id` (the internal product) and `sku_mapped` (it was found).
 
@@ -392,39 +391,25 @@ def resolve_sku(
     2. the SKU map's rows for `platform` (its latest snapshot_date, if it holds several);
     3. with `accept_internal_ids`, the code itself when it is a product sku_id (mall items,
        JD outerSkuId already carry the internal id).
-    4. `products_past` (the last versions of products no longer in the snapshots), when given:
-       their barcodes (with `barcode=True`; unique among them), then, with
-       `accept_internal_ids`, their sku_ids. Why: the last of a delisted product's stock still
-       sells, and a code that matches nothing current is that product, not an unknown one; a
-       current product always wins (a barcode handed on to a new SKU goes to it).
     Only known products count: a mapping that points at a sku_id missing from
-    `products_current` (and `products_past`) leaves the line unmapped, so `sku_mapped` =
-    `sku_id IS NOT NULL` = "the line has a product". Line count is preserved; an existing sku_id
-    column is replaced.
+    `products_current` leaves the line unmapped, so `sku_mapped` = `sku_id IS NOT NULL` =
+    "the line has a product". Line count is preserved; an existing sku_id column is replaced.
     """
     platform = platform.strip().upper()
     if platform not in PLATFORMS:
         raise ValueError(f"unknown platform {platform!r}; known: {', '.join(PLATFORMS)}")
-    known_now = _known(products_current)
-    known = (
-        known_now
-        if products_past is None
-        else known_now.unionByName(_known(products_past)).distinct()
-    )
+    known = _known(products_current)
     candidates: list[DataFrame] = []
-
-    def by_barcode(products: DataFrame, prio: int) -> DataFrame:
-        return (
-            products.select(n.code(F.col("barcode")).alias("_code"), "sku_id")
+    if barcode:
+        by_barcode = (
+            products_current.select(n.code(F.col("barcode")).alias("_code"), "sku_id")
             .where(F.col("_code").isNotNull() & F.col("sku_id").isNotNull())
             .groupBy("_code")
             .agg(F.collect_set("sku_id").alias("_ids"))
             .where(F.size("_ids") == 1)
-            .select("_code", F.get(F.col("_ids"), 0).alias("_sku"), F.lit(prio).alias("_prio"))
+            .select("_code", F.get(F.col("_ids"), 0).alias("_sku"), F.lit(1).alias("_prio"))
         )
-
-    if barcode:
-        candidates.append(by_barcode(products_current, 1))
+        candidates.append(by_barcode)
     mapping = sku_map.where(F.col("platform") == platform)
     if "snapshot_date" in sku_map.columns:
         newest = Window.partitionBy("platform_sku_code").orderBy(F.col("snapshot_date").desc())
@@ -438,23 +423,12 @@ def resolve_sku(
     )
     if accept_internal_ids:
         candidates.append(
-            known_now.select(
+            known.select(
                 F.col("_known_id").alias("_code"),
                 F.col("_known_id").alias("_sku"),
                 F.lit(3).alias("_prio"),
             )
         )
-    if products_past is not None:
-        if barcode:
-            candidates.append(by_barcode(products_past, 4))
-        if accept_internal_ids:
-            candidates.append(
-                _known(products_past).select(
-                    F.col("_known_id").alias("_code"),
-                    F.col("_known_id").alias("_sku"),
-                    F.lit(5).alias("_prio"),
-                )
-            )
     lookup = candidates[0]
     for more in candidates[1:]:
         lookup = lookup.unionByName(more)

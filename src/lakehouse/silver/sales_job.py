@@ -68,7 +68,7 @@ from lakehouse.silver.orders import (
     pos_tickets,
     tmall_orders,
 )
-from lakehouse.silver.scd2 import latest_versions, valid_at
+from lakehouse.silver.scd2 import valid_at
 from lakehouse.spark import small_frame
 from lakehouse.tables import in_few_files, newer_when
 
@@ -1048,12 +1048,8 @@ def _map_skus(
     lines: DataFrame, sku_map: DataFrame, current: DataFrame, products: DataFrame
 ) -> DataFrame:
     """Internal sku_id per line: platform codes through the SKU map, POS barcodes through
-    the current products, JD's outerSkuId and mall ids accepted when they are product ids; a
-    code none of these finds may be a product since dropped from the snapshots (its last
-    version: `master.resolve_sku`'s `products_past`). Row count preserved."""
-    past = latest_versions(products, ["sku_id"]).join(
-        current.select("sku_id"), "sku_id", "left_anti"
-    )
+    the current products, JD's outerSkuId and mall ids accepted when they are product ids.
+    Row count preserved."""
     parts = []
     for platform, barcode, internal in (
         ("TMALL", False, False),
@@ -1071,7 +1067,6 @@ def _map_skus(
                 current,
                 barcode=barcode,
                 accept_internal_ids=internal,
-                products_past=past,
             )
         )
     mapped = reduce(DataFrame.unionByName, parts)

@@ -107,7 +107,7 @@ def product_rankings(
 
     `daily`: product_daily rows covering the months and the demand window before each month's
     `as_of` (the month's last day, or the run date for the running month); `products`: the
-    silver.products history (the latest version gives the category); `stock`:
+    silver.products history (the current version gives the category); `stock`:
     silver.inventory_daily rows of the months; `location_demand`: `inventory.daily_demand` of
     the sold lines of the demand windows (for stockouts by location). Channel of a stock
     location: STORE for stores, ONLINE for warehouses (they serve the online shops).
