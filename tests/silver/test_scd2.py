@@ -131,34 +131,6 @@ def test_valid_at_picks_the_version_of_the_fact_time(spark):
         valid_at(by_date, history, KEY, "business_date", ["unit_cost"])
 
 
-def test_valid_at_with_last_holds_gives_a_key_that_left_the_snapshots_its_last_version(spark):
-    """B left the snapshots on D3: with last_holds its sales after that cost its last 10.00
-    (before, costs had no such option: null, and the sale fell out of gross profit). A gap
-    between two versions stays null; so does everything without the option."""
-    history = spark.createDataFrame(
-        [
-            ("A", Decimal("40.00"), "ACTIVE", D1, 1, D1, D2, False, "h1"),
-            ("A", Decimal("42.00"), "ACTIVE", D3, 1, D3, None, True, "h2"),  # absent on D2
-            ("B", Decimal("9.00"), "ACTIVE", D1, 2, D1, D2, False, "h3"),
-            ("B", Decimal("10.00"), "ACTIVE", D2, 2, D2, D3, False, "h4"),  # closed on D3
-        ],
-        HIST_DDL,
-    )
-    later = date(2026, 3, 9)
-    facts = spark.createDataFrame(
-        [(1, "A", D2), (2, "A", later), (3, "B", D2), (4, "B", D3), (5, "B", later)],
-        "line int, sku_id string, business_date date",
-    )
-
-    def costs(**kw) -> list:
-        got = valid_at(facts, history, KEY, "business_date", ["unit_cost"], **kw)
-        return [r["unit_cost"] for r in got.orderBy("line").collect()]
-
-    ten = Decimal("10.00")
-    assert costs(last_holds=True) == [None, Decimal("42.00"), ten, ten, ten]
-    assert costs() == [None, Decimal("42.00"), ten, None, None]
-
-
 PRODUCTS = [
     "sku_id",
     "barcode",

@@ -405,19 +405,14 @@ def valid_at(
     columns: Sequence[str] | None = None,
     *,
     prefix: str = "",
-    last_holds: bool = False,
 ) -> DataFrame:
     """`facts` plus, from `history`, the attributes of the version valid at each fact's time.
 
     The version valid at t satisfies valid_from <= t < valid_to (or valid_to null). A fact
     earlier than the key's first version takes the first version: master data is delivered
-    from some day on, and a late-delivered sale of the day before has no better cost. With
-    `last_holds`, a fact after the key's last version closed (the key left the snapshots)
-    takes that last version: the goods of a product no longer listed still cost what they
-    last did. A fact whose key has no history, whose time is null, or that falls in a gap (the
-    key was absent from the snapshots in between) gets nulls; so does one after the last
-    version without `last_holds` (a store no longer in the snapshot is no open store). Every
-    fact row is kept exactly once.
+    from some day on, and a late-delivered sale of the day before has no better cost. A fact
+    whose key has no history, whose time is null, or that falls in a gap (the key was absent
+    from the snapshots in between) gets nulls. Every fact row is kept exactly once.
 
     A TimestampType fact time against DateType validity is compared as its Asia/Shanghai
     date: a snapshot delivered on day D is valid for the business day D.
@@ -446,22 +441,16 @@ def valid_at(
     ):
         t = n.shanghai_date(t)
     first = Window.partitionBy(*key).orderBy(F.col(VALID_FROM).asc(), F.col(VALID_TO).desc())
-    last = Window.partitionBy(*key).orderBy(
-        F.col(VALID_FROM).desc(), F.col(VALID_TO).desc_nulls_first()
-    )
     versions = history.select(
         *[F.col(k).alias(f"_va_k{i}") for i, k in enumerate(key)],
         F.col(VALID_FROM).alias("_va_from"),
         F.col(VALID_TO).alias("_va_to"),
         (F.row_number().over(first) == 1).alias("_va_first"),
-        ((F.row_number().over(last) == 1) & F.lit(last_holds)).alias("_va_last"),
         *[F.col(c).alias(prefix + c) for c in columns],
     )
     facts_t = facts.withColumn("_va_t", t)
     cond = F.col("_va_t").isNotNull() & ((F.col("_va_t") >= F.col("_va_from")) | F.col("_va_first"))
-    cond = cond & (
-        F.col("_va_to").isNull() | (F.col("_va_t") < F.col("_va_to")) | F.col("_va_last")
-    )
+    cond = cond & (F.col("_va_to").isNull() | (F.col("_va_t") < F.col("_va_to")))
     for i, k in enumerate(key):
         cond = (F.col(k) == F.col(f"_va_k{i}")) & cond
     joined = facts_t.join(versions, cond, "left")

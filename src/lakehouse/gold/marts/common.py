@@ -170,12 +170,7 @@ def sold_lines(
     if sale_times is None:
         sale_times = order_sale_times(orders)
     costed = valid_at(
-        with_sold_at(timed, sale_times),
-        products,
-        ["sku_id"],
-        "_sold_at",
-        columns=["unit_cost"],
-        last_holds=True,
+        with_sold_at(timed, sale_times), products, ["sku_id"], "_sold_at", columns=["unit_cost"]
     )
     cogs = money(F.col("units") * F.col("unit_cost"))
     return costed.select(
