@@ -90,24 +90,6 @@ def current_versions(history: DataFrame) -> DataFrame:
     return history.where(F.col(VALID_TO).isNull())
 
 
-def latest_versions(history: DataFrame, key: Sequence[str]) -> DataFrame:
-    """The latest version of every key (one row each): the open one, else the last before the
-    key left the snapshots.
-
-    Why: a key dropped from a full snapshot has no open version, yet facts of its days (a
-    product's sales in a mart's window) still need its attributes; `current_versions` would
-    give them none.
-    """
-    latest = Window.partitionBy(*key).orderBy(
-        F.col(VALID_FROM).desc(), F.col(VALID_TO).desc_nulls_first()
-    )
-    return (
-        history.withColumn("_latest", F.row_number().over(latest))
-        .where(F.col("_latest") == 1)
-        .drop("_latest")
-    )
-
-
 def scd2_changes(
     current: DataFrame,
     snapshot: DataFrame,

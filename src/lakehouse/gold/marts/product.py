@@ -16,7 +16,6 @@ from pyspark.sql import functions as F
 from lakehouse.gold.marts.common import TOTAL, ratio
 from lakehouse.gold.marts.inventory import position_demand_key, window_units
 from lakehouse.gold.marts.settings import MartSettings
-from lakehouse.silver.scd2 import latest_versions
 from lakehouse.spark import small_frame
 
 DAILY_KEY = ["business_date", "platform", "sku_id"]
@@ -187,8 +186,7 @@ def product_rankings(
     )
 
     keys = sums.select(*RANKING_KEY).unionByName(stock_rows_keys).distinct()
-    # The latest version's: a SKU dropped from the snapshots still ranks in its last category.
-    current = latest_versions(products, ["sku_id"]).select("sku_id", F.col(level).alias("category"))
+    current = products.where("is_current").select("sku_id", F.col(level).alias("category"))
     joined = (
         keys.join(periods, "month")
         .join(sums, RANKING_KEY, "left")
