@@ -627,8 +627,7 @@ def with_returns_of_their_tickets(
     """`records` plus the POS return tickets that are the person's by the ticket they return:
     those without a linked identifier of their own that name one of the person's tickets, sold
     no later than the return (`oneid.golden.with_returns_of_known_buyers`, as the marts and the
-    people jobs count them), and no other person's: a ticket returning goods of two people's
-    tickets is kept whole.
+    people jobs count them).
 
     Why: such a ticket holds no identifier, but it is the person's return of the person's sale
     (store, time, goods, amount, and the sale's ticket number), and docs/people.md says it is
@@ -645,24 +644,10 @@ def with_returns_of_their_tickets(
     lines = tables.read("silver", "order_lines").where(
         F.col("orig_order_key").isin(sorted(tickets))
     )
-    times = sale_times(tables.read("silver", "orders"))
-    returns = returns_of_known_tickets(lines, times)
+    returns = returns_of_known_tickets(lines, sale_times(tables.read("silver", "orders")))
     candidates = {r[0] for r in returns.select("order_key").distinct().collect()} - tickets
     if not candidates:
         return out
-    # A return that also takes back someone else's ticket is not the person's alone: kept.
-    every_line = tables.read("silver", "order_lines").where(
-        F.col("order_key").isin(sorted(candidates))
-    )
-    shared = {
-        r[0]
-        for r in returns_of_known_tickets(every_line, times)
-        .where(~F.col("orig_order_key").isin(sorted(tickets)))
-        .select("order_key")
-        .distinct()
-        .collect()
-    }
-    candidates -= shared
     own = tables.read("silver", "identities").where(
         (F.col("source") == source) & F.col("record_key").isin(sorted(candidates))
     )

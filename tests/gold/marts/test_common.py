@@ -400,24 +400,3 @@ def test_a_run_recomputes_the_dates_of_the_returns_of_a_ticket_delivered_late(sp
     )
     ctx = JobContext(settings=None, spark=spark, tables=tables, run_date=d3, run_id="r")
     assert touched_dates(ctx, orders, lines, "store_daily") == [d1, d2, d3]
-
-
-def test_a_run_recomputes_the_dates_of_the_returns_of_a_voided_ticket(spark, tmp_path):
-    """A corrected POS file voided ticket T1 (day 1) on day 3: its return R1 (day 2) loses the
-    ticket that costed it and gave it a buyer, so day 2 is recomputed too."""
-    d1, d2, d3 = D, D + timedelta(days=1), D + timedelta(days=2)
-    tables = Tables(spark, str(tmp_path))
-    spark.range(1).write.format("delta").save(tables.path("gold", "store_daily"))
-    spark.createDataFrame(
-        [("POS:S1:T1", d1, d3)], "order_key string, business_date date, retracted_on date"
-    ).write.format("delta").save(tables.path("silver", "retracted_pos_lines"))
-    orders = spark.createDataFrame(
-        [("POS:S1:R1", d2, at(d2), d2)],
-        "order_key string, business_date date, created_at timestamp, _delivery_date date",
-    )
-    lines = spark.createDataFrame(
-        [("POS:S1:R1", "POS:S1:T1", d2)],
-        "order_key string, orig_order_key string, _delivery_date date",
-    )
-    ctx = JobContext(settings=None, spark=spark, tables=tables, run_date=d3, run_id="r")
-    assert touched_dates(ctx, orders, lines, "store_daily") == [d1, d2, d3]

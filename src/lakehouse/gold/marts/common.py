@@ -295,19 +295,10 @@ def touched_dates(ctx: JobContext, orders: DataFrame, lines: DataFrame, mart: st
         if ctx.tables.exists("silver", RELEASES):
             released = ctx.tables.read("silver", RELEASES).where(F.col("released_on") == day)
             changed = changed.unionByName(released.select("order_key"))
-        retracted = (
-            ctx.tables.read("silver", RETRACTIONS).where(F.col("retracted_on") == day)
-            if ctx.tables.exists("silver", RETRACTIONS)
-            else None
-        )
         # A POS return is costed, and given its buyer, by the ticket it returns: a ticket that
-        # changes (delivered late, after its return, or voided by a corrected file) changes
-        # its returns' days too.
-        tickets = (
-            changed if retracted is None else changed.unionByName(retracted.select("order_key"))
-        )
+        # changes (delivered late, after its return) changes its returns' days too.
         returning = lines.join(
-            tickets.select(F.col("order_key").alias("orig_order_key")),
+            changed.select(F.col("order_key").alias("orig_order_key")),
             "orig_order_key",
             "left_semi",
         ).select("order_key")
@@ -317,7 +308,8 @@ def touched_dates(ctx: JobContext, orders: DataFrame, lines: DataFrame, mart: st
             hit.select(shanghai_date(F.col("created_at")).alias("business_date"))
         )
         dates = dates.unionByName(_dates_before_the_run(ctx, changed))
-        if retracted is not None:
+        if ctx.tables.exists("silver", RETRACTIONS):
+            retracted = ctx.tables.read("silver", RETRACTIONS).where(F.col("retracted_on") == day)
             dates = dates.unionByName(retracted.select("business_date"))
     found = {r[0] for r in dates.where(F.col("business_date").isNotNull()).distinct().collect()}
     return sorted(d for d in found | {ctx.run_date} if d <= ctx.run_date)

@@ -30,13 +30,13 @@ from lakehouse.gold.people.tags import (
     tag_values,
     to_compute,
 )
-
-# Reused, not restated: how oneid.golden maps silver records (orders, members, touches) to
-# one_ids.
 from lakehouse.oneid.golden import order_source, record_one_ids, with_returns_of_known_buyers
 from lakehouse.quality.gate import raise_if_failed, run_gate
 from lakehouse.quality.results import record_results
 from lakehouse.runtime import JobContext, JobError, JobResult
+
+# Reused, not restated: how oneid.golden maps silver records (orders, members, touches) to
+# one_ids. (Private names of lakehouse.oneid.golden; see the report to the lead.)
 from lakehouse.silver.order_lines import returns_of_known_tickets, sale_times
 from lakehouse.tables import Tables
 
