@@ -621,48 +621,6 @@ def order_number_patterns(records: Mapping[str, Iterable[str]]) -> list[str]:
 # --- where the person's rows are ---------------------------------------------------------------
 
 
-def with_returns_of_their_tickets(
-    tables: Tables, records: Mapping[str, frozenset[str]]
-) -> dict[str, frozenset[str]]:
-    """`records` plus the POS return tickets that are the person's by the ticket they return:
-    those without a linked identifier of their own that name one of the person's tickets, sold
-    no later than the return (`oneid.golden.with_returns_of_known_buyers`, as the marts and the
-    people jobs count them).
-
-    Why: such a ticket holds no identifier, but it is the person's return of the person's sale
-    (store, time, goods, amount, and the sale's ticket number), and docs/people.md says it is
-    theirs: it goes with the rest.
-    """
-    from lakehouse.oneid.golden import record_one_ids
-    from lakehouse.silver.order_lines import returns_of_known_tickets, sale_times
-
-    source = ORDER_SOURCES["POS"]
-    tickets = records.get(source, frozenset())
-    out = dict(records)
-    if not tickets or not all(tables.exists("silver", t) for t in ("order_lines", "orders")):
-        return out
-    lines = tables.read("silver", "order_lines").where(
-        F.col("orig_order_key").isin(sorted(tickets))
-    )
-    returns = returns_of_known_tickets(lines, sale_times(tables.read("silver", "orders")))
-    candidates = {r[0] for r in returns.select("order_key").distinct().collect()} - tickets
-    if not candidates:
-        return out
-    own = tables.read("silver", "identities").where(
-        (F.col("source") == source) & F.col("record_key").isin(sorted(candidates))
-    )
-    if tables.exists("oneid", "identity_map"):
-        suppressed = (
-            tables.read("oneid", "suppressed_identifiers")
-            if tables.exists("oneid", "suppressed_identifiers")
-            else None
-        )
-        own = record_one_ids(tables.read("oneid", "identity_map"), own, suppressed)
-    somebodys = {r[0] for r in own.select("record_key").distinct().collect()}
-    out[source] = tickets | frozenset(candidates - somebodys)
-    return out
-
-
 @dataclass(frozen=True)
 class BronzeRecord:
     """How silver keys a bronze dataset's rows, and which raw columns carry identifiers.
@@ -1573,7 +1531,6 @@ def _erase(
         ):
             found.setdefault(r.source, set()).add(r.record_key)
         records = {s: frozenset(k) for s, k in found.items()}
-    records = with_returns_of_their_tickets(tables, records)
     evidence = Evidence(combine(patterns), person.one_id, person.values(), records, {})
 
     # Bronze: records with identifiers first (they add keys), then their items.

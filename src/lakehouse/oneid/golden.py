@@ -153,9 +153,8 @@ def with_returns_of_known_buyers(mapping: DataFrame, returns: DataFrame) -> Data
 
     Why: a till may take goods back without the member's card or phone. The return then
     counted as a stranger's negative sale while the member kept the whole sale: in member
-    sales, the portrait and RFM. `returns`: order_key, orig_order_key of the tickets returned
-    that can be the returns' own (`order_lines.returns_of_known_tickets`: known, and sold no
-    later than the return; a ticket sold after it reuses the number and is someone else's).
+    sales, the portrait and RFM. `returns`: order_key, orig_order_key of POS lines
+    (silver.order_lines; lines that return nothing are ignored).
     """
     source = order_source(F.lit("POS"))
     pos = mapping.where(F.col("source") == source)

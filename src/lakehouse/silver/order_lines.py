@@ -257,70 +257,37 @@ def pos_order_lines(lines: DataFrame) -> DataFrame:
 
 
 def sale_times(orders: DataFrame) -> DataFrame:
-    """order_key, _sold_at: when each order was sold (paid, else created)."""
+    """order_key, _sold_at: when each order was sold (paid, else created), as `with_sold_at`
+    takes it."""
     return orders.select("order_key", F.coalesce("paid_at", "created_at").alias("_sold_at"))
 
 
-def returns_of_known_tickets(lines: DataFrame, sale_times: DataFrame) -> DataFrame:
-    """order_key, orig_order_key, _original_sold_at: the tickets `lines`' return lines name
-    (`orig_order_key`) that are known and were sold no later than the return, one row per
-    return ticket and ticket returned. `sale_times` (see `sale_times`) holds both tickets.
-
-    Why the time: a ticket is named by store and number alone, so a "returned" ticket sold
-    after the return is another ticket under a reused number, nothing the return took back.
-    The return's cost and its buyer follow only a ticket that can be its own.
-    """
-    named = (
-        lines.where(F.col("orig_order_key").isNotNull())
-        .select("order_key", "orig_order_key")
-        .distinct()
-    )
-    own = sale_times.select("order_key", F.col("_sold_at").alias("_own_sold_at"))
-    original = sale_times.select(
-        F.col("order_key").alias("orig_order_key"), F.col("_sold_at").alias("_original_sold_at")
-    )
-    return (
-        named.join(own, "order_key", "left")
-        .join(original, "orig_order_key")
-        .where(
-            F.col("_original_sold_at").isNotNull()
-            & (
-                F.col("_own_sold_at").isNull()
-                | (F.col("_original_sold_at") <= F.col("_own_sold_at"))
-            )
-        )
-        .select("order_key", "orig_order_key", "_original_sold_at")
-    )
-
-
 def with_sold_at(lines: DataFrame, sale_times: DataFrame) -> DataFrame:
-    """`lines`, whose `_sold_at` is their own order's sale time, with a return line's
-    `_sold_at` set to the time the ticket it returns was sold (`returns_of_known_tickets`).
+    """`lines` plus `_sold_at`: the time whose product version costs the line.
 
-    Why: goods coming back cost what they cost when they were sold, so a unit cost changed in
-    between must not leave gross profit (or a loss) on a return that nets its sale to zero.
-    Only return lines are joined to `sale_times`, which may be every order silver holds.
+    `sale_times` holds (order_key, _sold_at) of the orders the lines belong to or name. A line
+    takes its own order's time; a return line (`orig_order_key`) takes the time of the ticket it
+    returns when that is known and not later. Why: goods coming back cost what they cost when
+    they were sold, so a unit cost changed in between must not leave gross profit (or a loss) on
+    a return that nets its sale to zero. A later "original" is another ticket under a reused
+    number: the return's own time is the better guess then.
     """
-    returning = lines.where(F.col("orig_order_key").isNotNull())
-    wanted = sale_times.join(
-        returning.select(F.col("order_key"))
-        .unionByName(returning.select(F.col("orig_order_key").alias("order_key")))
-        .distinct(),
-        "order_key",
-        "left_semi",
+    own = sale_times.select(
+        F.col("order_key").alias("_own_key"), F.col("_sold_at").alias("_own_sold_at")
     )
-    originals = returns_of_known_tickets(returning, wanted).select(
-        F.col("order_key").alias("_return_key"),
-        F.col("orig_order_key").alias("_returned_key"),
-        "_original_sold_at",
+    original = sale_times.select(
+        F.col("order_key").alias("_original_key"),
+        F.col("_sold_at").alias("_original_sold_at"),
+    )
+    takes_original = F.col("_original_sold_at").isNotNull() & (
+        F.col("_own_sold_at").isNull() | (F.col("_original_sold_at") <= F.col("_own_sold_at"))
     )
     return (
-        lines.join(
-            originals,
-            (F.col("order_key") == F.col("_return_key"))
-            & (F.col("orig_order_key") == F.col("_returned_key")),
-            "left",
+        lines.join(own, F.col("order_key") == F.col("_own_key"), "left")
+        .join(original, F.col("orig_order_key") == F.col("_original_key"), "left")
+        .withColumn(
+            "_sold_at",
+            F.when(takes_original, F.col("_original_sold_at")).otherwise(F.col("_own_sold_at")),
         )
-        .withColumn("_sold_at", F.coalesce("_original_sold_at", "_sold_at"))
-        .drop("_return_key", "_returned_key", "_original_sold_at")
+        .drop("_own_key", "_own_sold_at", "_original_key", "_original_sold_at")
     )

@@ -723,7 +723,7 @@ def _costed(tables, lines: DataFrame, order_latest: DataFrame, products: DataFra
         .agg(F.max("_sold_at").alias("_sold_at"))
     )
     return valid_at(
-        with_sold_at(lines.join(times, "order_key", "left"), times),
+        with_sold_at(lines, times),
         products,
         ["sku_id"],
         "_sold_at",

@@ -19,8 +19,8 @@ from pyspark.sql.types import DecimalType
 
 from lakehouse.runtime import RUN_LOG, JobContext, JobError
 from lakehouse.silver.normalise import shanghai_date
-from lakehouse.silver.order_lines import returns_of_known_tickets, with_sold_at
 from lakehouse.silver.order_lines import sale_times as order_sale_times
+from lakehouse.silver.order_lines import with_sold_at
 from lakehouse.silver.sales_job import RELEASES, RETRACTIONS
 from lakehouse.silver.scd2 import valid_at
 
@@ -88,10 +88,10 @@ def sold_lines(
 
     unit_cost: the product version valid when the order was sold (paid, else created;
     `scd2.valid_at`), null for an unknown SKU. A return line takes the version valid when the
-    ticket it returns was sold (`with_sold_at`), found in `sale_times` (order_key, _sold_at of
-    the returns and of the tickets they may name: silver's every order; by default `orders`').
-    cogs = units x unit_cost; gross_profit = line_net_sales - cogs, null without a cost (the
-    line's sales stay in every total).
+    ticket it returns was sold (`with_sold_at`), found in `sale_times` (order_key, _sold_at:
+    every order a return may name; by default `orders`' own). cogs = units x unit_cost;
+    gross_profit = line_net_sales - cogs, null without a cost (the line's sales stay in every
+    total).
 
     Columns: order_key, line_id, business_date, store_code, platform, channel, sku_id,
     quantity, units, line_net_sales, unit_cost, cogs, gross_profit, paid, coupon_code,
@@ -164,7 +164,6 @@ def sold_lines(
         {
             "line_net_sales": net,
             "units": _units(F.col("paid")),
-            "_sold_at": F.coalesce("paid_at", "created_at"),
         }
     )
     if sale_times is None:
@@ -203,20 +202,17 @@ def order_one_ids(
     identities: DataFrame,
     suppressed: DataFrame | None,
     lines: DataFrame,
-    sale_times: DataFrame,
 ) -> DataFrame:
     """order_key, one_id (null: an anonymous buyer), is_member (the one_id has a CRM member
     record). The mapping is One ID's own (`oneid.golden.record_one_ids`); a POS return ticket
     without a buyer of its own takes the buyer of the ticket it returns
-    (`with_returns_of_known_buyers`). `lines` are silver.order_lines and `sale_times`
-    (`order_lines.sale_times`) silver's every order: the returned ticket may be of any day."""
+    (`with_returns_of_known_buyers`; `lines`: silver.order_lines, any day)."""
     from lakehouse.oneid.golden import order_source, record_one_ids, with_returns_of_known_buyers
 
-    returns = returns_of_known_tickets(
-        lines.where(F.col("orig_order_key").isNotNull()).join(
-            orders.select("order_key"), "order_key", "left_semi"
-        ),
-        sale_times,
+    returns = (
+        lines.where(F.col("orig_order_key").isNotNull())
+        .join(orders.select("order_key"), "order_key", "left_semi")
+        .select("order_key", "orig_order_key")
     )
     keys = orders.select(
         order_source(F.col("platform")).alias("source"), F.col("order_key").alias("record_key")
@@ -273,10 +269,10 @@ def one_id_inputs(ctx: JobContext) -> tuple[DataFrame, DataFrame, DataFrame | No
 
 def touched_dates(ctx: JobContext, orders: DataFrame, lines: DataFrame, mart: str) -> list[date]:
     """The business dates this run must recompute: every date of every order silver changed in
-    this run (an order or line delivered on the run date, a held Tmall line silver.sales
-    released into it on the run date, or a ticket it returns), both its business date and its
-    creation date (an order paid later moves from its creation date to its payment date), and
-    the run date itself; every date when the mart does not exist yet.
+    this run (an order or line delivered on the run date, or a held Tmall line silver.sales
+    released into it on the run date), both its business date and its creation date (an order
+    paid later moves from its creation date to its payment date), and the run date itself;
+    every date when the mart does not exist yet.
 
     Why the releases: a released line keeps the delivery that brought it, and its order may
     be the version of another delivery (today's was older, or quarantined): by delivery dates
@@ -295,14 +291,7 @@ def touched_dates(ctx: JobContext, orders: DataFrame, lines: DataFrame, mart: st
         if ctx.tables.exists("silver", RELEASES):
             released = ctx.tables.read("silver", RELEASES).where(F.col("released_on") == day)
             changed = changed.unionByName(released.select("order_key"))
-        # A POS return is costed, and given its buyer, by the ticket it returns: a ticket that
-        # changes (delivered late, after its return) changes its returns' days too.
-        returning = lines.join(
-            changed.select(F.col("order_key").alias("orig_order_key")),
-            "orig_order_key",
-            "left_semi",
-        ).select("order_key")
-        changed = changed.unionByName(returning).distinct()
+        changed = changed.distinct()
         hit = orders.join(changed, "order_key", "left_semi")
         dates = hit.select("business_date").unionByName(
             hit.select(shanghai_date(F.col("created_at")).alias("business_date"))

@@ -30,14 +30,13 @@ from lakehouse.gold.people.tags import (
     tag_values,
     to_compute,
 )
+
+# Reused, not restated: how oneid.golden maps silver records (orders, members, touches) to
+# one_ids. (Private names of lakehouse.oneid.golden; see the report to the lead.)
 from lakehouse.oneid.golden import order_source, record_one_ids, with_returns_of_known_buyers
 from lakehouse.quality.gate import raise_if_failed, run_gate
 from lakehouse.quality.results import record_results
 from lakehouse.runtime import JobContext, JobError, JobResult
-
-# Reused, not restated: how oneid.golden maps silver records (orders, members, touches) to
-# one_ids. (Private names of lakehouse.oneid.golden; see the report to the lead.)
-from lakehouse.silver.order_lines import returns_of_known_tickets, sale_times
 from lakehouse.tables import Tables
 
 LAYER = "gold"
@@ -72,9 +71,7 @@ def record_mapping(tables: Tables) -> DataFrame:
     mapping = record_one_ids(
         tables.read("oneid", "identity_map"), tables.read("silver", "identities"), suppressed
     )
-    returns = returns_of_known_tickets(
-        tables.read("silver", "order_lines"), sale_times(tables.read("silver", "orders"))
-    )
+    returns = tables.read("silver", "order_lines").select("order_key", "orig_order_key")
     return with_returns_of_known_buyers(mapping, returns).select("source", "record_key", "one_id")
 
 
