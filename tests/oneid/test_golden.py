@@ -334,38 +334,3 @@ def test_earliest_is_the_first_registered_record_not_the_stalest_snapshot(spark)
         "STORE",
         "S001",
     )
-
-
-def test_a_return_ticket_without_a_buyer_takes_the_buyer_of_the_ticket_it_returns(spark) -> None:
-    from lakehouse.oneid.golden import with_returns_of_known_buyers
-
-    mapping = spark.createDataFrame(
-        [
-            ("pos_sales", "POS:S1:1", "OID_A"),
-            ("pos_sales", "POS:S1:2", "OID_C"),
-            ("pos_sales", "POS:S1:8", "OID_B"),
-            ("tmall_orders", "POS:S1:5", "OID_D"),  # another source's record, same key
-        ],
-        "source string, record_key string, one_id string",
-    )
-    returns = spark.createDataFrame(
-        [
-            ("POS:S1:9", "POS:S1:1"),  # no card: the ticket's buyer
-            ("POS:S1:9", "POS:S1:1"),  # a second line of it
-            ("POS:S1:8", "POS:S1:1"),  # its own card wins
-            ("POS:S1:7", "POS:S1:404"),  # an unknown ticket: still nobody
-            ("POS:S1:6", "POS:S1:2"),  # two people's tickets: the smaller one_id
-            ("POS:S1:6", "POS:S1:1"),
-            ("POS:S1:4", "POS:S1:5"),  # only POS tickets are returned at a till
-            ("POS:S1:3", None),
-        ],
-        "order_key string, orig_order_key string",
-    )
-    got = sorted(tuple(r) for r in with_returns_of_known_buyers(mapping, returns).collect())
-    assert got == sorted(
-        [
-            *(tuple(r) for r in mapping.collect()),
-            ("pos_sales", "POS:S1:9", "OID_A"),
-            ("pos_sales", "POS:S1:6", "OID_A"),
-        ]
-    )

@@ -146,33 +146,6 @@ def record_one_ids(
     )
 
 
-def with_returns_of_known_buyers(mapping: DataFrame, returns: DataFrame) -> DataFrame:
-    """`mapping` (source, record_key, one_id, ...: `record_one_ids`) plus, for each POS return
-    ticket that names no buyer itself, a row giving it the one_id of the ticket it returns
-    (the smallest, should its lines name tickets of two people). Other columns are null there.
-
-    Why: a till may take goods back without the member's card or phone. The return then
-    counted as a stranger's negative sale while the member kept the whole sale: in member
-    sales, the portrait and RFM. `returns`: order_key, orig_order_key of POS lines
-    (silver.order_lines; lines that return nothing are ignored).
-    """
-    source = order_source(F.lit("POS"))
-    pos = mapping.where(F.col("source") == source)
-    named = (
-        returns.where(F.col("orig_order_key").isNotNull())
-        .select(F.col("order_key").alias("record_key"), "orig_order_key")
-        .distinct()
-    )
-    inherited = (
-        named.join(pos.select("record_key"), "record_key", "left_anti")
-        .join(pos.select(F.col("record_key").alias("orig_order_key"), "one_id"), "orig_order_key")
-        .groupBy("record_key")
-        .agg(F.min("one_id").alias("one_id"))
-        .withColumn("source", source)
-    )
-    return mapping.unionByName(inherited, allowMissingColumns=True)
-
-
 def _candidates(kind: str, frame: DataFrame, attributes: list[str]) -> DataFrame:
     """The rows of one silver frame as source, record_key, the sort keys `_seen` / `_tiebreak`
     (the newest state), `_first` (when the record began: `earliest` sorts by it), and those

@@ -7,7 +7,7 @@ from lakehouse.gold.marts.common import sold_lines, touched_dates
 from lakehouse.runtime import JobContext
 from lakehouse.silver.order_lines import sale_times
 from lakehouse.tables import Tables
-from tests.gold.marts.rows import ORDERS, D, at, frames, line, order, product, yuan
+from tests.gold.marts.rows import D, at, frames, line, order, product, yuan
 
 COLS = ["order_key", "line_id", "units", "line_net_sales", "unit_cost", "gross_profit"]
 SCHEMA = (
@@ -327,45 +327,3 @@ def test_a_tagged_rerun_after_an_untagged_first_run_still_leaves_the_date(spark,
     ctx = JobContext(settings=settings, spark=spark, tables=tables, run_date=d4, run_id="r")
     now = tables.read("silver", "orders")
     assert touched_dates(ctx, now, lines, "store_daily") == [d1, d2, d3, d4]
-
-
-def test_a_return_ticket_without_a_card_is_the_member_s_who_bought_the_goods(spark):
-    """The till took the goods back without the card: the return is the member's (member
-    sales, buyers), not a stranger's negative sale beside the member's whole sale."""
-    from lakehouse.gold.marts.common import order_one_ids
-
-    orders = spark.createDataFrame(
-        [
-            order("POS:S1:9", net=-100, paid=0, refunded=100, status="REFUNDED"),
-            order("POS:S1:7", net=-100, paid=0, refunded=100, status="REFUNDED"),
-        ],
-        ORDERS,
-    )
-    _, lines, *_ = frames(
-        spark,
-        lines=[
-            line(
-                "POS:S1:9", 1, qty=-1, amount=-100, refunded_qty=1, refunded=100, returns="POS:S1:1"
-            ),
-            line(
-                "POS:S1:7", 1, qty=-1, amount=-100, refunded_qty=1, refunded=100, returns="POS:S1:5"
-            ),
-            # The sale itself, of an earlier day, is not among the orders asked about.
-            line("POS:S1:1", 1),
-        ],
-    )
-    identities = spark.createDataFrame(
-        [
-            ("pos_sales", "POS:S1:1", "member_card", "C1"),
-            ("crm_members", "M1", "member_card", "C1"),
-        ],
-        "source string, record_key string, identifier_type string, identifier_value string",
-    )
-    identity_map = spark.createDataFrame(
-        [("member_card", "C1", "OID_A")],
-        "identifier_type string, identifier_value string, one_id string",
-    )
-    got = sorted(
-        tuple(r) for r in order_one_ids(orders, identity_map, identities, None, lines).collect()
-    )
-    assert got == [("POS:S1:7", None, False), ("POS:S1:9", "OID_A", True)]

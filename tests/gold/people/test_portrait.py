@@ -536,36 +536,3 @@ def test_share_labels_compare_the_exact_share_not_the_rounded_one(spark):
         "A": (0.6667, weekday, 0.6667, medium),
         "B": (1.0, weekend, 1.0, high),
     }
-
-
-def test_a_return_ticket_without_a_card_is_in_the_history_of_who_bought_the_goods(spark, tmp_path):
-    """The people jobs' record mapping: the return without the card is the member's, so the
-    member's net sales lose what came back. Before, it was a stranger's."""
-    from lakehouse.gold.people.job import record_mapping
-    from lakehouse.tables import Tables
-
-    tables = Tables(spark, str(tmp_path))
-
-    def save(layer: str, name: str, rows: list[tuple], ddl: str) -> None:
-        spark.createDataFrame(rows, ddl).write.format("delta").save(tables.path(layer, name))
-
-    save(
-        "oneid",
-        "identity_map",
-        [("member_card", "C1", "OID_A")],
-        "identifier_type string, identifier_value string, one_id string",
-    )
-    save(
-        "silver",
-        "identities",
-        [("pos_sales", "POS:S1:1", "member_card", "C1")],
-        "source string, record_key string, identifier_type string, identifier_value string",
-    )
-    save(
-        "silver",
-        "order_lines",
-        [("POS:S1:1", None), ("POS:S1:9", "POS:S1:1"), ("POS:S1:7", "POS:S1:5")],
-        "order_key string, orig_order_key string",
-    )
-    got = sorted(tuple(r) for r in record_mapping(tables).collect())
-    assert got == [("pos_sales", "POS:S1:1", "OID_A"), ("pos_sales", "POS:S1:9", "OID_A")]

@@ -201,31 +201,18 @@ def order_one_ids(
     identity_map: DataFrame,
     identities: DataFrame,
     suppressed: DataFrame | None,
-    lines: DataFrame,
 ) -> DataFrame:
     """order_key, one_id (null: an anonymous buyer), is_member (the one_id has a CRM member
-    record). The mapping is One ID's own (`oneid.golden.record_one_ids`); a POS return ticket
-    without a buyer of its own takes the buyer of the ticket it returns
-    (`with_returns_of_known_buyers`; `lines`: silver.order_lines, any day)."""
-    from lakehouse.oneid.golden import order_source, record_one_ids, with_returns_of_known_buyers
+    record). The mapping is One ID's own (`oneid.golden.record_one_ids`)."""
+    from lakehouse.oneid.golden import order_source, record_one_ids
 
-    returns = (
-        lines.where(F.col("orig_order_key").isNotNull())
-        .join(orders.select("order_key"), "order_key", "left_semi")
-        .select("order_key", "orig_order_key")
-    )
     keys = orders.select(
         order_source(F.col("platform")).alias("source"), F.col("order_key").alias("record_key")
-    ).unionByName(
-        returns.select(
-            order_source(F.lit("POS")).alias("source"), F.col("orig_order_key").alias("record_key")
-        )
     )
     scoped = identities.join(keys, ["source", "record_key"], "left_semi")
-    mapping = with_returns_of_known_buyers(
-        record_one_ids(identity_map, scoped, suppressed), returns
+    buyers = record_one_ids(identity_map, scoped, suppressed).select(
+        F.col("record_key").alias("order_key"), "one_id"
     )
-    buyers = mapping.select(F.col("record_key").alias("order_key"), "one_id")
     members = member_one_ids(identity_map, identities, suppressed)
     return (
         orders.select("order_key")

@@ -95,7 +95,7 @@ def build_store_marts(ctx: JobContext) -> JobResult:
     month_orders = orders.where(month_col.isin(months) & as_of).persist()
     daily_slice = in_list("business_date", dates)
     try:
-        buyers = order_one_ids(scoped, identity_map, identities, suppressed, lines)
+        buyers = order_one_ids(scoped, identity_map, identities, suppressed)
         daily = store_model.store_daily(
             scoped, buyers, _lines_of(scoped, orders, lines, products), stores, dates
         )
@@ -105,7 +105,7 @@ def build_store_marts(ctx: JobContext) -> JobResult:
         with gated(
             ctx, daily, "store_daily", store_model.DAILY_KEY, _sum_bounds(silver_total)
         ) as daily_good:
-            month_buyers = order_one_ids(month_orders, identity_map, identities, suppressed, lines)
+            month_buyers = order_one_ids(month_orders, identity_map, identities, suppressed)
             # The month's daily rows as of the run date too: after later days ran, their rows
             # are in store_daily, and a rerun of an earlier day summed them against silver as
             # of it (the gate failed).
@@ -280,7 +280,7 @@ def build_campaign_performance(ctx: JobContext) -> JobResult:
     paid = campaign_model.orders_in_scope(orders, chosen, start, end, ctx.run_date).where(
         F.col("paid_at").isNotNull() & (F.col("paid_amount") > 0)
     )
-    buyers = order_one_ids(paid, identity_map, identities, suppressed, lines)
+    buyers = order_one_ids(paid, identity_map, identities, suppressed)
     costed = F.col("unit_cost").isNotNull()
     profit = (
         _lines_of(paid, orders, lines, products)

@@ -33,7 +33,7 @@ from lakehouse.gold.people.tags import (
 
 # Reused, not restated: how oneid.golden maps silver records (orders, members, touches) to
 # one_ids. (Private names of lakehouse.oneid.golden; see the report to the lead.)
-from lakehouse.oneid.golden import order_source, record_one_ids, with_returns_of_known_buyers
+from lakehouse.oneid.golden import order_source, record_one_ids
 from lakehouse.quality.gate import raise_if_failed, run_gate
 from lakehouse.quality.results import record_results
 from lakehouse.runtime import JobContext, JobError, JobResult
@@ -60,19 +60,15 @@ def _require(ctx: JobContext, needed) -> None:
 
 
 def record_mapping(tables: Tables) -> DataFrame:
-    """source, record_key, one_id of every silver record with a linked identifier, and of
-    every POS return ticket without one whose returned ticket has one
-    (`with_returns_of_known_buyers`)."""
+    """source, record_key, one_id of every silver record with a linked identifier."""
     suppressed = (
         tables.read("oneid", "suppressed_identifiers")
         if tables.exists("oneid", "suppressed_identifiers")
         else None
     )
-    mapping = record_one_ids(
+    return record_one_ids(
         tables.read("oneid", "identity_map"), tables.read("silver", "identities"), suppressed
-    )
-    returns = tables.read("silver", "order_lines").select("order_key", "orig_order_key")
-    return with_returns_of_known_buyers(mapping, returns).select("source", "record_key", "one_id")
+    ).select("source", "record_key", "one_id")
 
 
 def history_of(ctx: JobContext, mapping: DataFrame) -> DataFrame:
