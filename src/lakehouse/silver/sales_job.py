@@ -56,9 +56,7 @@ from lakehouse.silver.order_lines import (
     pos_lines,
     pos_order_lines,
     reused_ticket_numbers,
-    sale_times,
     tmall_lines,
-    with_sold_at,
 )
 from lakehouse.silver.orders import (
     READABLE_CHECKS,
@@ -709,11 +707,14 @@ def _finish(
 
 
 def _costed(tables, lines: DataFrame, order_latest: DataFrame, products: DataFrame) -> DataFrame:
-    """Lines with the unit cost of their product valid when the goods were sold (a return's:
-    when the ticket it returns was, `with_sold_at`)."""
-    sale_time = sale_times(order_latest)
+    """Lines with the unit cost of their product valid when the order was sold."""
+    sale_time = order_latest.select(
+        "order_key", F.coalesce("paid_at", "created_at").alias("_sold_at")
+    )
     known_times = (
-        sale_times(tables.read("silver", "orders"))
+        tables.read("silver", "orders").select(
+            "order_key", F.coalesce("paid_at", "created_at").alias("_sold_at")
+        )
         if tables.exists("silver", "orders")
         else sale_time.limit(0)
     )
@@ -723,7 +724,7 @@ def _costed(tables, lines: DataFrame, order_latest: DataFrame, products: DataFra
         .agg(F.max("_sold_at").alias("_sold_at"))
     )
     return valid_at(
-        with_sold_at(lines, times),
+        lines.join(times, "order_key", "left"),
         products,
         ["sku_id"],
         "_sold_at",

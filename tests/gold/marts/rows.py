@@ -13,8 +13,7 @@ ORDERS = (
 )
 LINES = (
     "order_key string, line_id string, line_no int, sku_id string, quantity int, "
-    "line_amount decimal(18,2), refunded_quantity int, refunded_amount decimal(18,2), "
-    "orig_order_key string"
+    "line_amount decimal(18,2), refunded_quantity int, refunded_amount decimal(18,2)"
 )
 PRODUCTS = (
     "sku_id string, unit_cost decimal(18,2), category_l1 string, category_l2 string, "
@@ -71,8 +70,8 @@ def order(
     )
 
 
-def line(key, no, sku="A", qty=1, amount=100, refunded_qty=0, refunded=0, returns=None):
-    return (key, str(no), no, sku, qty, yuan(amount), refunded_qty, yuan(refunded), returns)
+def line(key, no, sku="A", qty=1, amount=100, refunded_qty=0, refunded=0):
+    return (key, str(no), no, sku, qty, yuan(amount), refunded_qty, yuan(refunded))
 
 
 def product(sku="A", cost=60, start=D - timedelta(days=30), end=None, cat="C1"):
@@ -94,8 +93,7 @@ def store(
 def frames(spark, orders=(), lines=(), products=(), stores=()):
     return (
         spark.createDataFrame(list(orders), ORDERS),
-        # A line without an 9th field returns no ticket (orig_order_key null).
-        spark.createDataFrame([(*row, None)[:9] for row in lines], LINES),
+        spark.createDataFrame(list(lines), LINES),
         spark.createDataFrame(list(products), PRODUCTS),
         spark.createDataFrame(list(stores), STORES),
     )

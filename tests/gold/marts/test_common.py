@@ -5,7 +5,6 @@ from pyspark.sql import functions as F
 
 from lakehouse.gold.marts.common import sold_lines, touched_dates
 from lakehouse.runtime import JobContext
-from lakehouse.silver.order_lines import sale_times
 from lakehouse.tables import Tables
 from tests.gold.marts.rows import D, at, frames, line, order, product, yuan
 
@@ -88,62 +87,6 @@ def test_cost_is_the_version_valid_at_the_time_of_sale(spark):
         SCHEMA,
     )
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
-
-
-def test_a_pos_return_is_costed_as_the_ticket_it_returns_was_sold(spark):
-    """The cost went from 60 to 70 between the sale and the return: the goods came back at the
-    60 they left at, so sale and return net to zero gross profit. Before, the return took 70
-    and left 10 of profit on zero net sales."""
-    change = D + timedelta(days=1)
-    products = [product(cost=60, end=change), product(cost=70, start=change)]
-    orders = [
-        order("POS:S1:1", day=D),
-        order("POS:S1:9", day=change, net=-100, paid=0, refunded=100, status="REFUNDED"),
-        # Its "original" was sold after it (a reused number), the other's is nowhere.
-        order("POS:S1:8", day=change, net=-200, paid=0, refunded=200, status="REFUNDED"),
-        order("POS:S1:2", day=change + timedelta(days=1)),
-    ]
-    lines = [
-        line("POS:S1:1", 1),
-        line("POS:S1:9", 1, qty=-1, amount=-100, refunded_qty=1, refunded=100, returns="POS:S1:1"),
-        line("POS:S1:8", 1, qty=-1, amount=-100, refunded_qty=1, refunded=100, returns="POS:S1:2"),
-        line("POS:S1:8", 2, qty=-1, amount=-100, refunded_qty=1, refunded=100, returns="POS:S1:7"),
-        line("POS:S1:2", 1),
-    ]
-    got = {
-        (r.order_key, r.line_id): (r.unit_cost, r.gross_profit)
-        for r in _run(spark, orders, lines, products).collect()
-    }
-    assert got == {
-        ("POS:S1:1", "1"): (yuan(60), yuan(40)),
-        ("POS:S1:9", "1"): (yuan(60), yuan(-40)),
-        ("POS:S1:8", "1"): (yuan(70), yuan(-30)),
-        ("POS:S1:8", "2"): (yuan(70), yuan(-30)),
-        ("POS:S1:2", "1"): (yuan(70), yuan(30)),
-    }
-
-
-def test_a_return_finds_its_ticket_among_the_sale_times_given(spark):
-    """A mart scoped to the return's day still dates the ticket of an earlier day."""
-    change = D + timedelta(days=1)
-    products = [product(cost=60, end=change), product(cost=70, start=change)]
-    sale = order("POS:S1:1", day=D)
-    back = order("POS:S1:9", day=change, net=-100, paid=0, refunded=100, status="REFUNDED")
-    o, ln, p, _ = frames(
-        spark,
-        [back],
-        [
-            line(
-                "POS:S1:9", 1, qty=-1, amount=-100, refunded_qty=1, refunded=100, returns="POS:S1:1"
-            )
-        ],
-        products,
-    )
-    every, *_ = frames(spark, [sale, back])
-    [row] = sold_lines(o, ln, p, sale_times(every)).collect()
-    assert (row.unit_cost, row.gross_profit) == (yuan(60), yuan(-40))
-    [alone] = sold_lines(o, ln, p).collect()
-    assert (alone.unit_cost, alone.gross_profit) == (yuan(70), yuan(-30))
 
 
 def test_tmall_line_refund_and_never_paid_orders(spark):

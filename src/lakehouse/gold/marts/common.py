@@ -19,8 +19,6 @@ from pyspark.sql.types import DecimalType
 
 from lakehouse.runtime import RUN_LOG, JobContext, JobError
 from lakehouse.silver.normalise import shanghai_date
-from lakehouse.silver.order_lines import sale_times as order_sale_times
-from lakehouse.silver.order_lines import with_sold_at
 from lakehouse.silver.sales_job import RELEASES, RETRACTIONS
 from lakehouse.silver.scd2 import valid_at
 
@@ -70,12 +68,7 @@ def _units(order_paid: Column) -> Column:
     )
 
 
-def sold_lines(
-    orders: DataFrame,
-    lines: DataFrame,
-    products: DataFrame,
-    sale_times: DataFrame | None = None,
-) -> DataFrame:
+def sold_lines(orders: DataFrame, lines: DataFrame, products: DataFrame) -> DataFrame:
     """One row per order line (an order without lines gets one row, sku_id null), with the
     order's net sales allocated to its lines to the cent.
 
@@ -87,11 +80,8 @@ def sold_lines(
     line takes it all. So per order sum(line_net_sales) = silver net_sales exactly.
 
     unit_cost: the product version valid when the order was sold (paid, else created;
-    `scd2.valid_at`), null for an unknown SKU. A return line takes the version valid when the
-    ticket it returns was sold (`with_sold_at`), found in `sale_times` (order_key, _sold_at:
-    every order a return may name; by default `orders`' own). cogs = units x unit_cost;
-    gross_profit = line_net_sales - cogs, null without a cost (the line's sales stay in every
-    total).
+    `scd2.valid_at`), null for an unknown SKU. cogs = units x unit_cost; gross_profit =
+    line_net_sales - cogs, null without a cost (the line's sales stay in every total).
 
     Columns: order_key, line_id, business_date, store_code, platform, channel, sku_id,
     quantity, units, line_net_sales, unit_cost, cogs, gross_profit, paid, coupon_code,
@@ -120,7 +110,6 @@ def sold_lines(
         "line_amount",
         "refunded_quantity",
         F.col("refunded_amount").alias("line_refund"),
-        "orig_order_key",
     )
     joined = o.join(line_cols, "order_key", "left")
     amount = F.coalesce(F.col("line_amount"), F.lit(0).cast(MONEY))
@@ -164,13 +153,10 @@ def sold_lines(
         {
             "line_net_sales": net,
             "units": _units(F.col("paid")),
+            "_sold_at": F.coalesce("paid_at", "created_at"),
         }
     )
-    if sale_times is None:
-        sale_times = order_sale_times(orders)
-    costed = valid_at(
-        with_sold_at(timed, sale_times), products, ["sku_id"], "_sold_at", columns=["unit_cost"]
-    )
+    costed = valid_at(timed, products, ["sku_id"], "_sold_at", columns=["unit_cost"])
     cogs = money(F.col("units") * F.col("unit_cost"))
     return costed.select(
         "order_key",

@@ -38,7 +38,6 @@ from lakehouse.gold.marts.common import (
 )
 from lakehouse.runtime import JobContext, JobResult
 from lakehouse.silver.entity_jobs import RETRACTED_POSITIONS, RETRACTED_TOUCHES
-from lakehouse.silver.order_lines import sale_times
 
 _SALES = (
     ("silver", "orders", "silver.sales"),
@@ -54,16 +53,9 @@ def _sales(ctx: JobContext) -> tuple[DataFrame, DataFrame, DataFrame]:
     return t.read("silver", "orders"), t.read("silver", "order_lines"), t.read("silver", "products")
 
 
-def _lines_of(
-    scoped: DataFrame, orders: DataFrame, lines: DataFrame, products: DataFrame
-) -> DataFrame:
-    """The sold lines of the `scoped` orders; `orders` (all of silver) date the tickets their
-    returns name, whatever day those were sold."""
+def _lines_of(orders: DataFrame, lines: DataFrame, products: DataFrame) -> DataFrame:
     return sold_lines(
-        scoped,
-        lines.join(scoped.select("order_key"), "order_key", "left_semi"),
-        products,
-        sale_times(orders),
+        orders, lines.join(orders.select("order_key"), "order_key", "left_semi"), products
     )
 
 
@@ -97,7 +89,7 @@ def build_store_marts(ctx: JobContext) -> JobResult:
     try:
         buyers = order_one_ids(scoped, identity_map, identities, suppressed)
         daily = store_model.store_daily(
-            scoped, buyers, _lines_of(scoped, orders, lines, products), stores, dates
+            scoped, buyers, _lines_of(scoped, lines, products), stores, dates
         )
         silver_total = total(scoped, "net_sales")
         # Both gates pass before either table is written (a failed monthly gate must not leave
@@ -154,7 +146,7 @@ def build_product_marts(ctx: JobContext) -> JobResult:
 
     dates = touched_dates(ctx, orders, lines, "product_daily")
     scoped = orders.where(F.col("business_date").isin(dates))
-    daily = product_model.product_daily(_lines_of(scoped, orders, lines, products))
+    daily = product_model.product_daily(_lines_of(scoped, lines, products))
     daily_slice = in_list("business_date", dates)
     months = months_of(dates)
     first = months[0] - timedelta(days=cfg.demand_window_days)
@@ -167,7 +159,7 @@ def build_product_marts(ctx: JobContext) -> JobResult:
         product_model.DAILY_KEY,
         _sum_bounds(total(scoped, "net_sales")),
     ) as daily_good:
-        window_lines = _lines_of(_between(orders, first, ctx.run_date), orders, lines, products)
+        window_lines = _lines_of(_between(orders, first, ctx.run_date), lines, products)
         all_daily = daily_as_written(
             ctx, "product_daily", daily_good, daily_slice, F.col("business_date") >= first
         )
@@ -204,7 +196,7 @@ def build_bundles(ctx: JobContext) -> JobResult:
     orders, lines, products = _sales(ctx)
     cfg = ctx.settings.gold.marts.bundles
     start = bundle_model.window_start(ctx.run_date, cfg)
-    sold = _lines_of(_between(orders, start, ctx.run_date), orders, lines, products)
+    sold = _lines_of(_between(orders, start, ctx.run_date), lines, products)
     found = bundle_model.bundle_rules(sold, products, ctx.run_date, cfg)
     version, written = gate_and_replace(
         ctx,
@@ -283,7 +275,7 @@ def build_campaign_performance(ctx: JobContext) -> JobResult:
     buyers = order_one_ids(paid, identity_map, identities, suppressed)
     costed = F.col("unit_cost").isNotNull()
     profit = (
-        _lines_of(paid, orders, lines, products)
+        _lines_of(paid, lines, products)
         .groupBy("order_key")
         .agg(F.sum(F.when(costed, F.col("gross_profit"))).alias("gross_profit"))
     )
@@ -337,7 +329,7 @@ def build_inventory_position(ctx: JobContext) -> JobResult:
         return JobResult(details={"snapshot_dates": []})
     scoped = stock.where(F.col("snapshot_date").isin(dates))
     sold = _lines_of(
-        _between(orders, dates[0] - timedelta(days=window), dates[-1]), orders, lines, products
+        _between(orders, dates[0] - timedelta(days=window), dates[-1]), lines, products
     )
     positions = inventory_model.inventory_position(
         scoped, inventory_model.daily_demand(sold), window
