@@ -55,7 +55,8 @@ TABLE_OF = {
 def _tmall_shops(ctx: JobContext) -> DataFrame:
     """Every Tmall shop seen so far: a shop with no order today is still a store. Orders with
     a blank 店铺名称 are one shop, `orders.NO_SHOP_NAME`, as silver.sales files them: an ONLINE
-    store of their own, so their sales count in the ONLINE and region roll-ups too."""
+    store of their own, so their sales count in the roll-ups by store type too (like every
+    online store, it has no region)."""
     if not ctx.tables.exists("bronze", "tmall_orders"):
         return small_frame(ctx.spark, [], "shop_name string")
     return (
