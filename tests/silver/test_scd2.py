@@ -16,6 +16,7 @@ from lakehouse.silver.scd2 import (
     apply_scd2,
     attribute_hash,
     current_versions,
+    latest_versions,
     scd2_changes,
     valid_at,
 )
@@ -129,6 +130,54 @@ def test_valid_at_picks_the_version_of_the_fact_time(spark):
     ]
     with pytest.raises(ValueError, match="already have unit_cost"):
         valid_at(by_date, history, KEY, "business_date", ["unit_cost"])
+
+
+def test_valid_at_with_last_holds_gives_a_key_that_left_the_snapshots_its_last_version(spark):
+    """B left the snapshots on D3: with last_holds its sales after that cost its last 10.00
+    (before, costs had no such option: null, and the sale fell out of gross profit). A's sale
+    in its gap (absent on D2, back on D3) costs the 40.00 before the gap, the cost it had
+    before A came back. Without the option, both are null."""
+    history = spark.createDataFrame(
+        [
+            ("A", Decimal("40.00"), "ACTIVE", D1, 1, D1, D2, False, "h1"),
+            ("A", Decimal("42.00"), "ACTIVE", D3, 1, D3, None, True, "h2"),  # absent on D2
+            ("B", Decimal("9.00"), "ACTIVE", D1, 2, D1, D2, False, "h3"),
+            ("B", Decimal("10.00"), "ACTIVE", D2, 2, D2, D3, False, "h4"),  # closed on D3
+        ],
+        HIST_DDL,
+    )
+    later = date(2026, 3, 9)
+    facts = spark.createDataFrame(
+        [(1, "A", D2), (2, "A", later), (3, "B", D2), (4, "B", D3), (5, "B", later)],
+        "line int, sku_id string, business_date date",
+    )
+
+    def costs(**kw) -> list:
+        got = valid_at(facts, history, KEY, "business_date", ["unit_cost"], **kw)
+        return [r["unit_cost"] for r in got.orderBy("line").collect()]
+
+    ten = Decimal("10.00")
+    assert costs(last_holds=True) == [Decimal("40.00"), Decimal("42.00"), ten, ten, ten]
+    assert costs() == [None, Decimal("42.00"), ten, None, None]
+
+
+def test_latest_versions_give_the_open_version_else_the_last_one(spark):
+    """A is open (its older version closed); B left the snapshots after two versions: its
+    second is its latest, not its first."""
+    history = spark.createDataFrame(
+        [
+            ("A", Decimal("40.00"), "ACTIVE", D1, 1, D1, D2, False, "h1"),
+            ("A", Decimal("42.00"), "ACTIVE", D2, 1, D2, None, True, "h2"),
+            ("B", Decimal("9.00"), "ACTIVE", D1, 2, D1, D2, False, "h3"),
+            ("B", Decimal("10.00"), "ACTIVE", D2, 2, D2, D3, False, "h4"),
+        ],
+        HIST_DDL,
+    )
+    got = latest_versions(history, KEY).select("sku_id", "unit_cost", "is_current")
+    assert sorted(map(tuple, got.collect())) == [
+        ("A", Decimal("42.00"), True),
+        ("B", Decimal("10.00"), False),
+    ]
 
 
 PRODUCTS = [

@@ -729,6 +729,7 @@ def _costed(tables, lines: DataFrame, order_latest: DataFrame, products: DataFra
         ["sku_id"],
         "_sold_at",
         columns=["unit_cost"],
+        last_holds=True,
     ).drop("_sold_at")
 
 

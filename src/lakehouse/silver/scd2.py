@@ -90,6 +90,24 @@ def current_versions(history: DataFrame) -> DataFrame:
     return history.where(F.col(VALID_TO).isNull())
 
 
+def latest_versions(history: DataFrame, key: Sequence[str]) -> DataFrame:
+    """The latest version of every key (one row each): the open one, else the last before the
+    key left the snapshots.
+
+    Why: a key dropped from a full snapshot has no open version, yet facts of its days (a
+    product's sales in a mart's window) still need its attributes; `current_versions` would
+    give them none.
+    """
+    latest = Window.partitionBy(*key).orderBy(
+        F.col(VALID_FROM).desc(), F.col(VALID_TO).desc_nulls_first()
+    )
+    return (
+        history.withColumn("_latest", F.row_number().over(latest))
+        .where(F.col("_latest") == 1)
+        .drop("_latest")
+    )
+
+
 def scd2_changes(
     current: DataFrame,
     snapshot: DataFrame,
@@ -387,14 +405,20 @@ def valid_at(
     columns: Sequence[str] | None = None,
     *,
     prefix: str = "",
+    last_holds: bool = False,
 ) -> DataFrame:
     """`facts` plus, from `history`, the attributes of the version valid at each fact's time.
 
     The version valid at t satisfies valid_from <= t < valid_to (or valid_to null). A fact
     earlier than the key's first version takes the first version: master data is delivered
-    from some day on, and a late-delivered sale of the day before has no better cost. A fact
-    whose key has no history, whose time is null, or that falls in a gap (the key was absent
-    from the snapshots in between) gets nulls. Every fact row is kept exactly once.
+    from some day on, and a late-delivered sale of the day before has no better cost. With
+    `last_holds`, a version holds until the key's next one opens: a fact after the key left
+    the snapshots takes its last version (the goods of a product no longer listed still cost
+    what they last did), and one in a gap (absent, later back) the version before the gap, so
+    a fact's attributes do not change when the key comes back. Without it, a fact whose time
+    falls in a gap or after the last version closed gets nulls (a store no longer in the
+    snapshot is no open store); so does, always, a fact whose key has no history or whose time
+    is null. Every fact row is kept exactly once.
 
     A TimestampType fact time against DateType validity is compared as its Asia/Shanghai
     date: a snapshot delivered on day D is valid for the business day D.
@@ -423,16 +447,19 @@ def valid_at(
     ):
         t = n.shanghai_date(t)
     first = Window.partitionBy(*key).orderBy(F.col(VALID_FROM).asc(), F.col(VALID_TO).desc())
+    # Where a version stops holding: its close, or with last_holds the next version's opening
+    # (null for the last one: it holds on).
+    until = F.lead(VALID_FROM).over(first) if last_holds else F.col(VALID_TO)
     versions = history.select(
         *[F.col(k).alias(f"_va_k{i}") for i, k in enumerate(key)],
         F.col(VALID_FROM).alias("_va_from"),
-        F.col(VALID_TO).alias("_va_to"),
+        until.alias("_va_until"),
         (F.row_number().over(first) == 1).alias("_va_first"),
         *[F.col(c).alias(prefix + c) for c in columns],
     )
     facts_t = facts.withColumn("_va_t", t)
     cond = F.col("_va_t").isNotNull() & ((F.col("_va_t") >= F.col("_va_from")) | F.col("_va_first"))
-    cond = cond & (F.col("_va_to").isNull() | (F.col("_va_t") < F.col("_va_to")))
+    cond = cond & (F.col("_va_until").isNull() | (F.col("_va_t") < F.col("_va_until")))
     for i, k in enumerate(key):
         cond = (F.col(k) == F.col(f"_va_k{i}")) & cond
     joined = facts_t.join(versions, cond, "left")

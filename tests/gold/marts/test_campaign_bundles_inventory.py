@@ -343,3 +343,31 @@ def test_settings_are_strict():
     with pytest.raises(ValidationError, match="attribution_window_days"):
         MartSettings.model_validate({"campaigns": {"attribution_window_days": 0}})
     assert MartSettings().campaigns.attribution_window_days == 7
+
+
+def test_a_sku_dropped_from_the_snapshots_keeps_its_category_in_the_baskets(spark):
+    """B left the product snapshots last week (its version closed, none open): its baskets
+    count at category level under its last category. Before: B had no category, so the
+    baskets were {C1} alone and C1 => C2 was never found."""
+    from lakehouse.gold.marts.bundles import bundle_rules
+    from tests.gold.marts.rows import PRODUCTS, product
+
+    dropped = D - timedelta(days=7)
+    products = spark.createDataFrame(
+        [product("A", cat="C1"), product("B", cat="C2", end=dropped)], PRODUCTS
+    )
+    lines = spark.createDataFrame(
+        [(o, D, sku, 1, True) for o in ("o1", "o2") for sku in "AB"],
+        "order_key string, business_date date, sku_id string, quantity int, paid boolean",
+    )
+    cfg = BundleSettings(min_support=0.5, min_confidence=0.5, min_lift=1.0)
+    got = {
+        (r.level, tuple(r.antecedent), r.consequent)
+        for r in bundle_rules(lines, products, D, cfg).collect()
+    }
+    assert got == {
+        ("SKU", ("A",), "B"),
+        ("SKU", ("B",), "A"),
+        ("CATEGORY", ("C1",), "C2"),
+        ("CATEGORY", ("C2",), "C1"),
+    }

@@ -270,3 +270,12 @@ def test_a_tagged_rerun_after_an_untagged_first_run_still_leaves_the_date(spark,
     ctx = JobContext(settings=settings, spark=spark, tables=tables, run_date=d4, run_id="r")
     now = tables.read("silver", "orders")
     assert touched_dates(ctx, now, lines, "store_daily") == [d1, d2, d3, d4]
+
+
+def test_a_sku_no_longer_in_the_snapshots_costs_what_it_last_did(spark):
+    """A left the product snapshots on day 2; a sale of day 4 (the last of the stock) costs its
+    last 60. Before: no cost, and the sale fell out of gross profit."""
+    products = [product(cost=60, end=D + timedelta(days=1))]
+    orders = [order("P:1", day=D + timedelta(days=3))]
+    [row] = _run(spark, orders, [line("P:1", 1)], products).collect()
+    assert (row.unit_cost, row.gross_profit) == (yuan(60), yuan(40))

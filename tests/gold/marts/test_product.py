@@ -107,3 +107,20 @@ def test_average_stock_counts_a_snapshot_without_the_sku_as_none_held(spark):
     assert sorted(
         (r.sku_id, r.avg_inventory_cost) for r in got.where("channel = 'STORE'").collect()
     ) == [("A", yuan(30)), ("B", yuan(30))]
+
+
+def test_a_sku_dropped_from_the_snapshots_ranks_in_its_last_category(spark):
+    """B, sold this month, left the snapshots before the run date: it ranks beside A in C1.
+    Before: it ranked alone in a null category."""
+    daily = spark.createDataFrame([_sold("A", 4), _sold("B", 6)], DAILY).select(*DAILY_COLUMNS)
+    products = spark.createDataFrame(
+        [product("A", cat="C1"), product("B", cat="C1", end=D + timedelta(days=3))], PRODUCTS
+    )
+    stock = spark.createDataFrame([], STOCK)
+    got = product_rankings(
+        daily, products, stock, _at_store_s1(daily), [D], RUN, MartSettings()
+    ).where("channel = 'STORE'")
+    assert sorted((r.sku_id, r.category, r.rank_units) for r in got.collect()) == [
+        ("A", "C1", 2),
+        ("B", "C1", 1),
+    ]

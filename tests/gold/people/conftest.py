@@ -239,9 +239,10 @@ def people_world(spark):
         "refunded_quantity int, refunded_amount decimal(18,2)",
     )
     products = spark.createDataFrame(
-        [(s, c, b, _d(v) if v else None) for s, c, b, v in PRODUCTS],
-        "sku_id string, category_l1 string, brand string, valid_to date",
-    )
+        [(s, c, b, _d("2025-01-01" if v else "2026-01-01"), _d(v) if v else None)
+         for s, c, b, v in PRODUCTS],
+        "sku_id string, category_l1 string, brand string, valid_from date, valid_to date",
+    )  # fmt: skip
     stores = spark.createDataFrame(
         [(s, c, t, _d(v) if v else None) for s, c, t, v in STORES],
         "store_code string, city string, store_type string, valid_to date",

@@ -290,11 +290,13 @@ def test_rfm_and_lifecycle(spark, people_world):
     assert people_world["model"].buyers == 2
 
 
-def _women_and_men(spark):
-    """Products W (女装, 拾光) and M (男装, 木野), both current."""
+def _women_and_men(spark, w_left_on: date | None = None):
+    """Products W (女装, 拾光) and M (男装, 木野), both current unless W left the snapshots
+    (`w_left_on`: its only version closed then)."""
+    since = date(2026, 1, 1)
     return spark.createDataFrame(
-        [("W", "女装", "拾光", None), ("M", "男装", "木野", None)],
-        "sku_id string, category_l1 string, brand string, valid_to date",
+        [("W", "女装", "拾光", since, w_left_on), ("M", "男装", "木野", since, None)],
+        "sku_id string, category_l1 string, brand string, valid_from date, valid_to date",
     )
 
 
@@ -536,3 +538,30 @@ def test_share_labels_compare_the_exact_share_not_the_rounded_one(spark):
         "A": (0.6667, weekday, 0.6667, medium),
         "B": (1.0, weekend, 1.0, high),
     }
+
+
+def test_a_sku_dropped_from_the_snapshots_keeps_its_category_and_brand(spark):
+    """W left the product snapshots after Y bought it: Y's purchase still says 女装 / 拾光.
+    Before, only an open version counted: the line had no category, and Y no preference."""
+    from lakehouse.gold.people.portrait import order_history, purchase_lines
+
+    from .conftest import AS_OF, CFG, ORDER_SCHEMA
+
+    when = datetime(2026, 3, 5, 4, 0)
+    orders = spark.createDataFrame(
+        [("P1", "pos_sales", "POS", "S0001", date(2026, 3, 5), "COMPLETED", when,
+          Decimal("100.00"), Decimal("100.00"), Decimal("0.00"), 1, None, None, None)],
+        ORDER_SCHEMA,
+    )  # fmt: skip
+    mapping = spark.createDataFrame(
+        [("pos_sales", "P1", "Y")], "source string, record_key string, one_id string"
+    )
+    lines = spark.createDataFrame(
+        [("P1", "W", 1, Decimal("100.00"), None, None)],
+        "order_key string, sku_id string, quantity int, line_amount decimal(18,2), "
+        "refunded_quantity int, refunded_amount decimal(18,2)",
+    )
+    history = order_history(orders, mapping, AS_OF, CFG)
+    products = _women_and_men(spark, w_left_on=date(2026, 3, 6))
+    got = purchase_lines(history, lines, products, "category_l1").collect()
+    assert [(r.one_id, r.category, r.brand) for r in got] == [("Y", "女装", "拾光")]

@@ -13,6 +13,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.gold.marts.settings import BundleSettings
+from lakehouse.silver.scd2 import latest_versions
 from lakehouse.spark import small_frame
 
 BUNDLE_COLUMNS = [
@@ -74,12 +75,15 @@ def window_start(as_of: date, cfg: BundleSettings) -> date:
 
 def bundle_rules(lines: DataFrame, products: DataFrame, as_of: date, cfg: BundleSettings):
     """The rules of both levels for the window ending `as_of`; `lines` are
-    `common.sold_lines` rows of the window, `products` the silver.products history (the current
-    version's category)."""
+    `common.sold_lines` rows of the window, `products` the silver.products history (the latest
+    version's category: a SKU since dropped from the snapshots keeps its last one, and its
+    baskets count at category level too)."""
     start = window_start(as_of, cfg)
     scoped = lines.where(F.col("business_date").between(start, as_of))
-    current = products.where("is_current").select("sku_id", F.col(cfg.category).alias("category"))
-    categorised = scoped.join(current, "sku_id", "left")
+    latest = latest_versions(products, ["sku_id"]).select(
+        "sku_id", F.col(cfg.category).alias("category")
+    )
+    categorised = scoped.join(latest, "sku_id", "left")
     parts = []
     for level, item in ((SKU, "sku_id"), (CATEGORY, "category")):
         parts.append(rules(baskets(categorised, item), cfg).withColumn("level", F.lit(level)))

@@ -156,7 +156,9 @@ def sold_lines(orders: DataFrame, lines: DataFrame, products: DataFrame) -> Data
             "_sold_at": F.coalesce("paid_at", "created_at"),
         }
     )
-    costed = valid_at(timed, products, ["sku_id"], "_sold_at", columns=["unit_cost"])
+    costed = valid_at(
+        timed, products, ["sku_id"], "_sold_at", columns=["unit_cost"], last_holds=True
+    )
     cogs = money(F.col("units") * F.col("unit_cost"))
     return costed.select(
         "order_key",

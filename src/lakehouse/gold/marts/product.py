@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from lakehouse.gold.marts.common import TOTAL, ratio
 from lakehouse.gold.marts.inventory import position_demand_key, window_units
 from lakehouse.gold.marts.settings import MartSettings
+from lakehouse.silver.scd2 import latest_versions
 from lakehouse.spark import small_frame
 
 DAILY_KEY = ["business_date", "platform", "sku_id"]
@@ -106,7 +107,7 @@ def product_rankings(
 
     `daily`: product_daily rows covering the months and the demand window before each month's
     `as_of` (the month's last day, or the run date for the running month); `products`: the
-    silver.products history (the current version gives the category); `stock`:
+    silver.products history (the latest version gives the category); `stock`:
     silver.inventory_daily rows of the months; `location_demand`: `inventory.daily_demand` of
     the sold lines of the demand windows (for stockouts by location). Channel of a stock
     location: STORE for stores, ONLINE for warehouses (they serve the online shops).
@@ -186,14 +187,15 @@ def product_rankings(
     )
 
     keys = sums.select(*RANKING_KEY).unionByName(stock_rows_keys).distinct()
-    current = products.where("is_current").select("sku_id", F.col(level).alias("category"))
+    # The latest version's: a SKU dropped from the snapshots still ranks in its last category.
+    latest = latest_versions(products, ["sku_id"]).select("sku_id", F.col(level).alias("category"))
     joined = (
         keys.join(periods, "month")
         .join(sums, RANKING_KEY, "left")
         .join(stock_end, RANKING_KEY, "left")
         .join(avg_cost, RANKING_KEY, "left")
         .join(recent, RANKING_KEY, "left")
-        .join(current, "sku_id", "left")
+        .join(latest, "sku_id", "left")
         .withColumns(
             {
                 "units": F.coalesce("units", F.lit(0)).cast("long"),

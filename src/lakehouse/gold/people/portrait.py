@@ -30,6 +30,7 @@ from lakehouse.gold.people import lifecycle, pii
 from lakehouse.gold.people.rfm import RFM_COLUMNS, RfmModel, rfm_scores
 from lakehouse.gold.people.settings import PLATFORMS, Band, PeopleSettings
 from lakehouse.silver import normalise as n
+from lakehouse.silver.scd2 import latest_versions
 
 MONEY = "decimal(18,2)"
 # The golden record's attributes the portrait reads (conf/oneid.yml golden_record must configure
@@ -172,7 +173,7 @@ def purchase_lines(
     """one_id, order_key, quantity, line_amount, line_net, category, brand: the lines of
     purchases as kept (units and amount less what was refunded on the line), with the order's
     net sales shared among them by kept amount and the category and brand of the product's
-    current version.
+    latest version.
 
     Why kept, not sold: an online line refunded in full (on the line, or a JD / mall order
     REFUNDED, whose lines report no refund) is goods that came back; weighted by
@@ -185,7 +186,9 @@ def purchase_lines(
     purchases = history.where(F.col("is_purchase") | pos_return).select(
         "one_id", "order_key", "platform", "status", "net_sales"
     )
-    current = products.where(F.col("valid_to").isNull()).select(
+    # The latest version's (`latest_versions`): a SKU since dropped from the snapshots keeps
+    # its last category and brand, as in the marts' rankings and bundles.
+    latest = latest_versions(products, ["sku_id"]).select(
         "sku_id", F.col(category_level).alias("category"), "brand"
     )
     pos = F.col("platform") == "POS"
@@ -218,7 +221,7 @@ def purchase_lines(
         )
     )
     share = F.try_divide(F.col("line_amount"), F.sum("line_amount").over(by_order))
-    return rows.join(current, "sku_id", "left").select(
+    return rows.join(latest, "sku_id", "left").select(
         "one_id",
         "order_key",
         "quantity",
