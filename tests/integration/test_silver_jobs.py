@@ -930,6 +930,31 @@ def test_a_header_only_stores_file_closes_no_store_and_a_quarantined_one_stays_o
         (f"products_{stamp3}_2.csv:2", "superseded_in_delivery"),
     }
 
+    # D5 drops SKU-2 from the products and maps a code to it: a delisted product is still a
+    # product, so the code is known and flagged nowhere (before: sku_known false, and an
+    # unknown_sku record for a product the history holds).
+    d5 = d4 + timedelta(days=1)
+    folder = root / "master" / f"dt={d5.isoformat()}"
+    folder.mkdir(parents=True)
+    stamp5 = d5.strftime("%Y%m%d")
+    (folder / f"stores_{stamp5}.csv").write_text(f"{STORES_HEADER}\n{_store('S001')}\n", "utf-8")
+    (folder / f"products_{stamp5}.csv").write_text(
+        f"{product_header}\nSKU-1,6901234567892,T恤,B,服装,女装,T恤,100.00,40.00,2025-01-01,ACTIVE\n",
+        "utf-8",
+    )
+    (folder / f"sku_mapping_{stamp5}.csv").write_text(
+        "platform,platform_sku_code,sku_id\nTMALL,CODE-2,SKU-2\n", "utf-8"
+    )
+    _run(settings, spark, d5, {"bronze.master", "silver.master"})
+    products = {
+        (r.sku_id, r.valid_to, r.is_current) for r in tables.read("silver", "products").collect()
+    }
+    assert products == {("SKU-1", None, True), ("SKU-2", d5, False)}
+    mapped = tables.read("silver", "sku_map").where("platform_sku_code = 'CODE-2'").collect()
+    assert [(r.sku_id, r.sku_known) for r in mapped] == [("SKU-2", True)]
+    flagged = tables.read("silver", "quarantine").where(F.col("run_date") == F.lit(d5))
+    assert flagged.where("expectation = 'unknown_sku'").count() == 0
+
 
 def _jd(modified: str, items: list[tuple[str, str, str]], line_state: str = "FINISHED_L") -> str:
     """One JD order record at version `modified`: items are (skuId, jdPrice, itemTotal)."""

@@ -427,6 +427,68 @@ def test_resolve_sku_by_map_barcode_and_internal_id(spark):
         resolve_sku(lines, mapping, "taobao", "code", products)
 
 
+def test_a_product_dropped_from_the_snapshots_still_resolves_when_nothing_current_does(spark):
+    """OLD-1 left the snapshots; the last of its stock still sells. Its barcode, its mall id
+    and a map row naming it resolve to it; its old barcode, handed on to NEW-1, goes to NEW-1.
+    Before (no past products): all three were unknown SKUs."""
+    current = spark.createDataFrame([("NEW-1", "6900000000009")], "sku_id string, barcode string")
+    past = spark.createDataFrame(
+        [("OLD-1", "6900000000001"), ("OLD-2", "6900000000009")], "sku_id string, barcode string"
+    )
+    mapping = spark.createDataFrame(
+        [("TMALL", "NR-OLD", "OLD-1", D1)],
+        "platform string, platform_sku_code string, sku_id string, snapshot_date date",
+    )
+    pos_lines = spark.createDataFrame(
+        [(1, "6900000000001"), (2, "6900000000009"), (3, "6911111111111")],
+        "line int, code string",
+    )
+    codes = spark.createDataFrame([(1, "NR-OLD"), (2, "old-1")], "line int, code string")
+
+    def picked(df):
+        return [(r["line"], r["sku_id"]) for r in df.orderBy("line").collect()]
+
+    kw = {"products_past": past}
+    pos = resolve_sku(pos_lines, mapping, "POS", "code", current, barcode=True, **kw)
+    assert picked(pos) == [(1, "OLD-1"), (2, "NEW-1"), (3, None)]
+    assert picked(resolve_sku(codes, mapping, "TMALL", "code", current, **kw)) == [
+        (1, "OLD-1"),
+        (2, None),
+    ]
+    mall = resolve_sku(codes, mapping, "MALL", "code", current, accept_internal_ids=True, **kw)
+    assert picked(mall) == [(1, None), (2, "OLD-1")]
+    # A current product always wins: its own id over a map row naming a delisted product, a
+    # barcode two current products share (so resolving to neither) over a delisted product
+    # carrying it too.
+    shared = spark.createDataFrame(
+        [("NEW-1", "6900000000009"), ("NEW-2", "6900000000005"), ("NEW-3", "6900000000005")],
+        "sku_id string, barcode string",
+    )
+    past_too = past.unionByName(
+        spark.createDataFrame([("OLD-3", "6900000000005")], "sku_id string, barcode string")
+    )
+    to_old = spark.createDataFrame(
+        [("MALL", "NEW-1", "OLD-1", D1)],
+        "platform string, platform_sku_code string, sku_id string, snapshot_date date",
+    )
+    own = spark.createDataFrame([(1, "NEW-1")], "line int, code string")
+    mall_own = resolve_sku(
+        own, to_old, "MALL", "code", shared, accept_internal_ids=True, products_past=past_too
+    )
+    assert picked(mall_own) == [(1, "NEW-1")]
+    shared_code = spark.createDataFrame([(1, "6900000000005")], "line int, code string")
+    pos_shared = resolve_sku(
+        shared_code, mapping, "POS", "code", shared, barcode=True, products_past=past_too
+    )
+    assert picked(pos_shared) == [(1, None)]
+    # Without them, as before:
+    assert picked(resolve_sku(pos_lines, mapping, "POS", "code", current, barcode=True)) == [
+        (1, None),
+        (2, "NEW-1"),
+        (3, None),
+    ]
+
+
 def _gated(frame, suite: str, key: str) -> tuple[list[str], list[tuple[str, str]]]:
     with run_gate(frame, suite, key_columns=[key], run_id="r", run_date=D1) as outcome:
         good = sorted(r[key] for r in outcome.good.collect())

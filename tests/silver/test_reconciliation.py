@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 from chispa import assert_df_equality
@@ -132,9 +133,10 @@ def test_a_jd_line_stays_one_line_when_its_product_has_two_versions(spark):
         "order_key string, line_id string, platform string, platform_sku_code string, "
         "outer_sku_id string",
     )
+    v1, v2 = date(2026, 3, 1), date(2026, 3, 2)
     products = spark.createDataFrame(
-        [("SKU-1", "6901234567892", False), ("SKU-1", "6901234567892", True)],
-        "sku_id string, barcode string, is_current boolean",
+        [("SKU-1", "6901234567892", v1, v2, False), ("SKU-1", "6901234567892", v2, None, True)],
+        "sku_id string, barcode string, valid_from date, valid_to date, is_current boolean",
     )
     sku_map = spark.createDataFrame(
         [], "platform string, platform_sku_code string, sku_id string, snapshot_date date"
@@ -149,6 +151,37 @@ def test_a_jd_line_stays_one_line_when_its_product_has_two_versions(spark):
         expected,
         ignore_nullable=True,
     )
+
+
+def test_a_delisted_product_maps_only_when_no_current_product_does(spark):
+    """OLD-1 left the product snapshots on D2. JD line 1's platform code maps to it, but its
+    outerSkuId names current NEW-1: NEW-1 (a current product always wins). Line 2 has no outer
+    id: OLD-1, the last of its stock. POS line 3 scans OLD-1's barcode: OLD-1. Before the past
+    products counted, lines 2 and 3 were unknown SKUs."""
+    v1, v2 = date(2026, 3, 1), date(2026, 3, 2)
+    lines = spark.createDataFrame(
+        [
+            ("JD:1", "1", "JD", "100099", "NEW-1"),
+            ("JD:1", "2", "JD", "100099", None),
+            ("POS:S1:1", "3", "POS", "6900000000001", None),
+        ],
+        "order_key string, line_id string, platform string, platform_sku_code string, "
+        "outer_sku_id string",
+    )
+    products = spark.createDataFrame(
+        [("OLD-1", "6900000000001", v1, v2, False), ("NEW-1", "6900000000002", v1, None, True)],
+        "sku_id string, barcode string, valid_from date, valid_to date, is_current boolean",
+    )
+    sku_map = spark.createDataFrame(
+        [("JD", "100099", "OLD-1", v2)],
+        "platform string, platform_sku_code string, sku_id string, snapshot_date date",
+    )
+    got = _map_skus(lines, sku_map, products.where("is_current"), products)
+    assert sorted((r.line_id, r.sku_id, r.sku_mapped) for r in got.collect()) == [
+        ("1", "NEW-1", True),
+        ("2", "OLD-1", True),
+        ("3", "OLD-1", True),
+    ]
 
 
 def test_a_bronze_line_amount_beyond_the_money_type_is_null_not_an_error(spark):

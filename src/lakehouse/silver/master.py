@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -316,13 +317,14 @@ def _mapping_rows(bronze_sku_mapping: DataFrame) -> DataFrame:
     )
 
 
-def sku_map(bronze_sku_mapping: DataFrame, products_current: DataFrame) -> DataFrame:
+def sku_map(bronze_sku_mapping: DataFrame, products: DataFrame) -> DataFrame:
     """One day's sku_mapping file → one row per (snapshot_date, platform, platform_sku_code).
 
     Codes are normalised with `normalise.code` (merchant codes carry stray spaces and lower
     case). A code mapped to two different sku_ids in one snapshot is not resolved by guessing:
     its sku_id is null and `sku_conflict` true (see `sku_map_conflicts`). `sku_known` says
-    whether the sku_id is a product of `products_current` (a DataFrame with `sku_id`). Rows
+    whether the sku_id is a product of `products` (a DataFrame with `sku_id`: silver.master
+    passes the whole history, so a product since dropped from the snapshots is known). Rows
     with a null platform or code pass through for the gate; platform values outside
     TMALL/JD/MALL/POS are kept as delivered (upper case) for the gate to judge.
     """
@@ -335,7 +337,7 @@ def sku_map(bronze_sku_mapping: DataFrame, products_current: DataFrame) -> DataF
     resolved = one.withColumns(
         {"sku_conflict": conflict, "sku_id": F.when(~conflict, F.col("sku_id"))}
     )
-    known = _known(products_current)
+    known = _known(products)
     return (
         resolved.join(F.broadcast(known), F.col("sku_id") == F.col("_known_id"), "left")
         .withColumn("sku_known", F.coalesce(F.col("_is_known"), F.lit(False)))
@@ -343,18 +345,18 @@ def sku_map(bronze_sku_mapping: DataFrame, products_current: DataFrame) -> DataF
     )
 
 
-def sku_map_conflicts(bronze_sku_mapping: DataFrame, products_current: DataFrame) -> DataFrame:
+def sku_map_conflicts(bronze_sku_mapping: DataFrame, products: DataFrame) -> DataFrame:
     """The mapping problems to report: one row per (snapshot_date, platform, code, reason).
 
     reason 'conflicting_sku_ids': the code maps to two or more sku_ids in one snapshot
     (`sku_ids` lists them); 'unknown_sku': it maps to a single sku_id that is no product of
-    `products_current` (or to none). Both make the code unmapped in `sku_map`.
+    `products` (or to none). Both make the code unmapped in `sku_map`.
     """
     rows = _mapping_rows(bronze_sku_mapping)
     codes = latest_line(rows, ["snapshot_date", "platform", "platform_sku_code"]).where(
         F.col("platform").isNotNull() & F.col("platform_sku_code").isNotNull()
     )
-    known = _known(products_current)
+    known = _known(products)
     single = F.get(F.col("_candidates"), 0)
     checked = codes.join(F.broadcast(known), single == F.col("_known_id"), "left")
     reason = F.when(F.size("_candidates") > 1, F.lit("conflicting_sku_ids")).when(
@@ -373,6 +375,10 @@ def sku_map_conflicts(bronze_sku_mapping: DataFrame, products_current: DataFrame
     )
 
 
+# resolve_sku's routes 1-3 find a current product, 4-6 one since dropped from the snapshots.
+CURRENT_ROUTES = 3
+
+
 def resolve_sku(
     lines: DataFrame,
     sku_map: DataFrame,
@@ -382,6 +388,8 @@ def resolve_sku(
     barcode: bool = False,
     *,
     accept_internal_ids: bool = False,
+    products_past: DataFrame | None = None,
+    with_route: bool = False,
 ) -> DataFrame:
     """`lines` plus `sku_id` (the internal product) and `sku_mapped` (it was found).
 
@@ -391,60 +399,98 @@ def resolve_sku(
     2. the SKU map's rows for `platform` (its latest snapshot_date, if it holds several);
     3. with `accept_internal_ids`, the code itself when it is a product sku_id (mall items,
        JD outerSkuId already carry the internal id).
+    4. `products_past` (the last versions of products no longer in the snapshots), when given,
+       by the same routes: their barcodes (with `barcode=True`; unique among them, and carried
+       by no current product), then the map rows naming them, then (with
+       `accept_internal_ids`) their sku_ids. Why: the last of a delisted product's stock still
+       sells, and a code that matches nothing current is that product, not an unknown one; a
+       current product always wins (a barcode handed on to a new SKU goes to it, a current
+       product's own id beats a map row naming a delisted one).
     Only known products count: a mapping that points at a sku_id missing from
-    `products_current` leaves the line unmapped, so `sku_mapped` = `sku_id IS NOT NULL` =
-    "the line has a product". Line count is preserved; an existing sku_id column is replaced.
+    `products_current` (and `products_past`) leaves the line unmapped, so `sku_mapped` =
+    `sku_id IS NOT NULL` = "the line has a product". Line count is preserved; an existing sku_id
+    column is replaced. With `with_route`, `sku_route` says which route found it: 1-3 as
+    numbered above (up to CURRENT_ROUTES, a current product), 4-6 the past products' barcode,
+    map row and id; null when none did. A caller with a route of its own (JD's outerSkuId)
+    places it between the current and the past ones.
     """
     platform = platform.strip().upper()
     if platform not in PLATFORMS:
         raise ValueError(f"unknown platform {platform!r}; known: {', '.join(PLATFORMS)}")
-    known = _known(products_current)
-    candidates: list[DataFrame] = []
-    if barcode:
-        by_barcode = (
-            products_current.select(n.code(F.col("barcode")).alias("_code"), "sku_id")
+    known_now = _known(products_current)
+    # Products no longer in the snapshots, and only those: a current product is never "past".
+    known_past = (
+        None
+        if products_past is None
+        else _known(products_past).join(known_now.select("_known_id"), "_known_id", "left_anti")
+    )
+
+    def by_barcode(products: DataFrame, prio: int) -> DataFrame:
+        """Codes that exactly one of `products` carries as its barcode."""
+        return (
+            products.select(n.code(F.col("barcode")).alias("_code"), "sku_id")
             .where(F.col("_code").isNotNull() & F.col("sku_id").isNotNull())
             .groupBy("_code")
             .agg(F.collect_set("sku_id").alias("_ids"))
             .where(F.size("_ids") == 1)
-            .select("_code", F.get(F.col("_ids"), 0).alias("_sku"), F.lit(1).alias("_prio"))
+            .select("_code", F.get(F.col("_ids"), 0).alias("_sku"), F.lit(prio).alias("_prio"))
         )
-        candidates.append(by_barcode)
+
+    def own_ids(known: DataFrame, prio: int) -> DataFrame:
+        return known.select(
+            F.col("_known_id").alias("_code"),
+            F.col("_known_id").alias("_sku"),
+            F.lit(prio).alias("_prio"),
+        )
+
     mapping = sku_map.where(F.col("platform") == platform)
     if "snapshot_date" in sku_map.columns:
         newest = Window.partitionBy("platform_sku_code").orderBy(F.col("snapshot_date").desc())
         mapping = mapping.withColumn("_r", F.row_number().over(newest)).where("_r = 1")
-    candidates.append(
-        mapping.select(
-            F.col("platform_sku_code").alias("_code"),
-            F.col("sku_id").alias("_sku"),
-            F.lit(2).alias("_prio"),
-        )
+    mapping = mapping.select(
+        F.col("platform_sku_code").alias("_code"), F.col("sku_id").alias("_sku")
     )
+
+    def mapped_to(known: DataFrame, prio: int) -> DataFrame:
+        """The map rows naming one of `known` (a row naming no known product maps nothing)."""
+        return mapping.join(
+            F.broadcast(known), F.col("_sku") == F.col("_known_id"), "left_semi"
+        ).withColumn("_prio", F.lit(prio))
+
+    # Every current route first, then the past products' (a current product always wins).
+    candidates: list[DataFrame] = []
+    if barcode:
+        candidates.append(by_barcode(products_current, 1))
+    candidates.append(mapped_to(known_now, 2))
     if accept_internal_ids:
-        candidates.append(
-            known.select(
-                F.col("_known_id").alias("_code"),
-                F.col("_known_id").alias("_sku"),
-                F.lit(3).alias("_prio"),
+        candidates.append(own_ids(known_now, 3))
+    if known_past is not None:
+        if barcode:
+            # A barcode some current product carries (even one it shares) is not a past one's.
+            current_codes = products_current.select(n.code(F.col("barcode")).alias("_code"))
+            past_codes = by_barcode(
+                products_past.join(known_past, F.col("sku_id") == F.col("_known_id"), "left_semi"),
+                4,
             )
-        )
-    lookup = candidates[0]
-    for more in candidates[1:]:
-        lookup = lookup.unionByName(more)
+            candidates.append(past_codes.join(current_codes, "_code", "left_anti"))
+        candidates.append(mapped_to(known_past, 5))
+        if accept_internal_ids:
+            candidates.append(own_ids(known_past, 6))
+    lookup = reduce(DataFrame.unionByName, candidates)
     first_hit = Window.partitionBy("_code").orderBy("_prio")
     lookup = (
-        lookup.join(F.broadcast(known), F.col("_sku") == F.col("_known_id"), "left_semi")
-        .withColumn("_r", F.row_number().over(first_hit))
+        lookup.withColumn("_r", F.row_number().over(first_hit))
         .where("_r = 1")
-        .select("_code", "_sku")
+        .select("_code", "_sku", "_prio")
     )
     kept = [c for c in lines.columns if c not in ("sku_id", "sku_mapped")]
     out = lines.withColumn("_code", n.code(F.col(code_col))).join(
         F.broadcast(lookup), "_code", "left"
     )
+    route = [F.col("_prio").alias("sku_route")] if with_route else []
     return out.select(
         *kept,
         F.col("_sku").alias("sku_id"),
         F.col("_sku").isNotNull().alias("sku_mapped"),
+        *route,
     )

@@ -39,7 +39,7 @@ from lakehouse.silver.sales_job import (
     write_quarantine,
     write_reconciliation,
 )
-from lakehouse.silver.scd2 import apply_scd2, current_versions
+from lakehouse.silver.scd2 import apply_scd2
 from lakehouse.spark import small_frame
 from lakehouse.tables import newer_when
 
@@ -217,8 +217,9 @@ def _master(ctx: JobContext, bronze: dict[str, DataFrame]) -> JobResult:
         for name in ("products", "stores"):
             tables.register("silver", name)
             result.versions[f"silver.{name}"] = tables.version("silver", name)
-        current = current_versions(tables.read("silver", "products"))
-        sku_map = master.sku_map(newest["sku_mapping"], current)
+        # Every product the history holds: a map row naming one since dropped from the
+        # snapshots is known (silver.sales still maps the last of its stock to it).
+        sku_map = master.sku_map(newest["sku_mapping"], tables.read("silver", "products"))
         superseded["sku_mapping"] = superseded_lines(unique["sku_mapping"], sku_map)
         sku_gate = run_gate(
             sku_map, "silver.sku_map", key_columns=["platform", "platform_sku_code"], **common

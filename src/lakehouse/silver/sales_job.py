@@ -66,7 +66,7 @@ from lakehouse.silver.orders import (
     pos_tickets,
     tmall_orders,
 )
-from lakehouse.silver.scd2 import valid_at
+from lakehouse.silver.scd2 import latest_versions, valid_at
 from lakehouse.spark import small_frame
 from lakehouse.tables import in_few_files, newer_when
 
@@ -1045,12 +1045,33 @@ def with_corrected_by(dropped: DataFrame, corrected_files: DataFrame) -> DataFra
     )
 
 
+PAST_PRODUCTS = "sku_id string, barcode string"
+
+
 def _map_skus(
     lines: DataFrame, sku_map: DataFrame, current: DataFrame, products: DataFrame
 ) -> DataFrame:
     """Internal sku_id per line: platform codes through the SKU map, POS barcodes through
-    the current products, JD's outerSkuId and mall ids accepted when they are product ids.
-    Row count preserved."""
+    the current products, JD's outerSkuId and mall ids accepted when they are product ids; a
+    code none of these finds may be a product since dropped from the snapshots (its last
+    version: `master.resolve_sku`'s `products_past`). Row count preserved."""
+    # Held by the driver: a few rows, broadcast in each platform's lookup. Left as a plan, the
+    # window over the whole product history sat inside four broadcasts of a large
+    # uncheckpointed plan and timed out under load ("Could not execute broadcast in 300 secs").
+    # Until a product is delisted there are none, and the lookups are those of the current
+    # products alone; after that the list holds every delisted product (over SMALL_FRAME_ROWS
+    # of them, small_frame goes through createDataFrame).
+    past_rows = (
+        latest_versions(products, ["sku_id"])
+        .join(current.select("sku_id"), "sku_id", "left_anti")
+        .select("sku_id", "barcode")
+        .collect()
+    )
+    past = (
+        small_frame(lines.sparkSession, [tuple(r) for r in past_rows], PAST_PRODUCTS)
+        if past_rows
+        else None
+    )
     parts = []
     for platform, barcode, internal in (
         ("TMALL", False, False),
@@ -1068,17 +1089,28 @@ def _map_skus(
                 current,
                 barcode=barcode,
                 accept_internal_ids=internal,
+                products_past=past,
+                with_route=past is not None,
             )
         )
     mapped = reduce(DataFrame.unionByName, parts)
     # JD: the merchant's own code (outerSkuId) is a product id when the platform code is not.
     # Distinct ids: products holds one row per version, and a line must stay one line.
-    known = products.select(F.col("sku_id").alias("_outer")).distinct()
+    ever = products.select(F.col("sku_id").alias("_outer")).distinct()
+    mapped = mapped.join(ever, mapped["outer_sku_id"] == ever["_outer"], "left")
+    if past is None:
+        sku_id = F.coalesce("sku_id", "_outer")
+    else:
+        # A current product it names beats a delisted one the platform code found; a delisted
+        # one it names comes after every route.
+        now = current.select(F.col("sku_id").alias("_outer_now")).distinct()
+        mapped = mapped.join(now, mapped["outer_sku_id"] == now["_outer_now"], "left")
+        found_current = F.when(F.col("sku_route") <= master.CURRENT_ROUTES, F.col("sku_id"))
+        sku_id = F.coalesce(found_current, "_outer_now", "sku_id", "_outer")
     return (
-        mapped.join(known, mapped["outer_sku_id"] == known["_outer"], "left")
-        .withColumn("sku_id", F.coalesce("sku_id", "_outer"))
+        mapped.withColumn("sku_id", sku_id)
         .withColumn("sku_mapped", F.col("sku_id").isNotNull())
-        .drop("_outer")
+        .drop("_outer_now", "_outer", "sku_route")
     )
 
 
