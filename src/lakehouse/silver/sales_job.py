@@ -1055,9 +1055,8 @@ def _map_skus(
     the current products, JD's outerSkuId and mall ids accepted when they are product ids; a
     code none of these finds may be a product since dropped from the snapshots (its last
     version: `master.resolve_sku`'s `products_past`). Row count preserved."""
-    # Held by the driver: a few rows, broadcast in each platform's lookup. Left as a plan, the
-    # window over the whole product history sat inside four broadcasts of a large
-    # uncheckpointed plan and timed out under load ("Could not execute broadcast in 300 secs").
+    # Held by the driver: a few rows, broadcast in each platform's lookup, where a plan would
+    # recompute the window over the whole product history inside each of four broadcasts.
     # Until a product is delisted there are none, and the lookups are those of the current
     # products alone; after that the list holds every delisted product (over SMALL_FRAME_ROWS
     # of them, small_frame goes through createDataFrame).
