@@ -945,7 +945,22 @@ def test_a_header_only_stores_file_closes_no_store_and_a_quarantined_one_stays_o
     (folder / f"sku_mapping_{stamp5}.csv").write_text(
         "platform,platform_sku_code,sku_id\nTMALL,CODE-2,SKU-2\n", "utf-8"
     )
-    _run(settings, spark, d5, {"bronze.master", "silver.master"})
+    # The warehouse still holds SKU-2's last units, and units of SKU-9, which no product ever
+    # was: SKU-2's position is known (before: sku_known false and an unknown_sku record, the
+    # inventory judged against the current products only), SKU-9's is flagged.
+    stock = root / "inventory" / f"dt={d5.isoformat()}"
+    stock.mkdir(parents=True)
+    (stock / f"inventory_{stamp5}.csv").write_text(
+        f"{INVENTORY_HEADER}\n{d5},WH-01,WAREHOUSE,SKU-2,7,0,0,4.00\n"
+        f"{d5},WH-01,WAREHOUSE,SKU-9,3,0,0,4.00\n",
+        "utf-8",
+    )
+    _run(settings, spark, d5, {"bronze.master", "silver.master", *INVENTORY_JOBS})
+    positions = tables.read("silver", "inventory_daily").collect()
+    assert {(r.sku_id, r.on_hand_qty, r.sku_known) for r in positions} == {
+        ("SKU-2", 7, True),
+        ("SKU-9", 3, False),
+    }
     products = {
         (r.sku_id, r.valid_to, r.is_current) for r in tables.read("silver", "products").collect()
     }
@@ -953,7 +968,10 @@ def test_a_header_only_stores_file_closes_no_store_and_a_quarantined_one_stays_o
     mapped = tables.read("silver", "sku_map").where("platform_sku_code = 'CODE-2'").collect()
     assert [(r.sku_id, r.sku_known) for r in mapped] == [("SKU-2", True)]
     flagged = tables.read("silver", "quarantine").where(F.col("run_date") == F.lit(d5))
-    assert flagged.where("expectation = 'unknown_sku'").count() == 0
+    unknown = flagged.where("expectation = 'unknown_sku'").collect()
+    assert [(r.table, r.record_key) for r in unknown] == [
+        ("silver.inventory_daily", f"{d5}:WH-01:SKU-9")
+    ]
 
 
 def _jd(modified: str, items: list[tuple[str, str, str]], line_state: str = "FINISHED_L") -> str:

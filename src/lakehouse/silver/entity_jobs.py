@@ -349,7 +349,9 @@ def build_inventory(ctx: JobContext) -> JobResult:
 
 
 def _inventory(ctx: JobContext, bronze: DataFrame) -> JobResult:
-    products = current_versions(_silver(ctx, "products", "silver.master"))
+    # Every product version, not the current ones: a product dropped from the snapshots still
+    # has stock until it sells out (its sales map to it too, silver.sales' delisted routes).
+    products = _silver(ctx, "products", "silver.master").select("sku_id").distinct()
     stores = current_versions(_silver(ctx, "stores", "silver.master"))
     stock = inventory_daily(_unique(bronze), products, stores)
     superseded = superseded_lines(_unique(bronze), stock)

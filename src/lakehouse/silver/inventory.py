@@ -52,7 +52,8 @@ def inventory_daily(
 ) -> DataFrame:
     """Bronze inventory rows → one typed row per (snapshot_date, location_code, sku_id).
 
-    `known_skus` has `sku_id` (current products); `known_locations` has `store_code` (or
+    `known_skus` has `sku_id` (every product the history holds, a delisted one too: its last
+    stock is still its own); `known_locations` has `store_code` (or
     `location_code`): the stores snapshot. A WAREHOUSE row is at a known location when its code
     is a warehouse code (WH-xx; warehouses are not in the stores master); a STORE row when the
     store exists. value_at_cost = on_hand_qty x unit_cost, negative when on-hand is. A key
