@@ -946,20 +946,49 @@ def test_a_header_only_stores_file_closes_no_store_and_a_quarantined_one_stays_o
         "platform,platform_sku_code,sku_id\nTMALL,CODE-2,SKU-2\n", "utf-8"
     )
     # The warehouse still holds SKU-2's last units, and units of SKU-9, which no product ever
-    # was: SKU-2's position is known (before: sku_known false and an unknown_sku record, the
-    # inventory judged against the current products only), SKU-9's is flagged.
+    # was; S003, closed on D3, reports its last stock and sends its last ticket, and so does
+    # S009, which no stores file ever named. SKU-2's position and S003's stock and ticket are
+    # known (before: sku_known, location_known and store_known false with an unknown_sku /
+    # unknown_store record, judged against the current master rows only); SKU-9's and S009's
+    # are flagged.
     stock = root / "inventory" / f"dt={d5.isoformat()}"
     stock.mkdir(parents=True)
     (stock / f"inventory_{stamp5}.csv").write_text(
         f"{INVENTORY_HEADER}\n{d5},WH-01,WAREHOUSE,SKU-2,7,0,0,4.00\n"
-        f"{d5},WH-01,WAREHOUSE,SKU-9,3,0,0,4.00\n",
+        f"{d5},WH-01,WAREHOUSE,SKU-9,3,0,0,4.00\n"
+        f"{d5},S003,STORE,SKU-1,5,0,0,40.00\n"
+        f"{d5},S009,STORE,SKU-1,2,0,0,40.00\n",
         "utf-8",
     )
-    _run(settings, spark, d5, {"bronze.master", "silver.master", *INVENTORY_JOBS})
+    sales = {
+        ("tmall_orders", f"tmall_orders_{stamp5}.csv"): TMALL_HEADER,
+        ("tmall_order_items", f"tmall_items_{stamp5}.csv"): HEADERS[
+            ("tmall_order_items", "tmall_items")
+        ],
+        ("jd_orders", f"jd_orders_{stamp5}.jsonl"): "",
+        ("mall_orders", f"mall_orders_{stamp5}.jsonl"): "",
+    }
+    for store in ("S003", "S009"):
+        ticket = _pos(1, 1, "100.00", at=f"{d5:%Y/%m/%d} 10:00:00").replace("S001", store, 1)
+        header = HEADERS[("pos_sales", "pos_S001")]
+        sales["pos_sales", f"pos_{store}_{stamp5}.csv"] = f"\ufeff{header}\n{ticket}"
+    for (source, name), text in sales.items():
+        folder = root / source / f"dt={d5.isoformat()}"
+        folder.mkdir(parents=True, exist_ok=True)
+        encoding = "gb18030" if source.startswith("tmall") else "utf-8"
+        (folder / name).write_bytes((f"{text}\n" if text else "").encode(encoding))
+    _run(settings, spark, d5, SALES_JOBS | INVENTORY_JOBS)
     positions = tables.read("silver", "inventory_daily").collect()
-    assert {(r.sku_id, r.on_hand_qty, r.sku_known) for r in positions} == {
-        ("SKU-2", 7, True),
-        ("SKU-9", 3, False),
+    assert {(r.location_code, r.sku_id, r.sku_known, r.location_known) for r in positions} == {
+        ("WH-01", "SKU-2", True, True),
+        ("WH-01", "SKU-9", False, True),
+        ("S003", "SKU-1", True, True),
+        ("S009", "SKU-1", True, False),
+    }
+    orders = tables.read("silver", "orders").collect()
+    assert {(r.order_key, r.store_known) for r in orders} == {
+        ("POS:S003:T0001", True),
+        ("POS:S009:T0001", False),
     }
     products = {
         (r.sku_id, r.valid_to, r.is_current) for r in tables.read("silver", "products").collect()
@@ -968,10 +997,12 @@ def test_a_header_only_stores_file_closes_no_store_and_a_quarantined_one_stays_o
     mapped = tables.read("silver", "sku_map").where("platform_sku_code = 'CODE-2'").collect()
     assert [(r.sku_id, r.sku_known) for r in mapped] == [("SKU-2", True)]
     flagged = tables.read("silver", "quarantine").where(F.col("run_date") == F.lit(d5))
-    unknown = flagged.where("expectation = 'unknown_sku'").collect()
-    assert [(r.table, r.record_key) for r in unknown] == [
-        ("silver.inventory_daily", f"{d5}:WH-01:SKU-9")
-    ]
+    unknown = flagged.where("expectation IN ('unknown_sku', 'unknown_store')").collect()
+    assert {(r.table, r.expectation, r.record_key) for r in unknown} == {
+        ("silver.inventory_daily", "unknown_sku", f"{d5}:WH-01:SKU-9"),
+        ("silver.inventory_daily", "unknown_store", f"{d5}:S009:SKU-1"),
+        ("silver.orders", "unknown_store", "POS:S009:T0001:1"),
+    }
 
 
 def _jd(modified: str, items: list[tuple[str, str, str]], line_state: str = "FINISHED_L") -> str:

@@ -44,7 +44,6 @@ from lakehouse.silver.sales_job import (
     write_quarantine,
     write_reconciliation,
 )
-from lakehouse.silver.scd2 import current_versions
 from lakehouse.tables import newer_when
 
 SNAPSHOT_NEWER = newer_when(["snapshot_date", "_source_file", "_line_no"])
@@ -349,10 +348,11 @@ def build_inventory(ctx: JobContext) -> JobResult:
 
 
 def _inventory(ctx: JobContext, bronze: DataFrame) -> JobResult:
-    # Every product version, not the current ones: a product dropped from the snapshots still
-    # has stock until it sells out (its sales map to it too, silver.sales' delisted routes).
+    # Every version, not the current ones: a product dropped from the snapshots still has stock
+    # until it sells out (its sales map to it too, silver.sales' delisted routes), and a store
+    # dropped from them (closed) still reports what it holds.
     products = _silver(ctx, "products", "silver.master").select("sku_id").distinct()
-    stores = current_versions(_silver(ctx, "stores", "silver.master"))
+    stores = _silver(ctx, "stores", "silver.master").select("store_code").distinct()
     stock = inventory_daily(_unique(bronze), products, stores)
     superseded = superseded_lines(_unique(bronze), stock)
     references = {"silver.products": products, "silver.stores": stores}

@@ -52,9 +52,9 @@ def inventory_daily(
 ) -> DataFrame:
     """Bronze inventory rows → one typed row per (snapshot_date, location_code, sku_id).
 
-    `known_skus` has `sku_id` (every product the history holds, a delisted one too: its last
-    stock is still its own); `known_locations` has `store_code` (or
-    `location_code`): the stores snapshot. A WAREHOUSE row is at a known location when its code
+    `known_skus` has `sku_id`, `known_locations` `store_code` (or `location_code`): every
+    product and store the master's history holds, a delisted product or a closed store too
+    (their last stock is still theirs). A WAREHOUSE row is at a known location when its code
     is a warehouse code (WH-xx; warehouses are not in the stores master); a STORE row when the
     store exists. value_at_cost = on_hand_qty x unit_cost, negative when on-hand is. A key
     delivered twice (duplicate line, a later corrected file) keeps the later line.

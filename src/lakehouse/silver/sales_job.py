@@ -671,12 +671,9 @@ def _finish(
     )
 
     products, stores = masters["products"], masters["stores"]
-    known_stores = (
-        stores.where("is_current")
-        .select("store_code")
-        .distinct()
-        .withColumn("store_known", F.lit(True))
-    )
+    # Every store the history holds, not the current ones: a store dropped from the snapshots
+    # (closed) still sends its last tickets, a late file or a correction of its days.
+    known_stores = stores.select("store_code").distinct().withColumn("store_known", F.lit(True))
     orders_good = (
         order_gate.good.drop(*READABLE_CHECKS)
         .join(known_stores, "store_code", "left")
