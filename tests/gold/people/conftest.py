@@ -142,10 +142,11 @@ PRODUCTS = [
     ("SKU3", "旧品类", "旧品牌", "2026-01-01"),
 ]
 STORES = [
-    ("S1", "杭州", "DIRECT", None),
-    ("S2", "北京", "FRANCHISE", None),
-    ("S2", "天津", "FRANCHISE", "2025-01-01"),
-    ("TMALL:shop", None, "ONLINE", None),
+    # store_code, city, store_type, valid_from, valid_to
+    ("S1", "杭州", "DIRECT", "2020-01-01", None),
+    ("S2", "北京", "FRANCHISE", "2025-01-01", None),
+    ("S2", "天津", "FRANCHISE", "2020-01-01", "2025-01-01"),
+    ("TMALL:shop", None, "ONLINE", "2020-01-01", None),
 ]
 GOLDEN = [
     # one_id, gender, birthday, name, phone, email, unionid, member_ids, level, points,
@@ -244,8 +245,8 @@ def people_world(spark):
         "sku_id string, category_l1 string, brand string, valid_from date, valid_to date",
     )  # fmt: skip
     stores = spark.createDataFrame(
-        [(s, c, t, _d(v) if v else None) for s, c, t, v in STORES],
-        "store_code string, city string, store_type string, valid_to date",
+        [(s, c, t, _d(f), _d(v) if v else None) for s, c, t, f, v in STORES],
+        "store_code string, city string, store_type string, valid_from date, valid_to date",
     )
     golden = spark.createDataFrame(
         [

@@ -565,3 +565,65 @@ def test_a_sku_dropped_from_the_snapshots_keeps_its_category_and_brand(spark):
     products = _women_and_men(spark, w_left_on=date(2026, 3, 6))
     got = purchase_lines(history, lines, products, "category_l1").collect()
     assert [(r.one_id, r.category, r.brand) for r in got] == [("Y", "女装", "拾光")]
+
+
+def test_a_closed_store_is_still_a_home_store_in_its_last_city(spark):
+    """S3 and S4 left the stores snapshots (closed). Y registered at S3 and never bought; Z
+    bought at S4, registered at the open S5, and has no delivery city. Y's home store is S3 in
+    苏州, Z's S4 in its last city 宁波 (not its earlier 温州). Before, only open versions
+    counted: Y had no home store and Z's home store no city."""
+    from lakehouse.gold.people.portrait import build_portrait, order_history, purchase_lines
+
+    from .conftest import AS_OF, CFG, ORDER_SCHEMA, SALT
+
+    when = datetime(2026, 1, 20, 4, 0)
+    orders = spark.createDataFrame(
+        [("P1", "pos_sales", "POS", "S4", date(2026, 1, 20), "COMPLETED", when,
+          Decimal("100.00"), Decimal("100.00"), Decimal("0.00"), 1, None, None, None)],
+        ORDER_SCHEMA,
+    )  # fmt: skip
+    mapping = spark.createDataFrame(
+        [("pos_sales", "P1", "Z")], "source string, record_key string, one_id string"
+    )
+    lines = spark.createDataFrame(
+        [("P1", "SKU1", 1, Decimal("100.00"), None, None)],
+        "order_key string, sku_id string, quantity int, line_amount decimal(18,2), "
+        "refunded_quantity int, refunded_amount decimal(18,2)",
+    )
+    products = spark.createDataFrame(
+        [("SKU1", "女装", "拾光", date(2025, 1, 1), None)],
+        "sku_id string, category_l1 string, brand string, valid_from date, valid_to date",
+    )
+    closed = date(2026, 2, 1)
+    stores = spark.createDataFrame(
+        [
+            ("S3", "苏州", "DIRECT", date(2020, 1, 1), closed),
+            ("S4", "温州", "DIRECT", date(2020, 1, 1), date(2024, 1, 1)),
+            ("S4", "宁波", "DIRECT", date(2024, 1, 1), closed),
+            ("S5", "上海", "DIRECT", date(2020, 1, 1), None),
+        ],
+        "store_code string, city string, store_type string, valid_from date, valid_to date",
+    )
+    registered = datetime(2025, 6, 1, 2, 0)
+    golden = spark.createDataFrame(
+        [
+            (one_id, None, None, None, None, None, None, None, [member], None, None, "STORE",
+             store, registered, False)
+            for one_id, member, store in (("Y", "M-Y", "S3"), ("Z", "M-Z", "S5"))
+        ],
+        "one_id string, gender string, birthday date, name string, phone string, email string, "
+        "unionid string, openid string, member_ids array<string>, level string, points int, "
+        "register_channel string, register_store_code string, register_time timestamp, "
+        "marketing_opt_out boolean",
+    )  # fmt: skip
+    history = order_history(orders, mapping, AS_OF, CFG)
+    plines = purchase_lines(history, lines, products, "category_l1")
+    touched = spark.createDataFrame([], "one_id string")
+    portrait, _ = build_portrait(
+        golden.select("one_id"), golden, history, plines, stores, touched, AS_OF, CFG, SALT
+    )
+    got = {
+        (r.one_id, r.home_store_code, r.city, r.city_source)
+        for r in portrait.select("one_id", "home_store_code", "city", "city_source").collect()
+    }
+    assert got == {("Y", "S3", "苏州", "HOME_STORE"), ("Z", "S4", "宁波", "HOME_STORE")}

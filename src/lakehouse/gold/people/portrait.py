@@ -418,8 +418,10 @@ def build_portrait(
 ) -> tuple[DataFrame, RfmModel]:
     """PORTRAIT_COLUMNS, one row per one_id of `one_ids`.
 
-    `golden`: oneid.golden_members; `stores`: silver.stores (SCD2, current versions used);
-    `touched`: one_id of people who received a campaign touch up to `as_of`.
+    `golden`: oneid.golden_members; `stores`: silver.stores (SCD2: each store's latest
+    version, so a store dropped from the snapshots (closed) is still the physical store its
+    members bought or registered at, in its last city); `touched`: one_id of people who
+    received a campaign touch up to `as_of`.
     """
     day = F.lit(as_of).cast("date")
     behave = behaviour(history, plines, cfg)
@@ -427,7 +429,7 @@ def build_portrait(
     engaged = (
         history.select("one_id").unionByName(touched.select("one_id")).distinct()
     ).withColumn("engaged", F.lit(True))
-    current_stores = stores.where(F.col("valid_to").isNull()).select(
+    known_stores = latest_versions(stores, ["store_code"]).select(
         "store_code", F.col("city").alias("_store_city"), F.col("store_type").alias("_store_type")
     )
     g = golden.select(
@@ -443,7 +445,7 @@ def build_portrait(
         .join(scores, "one_id", "left")
         .join(engaged, "one_id", "left")
     )
-    physical = current_stores.where(F.col("_store_type") != "ONLINE")
+    physical = known_stores.where(F.col("_store_type") != "ONLINE")
     home = F.coalesce(F.col("_home_store"), F.col("_register_physical"))
     people = (
         people.join(
@@ -456,7 +458,7 @@ def build_portrait(
         )
         .withColumn("home_store_code", home)
         .join(
-            current_stores.select(F.col("store_code").alias("home_store_code"), "_store_city"),
+            known_stores.select(F.col("store_code").alias("home_store_code"), "_store_city"),
             "home_store_code",
             "left",
         )
