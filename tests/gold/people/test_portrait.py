@@ -221,7 +221,7 @@ def test_demographics_membership_and_masking(spark, people_world):
                 False,
                 False,
             ),
-            # no delivery: the home store's (current) city
+            # no delivery: the home store's city (its latest version: S2 is in 北京 now)
             (
                 "OID_E",
                 15,
