@@ -540,28 +540,36 @@ def test_share_labels_compare_the_exact_share_not_the_rounded_one(spark):
     }
 
 
-def test_a_sku_dropped_from_the_snapshots_keeps_its_category_and_brand(spark):
-    """W left the product snapshots after Y bought it: Y's purchase still says 女装 / 拾光.
-    Before, only an open version counted: the line had no category, and Y no preference."""
-    from lakehouse.gold.people.portrait import order_history, purchase_lines
+def _one_pos_purchase(spark, one_id: str, store: str, day: date, sku: str):
+    """`one_id`'s one POS ticket P1 of 100.00 at `store` on `day` (one unit of `sku`): its
+    order history as of the world's AS_OF, and its lines."""
+    from lakehouse.gold.people.portrait import order_history
 
     from .conftest import AS_OF, CFG, ORDER_SCHEMA
 
-    when = datetime(2026, 3, 5, 4, 0)
+    when = datetime(day.year, day.month, day.day, 4, 0)
     orders = spark.createDataFrame(
-        [("P1", "pos_sales", "POS", "S0001", date(2026, 3, 5), "COMPLETED", when,
-          Decimal("100.00"), Decimal("100.00"), Decimal("0.00"), 1, None, None, None)],
+        [("P1", "pos_sales", "POS", store, day, "COMPLETED", when, Decimal("100.00"),
+          Decimal("100.00"), Decimal("0.00"), 1, None, None, None)],
         ORDER_SCHEMA,
     )  # fmt: skip
     mapping = spark.createDataFrame(
-        [("pos_sales", "P1", "Y")], "source string, record_key string, one_id string"
+        [("pos_sales", "P1", one_id)], "source string, record_key string, one_id string"
     )
     lines = spark.createDataFrame(
-        [("P1", "W", 1, Decimal("100.00"), None, None)],
+        [("P1", sku, 1, Decimal("100.00"), None, None)],
         "order_key string, sku_id string, quantity int, line_amount decimal(18,2), "
         "refunded_quantity int, refunded_amount decimal(18,2)",
     )
-    history = order_history(orders, mapping, AS_OF, CFG)
+    return order_history(orders, mapping, AS_OF, CFG), lines
+
+
+def test_a_sku_dropped_from_the_snapshots_keeps_its_category_and_brand(spark):
+    """W left the product snapshots after Y bought it: Y's purchase still says 女装 / 拾光.
+    Before, only an open version counted: the line had no category, and Y no preference."""
+    from lakehouse.gold.people.portrait import purchase_lines
+
+    history, lines = _one_pos_purchase(spark, "Y", "S0001", date(2026, 3, 5), "W")
     products = _women_and_men(spark, w_left_on=date(2026, 3, 6))
     got = purchase_lines(history, lines, products, "category_l1").collect()
     assert [(r.one_id, r.category, r.brand) for r in got] == [("Y", "女装", "拾光")]
@@ -572,24 +580,11 @@ def test_a_closed_store_is_still_a_home_store_in_its_last_city(spark):
     bought at S4, registered at the open S5, and has no delivery city. Y's home store is S3 in
     苏州, Z's S4 in its last city 宁波 (not its earlier 温州). Before, only open versions
     counted: Y had no home store and Z's home store no city."""
-    from lakehouse.gold.people.portrait import build_portrait, order_history, purchase_lines
+    from lakehouse.gold.people.portrait import build_portrait, purchase_lines
 
-    from .conftest import AS_OF, CFG, ORDER_SCHEMA, SALT
+    from .conftest import AS_OF, CFG, SALT
 
-    when = datetime(2026, 1, 20, 4, 0)
-    orders = spark.createDataFrame(
-        [("P1", "pos_sales", "POS", "S4", date(2026, 1, 20), "COMPLETED", when,
-          Decimal("100.00"), Decimal("100.00"), Decimal("0.00"), 1, None, None, None)],
-        ORDER_SCHEMA,
-    )  # fmt: skip
-    mapping = spark.createDataFrame(
-        [("pos_sales", "P1", "Z")], "source string, record_key string, one_id string"
-    )
-    lines = spark.createDataFrame(
-        [("P1", "SKU1", 1, Decimal("100.00"), None, None)],
-        "order_key string, sku_id string, quantity int, line_amount decimal(18,2), "
-        "refunded_quantity int, refunded_amount decimal(18,2)",
-    )
+    history, lines = _one_pos_purchase(spark, "Z", "S4", date(2026, 1, 20), "SKU1")
     products = spark.createDataFrame(
         [("SKU1", "女装", "拾光", date(2025, 1, 1), None)],
         "sku_id string, category_l1 string, brand string, valid_from date, valid_to date",
@@ -616,7 +611,6 @@ def test_a_closed_store_is_still_a_home_store_in_its_last_city(spark):
         "register_channel string, register_store_code string, register_time timestamp, "
         "marketing_opt_out boolean",
     )  # fmt: skip
-    history = order_history(orders, mapping, AS_OF, CFG)
     plines = purchase_lines(history, lines, products, "category_l1")
     touched = spark.createDataFrame([], "one_id string")
     portrait, _ = build_portrait(
