@@ -165,3 +165,17 @@ def test_a_uri_with_one_slash_is_not_a_relative_path(monkeypatch):
 def test_a_shared_file_is_not_an_environment(env):
     with pytest.raises(ConfigError, match=rf"unknown environment '{env}'.*known: cluster, local"):
         load_settings(env, CONF)
+
+
+def test_a_crm_snapshot_missing_too_many_members_is_taken_for_a_cut_off_export():
+    silver = load_settings("local").silver.model_copy(
+        update={"max_crm_departure_share": 0.2, "crm_departure_min_members": 100}
+    )
+    assert silver.crm_departures_error(20, 100) is None  # a fifth may leave
+    error = silver.crm_departures_error(21, 100)
+    assert error is not None
+    assert "21 of the 100" in error and "silver.max_crm_departure_share" in error
+    assert silver.crm_departures_error(99, 99) is None  # too few members to judge by a share
+    assert silver.crm_departures_error(0, 0) is None
+    with pytest.raises(ValueError, match="max_crm_departure_share"):
+        type(silver).model_validate({**silver.model_dump(), "max_crm_departure_share": 1.5})

@@ -161,6 +161,21 @@ class SilverSettings(_Strict):
     unmapped_rate_threshold: float | None = Field(default=None, ge=0, le=1)
     unmapped_rate_min_lines: int = Field(ge=0)
     unmapped_rate_threshold_small: float = Field(ge=0, le=1)
+    max_crm_departure_share: float = Field(ge=0, le=1)
+    crm_departure_min_members: int = Field(ge=0)
+
+    def crm_departures_error(self, leaving: int, in_crm: int) -> str | None:
+        """Why `leaving` members of the `in_crm` the CRM listed cannot all have left in one
+        snapshot (a cut-off export), or None when they can."""
+        small = in_crm < self.crm_departure_min_members
+        if small or leaving <= in_crm * self.max_crm_departure_share:
+            return None
+        return (
+            f"the CRM snapshot no longer lists {leaving} of the {in_crm} members in the CRM "
+            f"({leaving / in_crm:.1%}), more than silver.max_crm_departure_share "
+            f"({self.max_crm_departure_share:.1%}): a cut-off export? Nothing was written; "
+            "deliver the whole snapshot and rerun, or raise the share if they did leave"
+        )
 
     def unmapped_threshold(self, lines: int) -> tuple[float | None, str]:
         """The unmapped-rate threshold a delivery of `lines` order lines is judged by (None: not

@@ -67,7 +67,7 @@ def build_registry(settings: Settings) -> dict[str, Job]:
         (
             "silver.members",
             "build_members",
-            "CRM members, newest snapshot wins",
+            "CRM members, newest snapshot wins, those it no longer lists left the CRM",
             ("bronze.crm_members",),
         ),
         (

@@ -200,6 +200,34 @@ class Tables:
         self.register(layer, name)
         return self.version(layer, name)  # type: ignore[return-value]
 
+    def update_matching(
+        self, df: DataFrame, layer: str, name: str, keys: list[str], condition: str
+    ) -> int:
+        """Set `df`'s other columns on the rows whose `keys` it holds, where `condition` (over
+        `s.` source and `t.` target columns) holds; a key the table lacks is not inserted. One
+        MERGE; `df` must hold one row per key. Returns the version."""
+        path = self.path(layer, name)
+        on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+        values = {f"`{c}`": f"s.`{c}`" for c in df.columns if c not in keys}
+        faults.before_write(f"{layer}.{name}")
+        DeltaTable.forPath(self.spark, path).alias("t").merge(df.alias("s"), on).whenMatchedUpdate(
+            condition=condition, set=values
+        ).execute()
+        faults.after_write(f"{layer}.{name}")
+        return self.version(layer, name)  # type: ignore[return-value]
+
+    def add_missing_columns(self, layer: str, name: str, columns: dict[str, str]) -> bool:
+        """Add the `columns` (name: SQL type) a table written by an older release lacks, as
+        null; True when one was added. Why: a MERGE here does not evolve the schema, so a
+        column new to a table must exist before the first write that sets it."""
+        present = set(self.read(layer, name).columns)
+        missing = {c: t for c, t in columns.items() if c not in present}
+        if not missing:
+            return False
+        added = ", ".join(f"`{c}` {t}" for c, t in missing.items())
+        self.spark.sql(f"ALTER TABLE delta.`{self.path(layer, name)}` ADD COLUMNS ({added})")
+        return True
+
     def delete_matching(
         self,
         keys_df: DataFrame,

@@ -682,6 +682,92 @@ def test_a_gate_set_to_fail_commits_nothing(spark, settings_for, tmp_path, monke
     assert results.where("expectation = 'register_channel_known' AND NOT success").count() == 1
 
 
+def _member(n: int, channel: str = "STORE") -> str:
+    return (
+        f"M{n},8860{n},张三,1380013800{n},m{n}@x.cn,男,1990-01-01,{channel},,"
+        "2025-01-01 10:00:00,金卡,10,,N"
+    )
+
+
+def test_a_member_the_full_crm_snapshot_no_longer_lists_has_left_the_crm(
+    spark, settings_for, tmp_path
+):
+    """The CRM delivers a full snapshot daily. Before, silver.members only upserted, so a member
+    the CRM deleted stayed a member for good. Now the first day a snapshot no longer lists it is
+    its `left_crm_on`; a header-only day, a quarantined or unreadable line, a correction of an
+    earlier day, a rerun of an earlier day and a cut-off export mark no one."""
+    root = tmp_path / "landing"
+    crm = HEADERS[("crm_members", "crm_members")]
+    d4, d5 = D3 + timedelta(days=1), D3 + timedelta(days=2)
+    files = {
+        D1: {D1: [_member(i) for i in range(1, 7)]},
+        D2: {D2: []},  # header only: nothing new, nobody gone
+        # M2 quarantined by the gate, M3's line unreadable (a field too many): both listed. M4
+        # and M6 are gone; a correction of D2 that lists M4 describes D2, not D3.
+        D3: {
+            D3: [_member(1), _member(2, "NOWHERE"), _member(3) + ",x", _member(5)],
+            D2: [_member(1), _member(4)],
+        },
+        d4: {d4: [_member(i) for i in (1, 2, 3, 4, 5)]},  # M4 came back
+        d5: {d5: [_member(1)]},  # a cut-off export: four of the five in the CRM missing
+    }
+    for day, snapshots in files.items():
+        folder = root / "crm_members" / f"dt={day.isoformat()}"
+        folder.mkdir(parents=True)
+        for dated, lines in snapshots.items():
+            suffix = "" if dated == day else "_2"
+            (folder / f"crm_members_{dated.strftime('%Y%m%d')}{suffix}.csv").write_text(
+                "\n".join([crm, *lines]) + "\n", encoding="utf-8"
+            )
+    settings = settings_for(root)
+    tables = Tables(spark, settings.warehouse)
+    jobs = {"bronze.crm_members", "silver.members"}
+
+    def left() -> dict[str, date | None]:
+        return {r.member_id: r.left_crm_on for r in tables.read("silver", "members").collect()}
+
+    _run(settings, spark, D1, jobs)
+    # A table an older release wrote has no left_crm_on: the next run adds it.
+    path = tables.path("silver", "members")
+    old = tables.read("silver", "members").drop("left_crm_on")
+    old.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+    _run(settings, spark, D2, jobs)
+    assert left() == {f"M{i}": None for i in range(1, 7)}
+
+    third = _run(settings, spark, D3, jobs)["silver.members"]
+    assert left() == {"M1": None, "M2": None, "M3": None, "M4": D3, "M5": None, "M6": D3}
+    assert third.details["left_crm"] == 2
+    superseded = {
+        (Path(json.loads(r.record)["_source_file"]).name, r.expectation)
+        for r in tables.read("silver", "quarantine")
+        .where((F.col("table") == "silver.members") & (F.col("run_date") == F.lit(D3)))
+        .collect()
+    }
+    assert superseded == {
+        ("crm_members_20260303.csv", "register_channel_known"),
+        ("crm_members_20260302_2.csv", "superseded_in_delivery"),
+    }
+
+    _run(settings, spark, d4, jobs)
+    after_d4 = {"M1": None, "M2": None, "M3": None, "M4": None, "M5": None, "M6": D3}
+    assert left() == after_d4
+    # Reruns after D4: D3's does not mark M4 (listed on D4), and neither clears M6's day (D1's
+    # rewrites M6's row as D1 listed it).
+    for day in (D3, D1):
+        _run(settings, spark, day, {"silver.members"})
+        assert left() == after_d4, day
+
+    _run(settings, spark, d5, {"bronze.crm_members"})
+    version = tables.version("silver", "members")
+    judged = settings.model_copy(
+        update={"silver": settings.silver.model_copy(update={"crm_departure_min_members": 0})}
+    )
+    with pytest.raises(JobError, match="no longer lists 4 of the 5 members"):
+        _run(judged, spark, d5, {"silver.members"})
+    assert tables.version("silver", "members") == version
+    assert left() == after_d4
+
+
 def test_unknown_skus_never_stop_a_run_unless_a_threshold_is_set(spark, settings_for, tmp_path):
     """The contract: a code that maps to nothing may not stop a run. Opted in, a threshold
     fails a run whose lines are too unknown before anything is published (a broken mapping)."""

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql import functions as F
 
 from lakehouse.config import GoldenAttribute, load_settings
 from lakehouse.oneid.golden import golden_members
@@ -231,6 +232,25 @@ def test_member_ids_sources_and_identifier_count(golden) -> None:
         "OID_D": ([], 1, ["tmall_orders"]),
         "OID_E": (["M5"], 2, ["crm_members"]),
     }  # fmt: skip
+
+
+def test_a_member_record_that_left_the_crm_is_no_membership(frames, golden) -> None:
+    """M1 and M5 left the CRM (silver.members' `left_crm_on`); M2, A's second record, did not.
+    Before: member_ids came from the identities alone, so a person the CRM no longer lists stayed
+    a member, with the level and points of a record it no longer holds."""
+    left = F.when(F.col("member_id").isin("M1", "M5"), F.lit(D2))
+    members = frames["members"].withColumn("left_crm_on", left)
+    rules = load_settings("local").oneid.golden_record
+    got = {r["one_id"]: r for r in _golden({**frames, "members": members}, rules).collect()}
+    assert (golden["OID_A"]["level"], golden["OID_A"]["points"]) == ("GOLD", 120)
+    assert got["OID_A"]["member_ids"] == ["M2"]
+    assert (got["OID_A"]["level"], got["OID_A"]["points"]) == (None, None)  # M2 has none
+    # what the records say of the person stays: phone, name, the opt-out, the first account
+    for attribute in ("phone", "name", "email", "marketing_opt_out", "member_id"):
+        assert got["OID_A"][attribute] == golden["OID_A"][attribute], attribute
+    assert got["OID_E"]["member_ids"] == []
+    assert (got["OID_E"]["name"], got["OID_E"]["email"]) == ("赵六", "e@x.com")
+    assert got["OID_C"] == golden["OID_C"]
 
 
 def test_store_phone_is_never_a_golden_phone(spark, frames, golden) -> None:

@@ -250,6 +250,42 @@ def test_the_golden_scope_catches_up_on_the_days_since_the_last_golden_run(spark
     assert scope(None, DAY1) == {"A", "D"}  # the first run ever: everything up to its day
 
 
+def test_the_golden_scope_takes_in_a_person_whose_member_record_left_the_crm(spark):
+    """M1 (person A) left the CRM on day 2, M3 (C) on day 1; B's M2 is still in it. A member who
+    leaves is delivered no more, so before, nothing put A in day 2's scope and A's golden record
+    went on listing M1 as a membership."""
+    identities = spark.createDataFrame(
+        [
+            ("crm_members", "M1", "member_id", "M1", DAY1),
+            ("crm_members", "M2", "member_id", "M2", DAY1),
+            ("crm_members", "M3", "member_id", "M3", date(2026, 2, 1)),
+        ],
+        "source string, record_key string, identifier_type string, identifier_value string, "
+        "delivery_date date",
+    )
+    nodes = {r.identifier_value: r.node_id for r in with_node_id(identities).collect()}
+    identity_map = spark.createDataFrame(
+        [(t, v, nodes[v], one_id, date(2026, 2, 1)) for t, v, one_id in
+         [("member_id", "M1", "A"), ("member_id", "M2", "B"), ("member_id", "M3", "C")]],
+        "identifier_type string, identifier_value string, node_id long, one_id string, "
+        "updated_on date",
+    )  # fmt: skip
+    members = spark.createDataFrame(
+        [("M1", DAY2), ("M2", None), ("M3", DAY1)], "member_id string, left_crm_on date"
+    )
+
+    def scope(since: date | None, run_date: date, with_members: bool = True) -> set[str]:
+        chosen = golden_scope(
+            identity_map, identities, since, run_date, members if with_members else None
+        )
+        return {r.one_id for r in chosen.collect()}
+
+    assert scope(DAY1, DAY2) == {"A"}
+    assert scope(DAY1, DAY2, with_members=False) == set()  # the scope before
+    assert scope(date(2026, 2, 28), DAY2) == {"A", "B", "C"}  # day 1: delivered, C left
+    assert scope(DAY2, DAY3) == set()
+
+
 def test_a_giant_component_fails_the_run_and_publishes_nothing(spark, tmp_path, monkeypatch):
     monkeypatch.setenv("LAKEHOUSE_LANDING", str(tmp_path / "landing"))
     monkeypatch.setenv("LAKEHOUSE_WAREHOUSE", str(tmp_path / "warehouse"))

@@ -7,7 +7,7 @@ import datetime as dt
 from chispa import assert_df_equality
 
 from lakehouse.quality.gate import run_gate
-from lakehouse.silver.members import MEMBER_COLUMNS, MEMBER_READABLE, members
+from lakehouse.silver.members import MEMBER_COLUMNS, MEMBER_READABLE, left_the_crm, members
 
 UTC = dt.UTC
 DAY1 = dt.date(2026, 3, 1)
@@ -224,3 +224,33 @@ def test_a_crm_value_written_but_unreadable_is_quarantined_not_read_as_none(spar
         ("M8", "birthday_readable"),
         ("M9", "registered_not_before_earliest_date"),
     ]
+
+
+def test_a_member_the_full_snapshot_no_longer_lists_has_left_the_crm(spark):
+    """Judged on day 3's snapshot, which lists M1 and M3 only. M2 was last listed on day 2: it
+    leaves on day 3. M4 left on day 2 and keeps that day; M5 was marked on day 3 by an earlier
+    try of the day and is found again; M3 is listed; M6 was listed on day 4 (a rerun of day 3
+    after day 4 must not mark it)."""
+    day3, day4 = dt.date(2026, 3, 3), dt.date(2026, 3, 4)
+    held = spark.createDataFrame(
+        [
+            ("M1", DAY2, None),
+            ("M2", DAY2, None),
+            ("M3", DAY1, DAY2),
+            ("M4", DAY1, DAY2),
+            ("M5", DAY2, day3),
+            ("M6", day4, None),
+            (None, DAY1, None),
+        ],
+        "member_id string, snapshot_date date, left_crm_on date",
+    )
+    listed = spark.createDataFrame([("M1",), ("M3",), ("M3",)], "member_id string")
+    expected = spark.createDataFrame(
+        [("M2", day3), ("M5", day3)], "member_id string, left_crm_on date"
+    )
+    assert_df_equality(
+        left_the_crm(held, listed, day3),
+        expected,
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )

@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.config import GoldenAttribute
 from lakehouse.silver.identities import ORDER_SOURCES
+from lakehouse.silver.members import LEFT_CRM
 from lakehouse.silver.normalise import IDENTIFIER_NORMALISERS, normalised_identifier
 
 RECORD = ["source", "record_key"]
@@ -47,6 +48,10 @@ MEMBER_ATTRIBUTES: dict[str, str] = {
         "marketing_opt_out",
     )
 }
+# What only a member in the CRM has: a member record the CRM no longer lists
+# (silver.members.left_crm_on) offers none of them, and is not among a person's member_ids.
+# Its identifiers, name, registration and opt-out stay facts about the person.
+MEMBERSHIP_ATTRIBUTES = ("level", "points")
 ORDER_ATTRIBUTES: dict[str, str] = {
     "phone": "buyer_phone",
     "card_no": "member_card_no",
@@ -151,6 +156,7 @@ def _candidates(kind: str, frame: DataFrame, attributes: list[str]) -> DataFrame
     (the newest state), `_first` (when the record began: `earliest` sorts by it), and those
     configured attributes this kind of frame has a column for."""
     mapping = KIND_ATTRIBUTES[kind]
+    left = F.lit(False)
     if kind == "members":
         source, key = F.lit("crm_members"), F.col("member_id")
         seen = F.coalesce(_midnight_utc(F.col("snapshot_date")), F.col("register_time"))
@@ -158,6 +164,8 @@ def _candidates(kind: str, frame: DataFrame, attributes: list[str]) -> DataFrame
         # Not the snapshot: silver holds one row per member, and a record that missed today's
         # snapshot (quarantined) would look older than the account registered years before it.
         first = F.coalesce(F.col("register_time"), _midnight_utc(F.col("snapshot_date")))
+        if LEFT_CRM in frame.columns:
+            left = F.col(LEFT_CRM).isNotNull()
     elif kind == "orders":
         source, key = order_source(F.col("platform")), F.col("order_key")
         seen = F.coalesce(F.col("updated_at"), F.col("created_at"))
@@ -171,6 +179,8 @@ def _candidates(kind: str, frame: DataFrame, attributes: list[str]) -> DataFrame
         (
             normalised_identifier(a, F.col(mapping[a]))
             if a in IDENTIFIER_NORMALISERS
+            else F.when(~left, F.col(mapping[a]))
+            if a in MEMBERSHIP_ATTRIBUTES
             else F.col(mapping[a])
         ).alias(a)
         for a in attributes
@@ -182,6 +192,7 @@ def _candidates(kind: str, frame: DataFrame, attributes: list[str]) -> DataFrame
         seen.cast("timestamp").alias("_seen"),
         tiebreak.cast("timestamp").alias("_tiebreak"),
         first.cast("timestamp").alias("_first"),
+        left.alias("_left_crm"),
         *values,
     )
 
@@ -235,7 +246,8 @@ def golden_members(
     suppressed: DataFrame | None = None,
 ) -> DataFrame:
     """One row per one_id of `identity_map`: one_id, one column per attribute of `rules` (config
-    order), member_ids (sorted CRM member ids), identifier_count, sources (sorted).
+    order), member_ids (sorted ids of the CRM member records still in the CRM: no
+    `left_crm_on`), identifier_count, sources (sorted).
 
     `members` / `orders` / `touches` are silver frames (MEMBER_COLUMNS, ORDER_COLUMNS,
     TOUCH_COLUMNS; only the columns used are needed). A frame may be None when no rule lists its
@@ -266,7 +278,12 @@ def golden_members(
     golden = candidates.groupBy("one_id").agg(
         *[_pick(a, rules[a], dtypes[a]) for a in attributes],
         F.array_sort(
-            F.collect_set(F.when(F.col("source") == "crm_members", F.col("record_key")))
+            F.collect_set(
+                F.when(
+                    (F.col("source") == "crm_members") & ~F.coalesce("_left_crm", F.lit(False)),
+                    F.col("record_key"),
+                )
+            )
         ).alias("member_ids"),
         F.array_sort(F.collect_set("source")).alias("sources"),
     )

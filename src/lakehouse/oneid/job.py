@@ -33,6 +33,7 @@ from lakehouse.oneid.graph import (
     with_node_id,
 )
 from lakehouse.runtime import JobContext, JobError, JobResult, last_success, since_last_success
+from lakehouse.silver.members import LEFT_CRM
 from lakehouse.spark import small_frame
 
 LAYER = "oneid"
@@ -325,18 +326,30 @@ def changed_one_ids(previous: DataFrame, assignments: DataFrame) -> DataFrame:
 
 
 def golden_scope(
-    identity_map: DataFrame, identities: DataFrame, since: date | None, run_date: date
+    identity_map: DataFrame,
+    identities: DataFrame,
+    since: date | None,
+    run_date: date,
+    members: DataFrame | None = None,
 ) -> DataFrame:
     """The identity-map rows of the one_ids to rebuild: those with an identifier delivered, or
-    whose set of identifiers changed (`updated_on`), after `since` (the golden job's last
-    successful day) up to `run_date`.
+    whose set of identifiers changed (`updated_on`), or holding a member record that left the
+    CRM (`members`: silver.members, `left_crm_on`), after `since` (the golden job's last
+    successful day) up to `run_date`. A member who leaves is delivered no more: without the
+    last, its golden record would go on saying member.
 
     Why since, not on the run date: a day whose golden run failed and was not rerun is caught
     up by the next, instead of leaving its people's records as they were.
     """
-    touched_nodes = with_node_id(
-        identities.where(since_last_success("delivery_date", since, run_date))
-    ).select("node_id")
+    touched_records = identities.where(since_last_success("delivery_date", since, run_date))
+    if members is not None and LEFT_CRM in members.columns:
+        left = members.where(since_last_success(LEFT_CRM, since, run_date)).select(
+            F.lit("crm_members").alias("source"), F.col("member_id").alias("record_key")
+        )
+        touched_records = touched_records.unionByName(
+            identities.join(left, ["source", "record_key"], "left_semi")
+        )
+    touched_nodes = with_node_id(touched_records).select("node_id")
     changed = identity_map.where(since_last_success("updated_on", since, run_date))
     touched = (
         identity_map.join(touched_nodes, "node_id", "left_semi")
@@ -364,7 +377,8 @@ def build_golden(ctx: JobContext) -> JobResult:
     since = last_success(tables, "oneid.golden", ctx.run_date)
     identity_map = tables.read(LAYER, "identity_map")
     identities = tables.read("silver", "identities")
-    scope = golden_scope(identity_map, identities, since, ctx.run_date)
+    members = tables.read("silver", "members")
+    scope = golden_scope(identity_map, identities, since, ctx.run_date, members)
     touches = (
         tables.read("silver", "campaign_touches")
         if tables.exists("silver", "campaign_touches")
@@ -378,7 +392,7 @@ def build_golden(ctx: JobContext) -> JobResult:
     golden = golden_members(
         scope,
         identities,
-        tables.read("silver", "members"),
+        members,
         tables.read("silver", "orders"),
         touches,
         dict(ctx.settings.oneid.golden_record),

@@ -24,8 +24,12 @@ from lakehouse.runtime import JobContext, JobError, JobResult
 from lakehouse.silver import campaigns as campaign_model
 from lakehouse.silver import identities as identity_model
 from lakehouse.silver import members as member_model
+from lakehouse.silver import normalise as n
 from lakehouse.silver.dedup import dropped_by_correction
 from lakehouse.silver.inventory import INVENTORY_KEY, inventory_daily
+from lakehouse.silver.master import keys_named_in, newest_snapshot_files
+from lakehouse.silver.master_job import newest_file_dates, rejected_by_bronze
+from lakehouse.silver.members import LEFT_CRM
 from lakehouse.silver.sales_job import (
     DELETE,
     REPLACE,
@@ -128,23 +132,34 @@ def _unique(bronze: DataFrame) -> DataFrame:
 
 
 def build_members(ctx: JobContext) -> JobResult:
-    """The CRM snapshot of the day, one row per member; the newest snapshot wins."""
+    """The CRM snapshot of the day, one row per member; the newest snapshot wins, and a member
+    the snapshot no longer lists has left the CRM (`left_crm_on`)."""
     bronze = _delivered(ctx, "crm_members")
     try:
-        members = member_model.members(_unique(bronze), with_checks=True)
+        # The newest-dated files are the day's snapshot: a correction of an earlier day
+        # delivered beside them describes that day, and its lines are superseded.
+        named = newest_file_dates(ctx, ["crm_members"]).get("crm_members")
+        snapshot = newest_snapshot_files(_unique(bronze), named)
+        members = member_model.members(snapshot, with_checks=True)
         superseded = superseded_lines(_unique(bronze), members)
         with _gate(ctx, members, "silver.members", ["member_id"]) as gate:
             reconciled = reconcile_snapshots(
                 ctx, [("crm_members", bronze, superseded, gate.good, gate.quarantined)]
             )
+            leaving, leaving_count = _leaving_the_crm(ctx, snapshot)
             result = JobResult(rows_read=bronze.count())
             result.versions["silver.members"] = ctx.tables.upsert(
-                gate.good.drop(*member_model.MEMBER_READABLE),
+                member_model.in_the_crm(gate.good.drop(*member_model.MEMBER_READABLE)),
                 "silver",
                 "members",
                 ["member_id"],
-                SNAPSHOT_NEWER,
+                f"({SNAPSHOT_NEWER}) AND {NOT_LEFT_AFTER}",
             )
+            if leaving_count:
+                result.versions["silver.members"] = ctx.tables.update_matching(
+                    leaving, "silver", "members", ["member_id"], LEAVES_NOW
+                )
+            result.details["left_crm"] = leaving_count
             parts = [
                 duplicate_records(bronze, "silver.members", ctx),
                 superseded_records(superseded, "silver.members", ctx),
@@ -157,6 +172,48 @@ def build_members(ctx: JobContext) -> JobResult:
         return result
     finally:
         bronze.unpersist()
+
+
+# A stored row whose member left the CRM after the snapshot a source row comes from keeps its
+# mark: a rerun of an earlier day must not put the member back. A later snapshot listing the
+# member again does (it came back).
+NOT_LEFT_AFTER = f"(t.`{LEFT_CRM}` IS NULL OR t.`{LEFT_CRM}` <= s.`snapshot_date`)"
+# Checked again in the MERGE: a member a snapshot lists (its row now of that day) never leaves
+# on it; of two days a member was missing, the earlier is the day it left; a rerun of the day
+# marks the same members again.
+LEAVES_NOW = (
+    f"t.`snapshot_date` < s.`{LEFT_CRM}` "
+    f"AND (t.`{LEFT_CRM}` IS NULL OR t.`{LEFT_CRM}` >= s.`{LEFT_CRM}`)"
+)
+
+
+def _leaving_the_crm(ctx: JobContext, snapshot: DataFrame) -> tuple[DataFrame | None, int]:
+    """member_id, left_crm_on of the members the run date's full `snapshot` (its bronze lines)
+    no longer lists, and their number; (None, 0) when there is nothing to judge: no
+    silver.members yet, or no snapshot line today (no file, or a header-only one, a correction
+    of an earlier day beside it or not: an empty snapshot is no evidence that everyone left).
+    Raises JobError before anything is written when so many would leave that the export looks
+    cut off (`silver.max_crm_departure_share`).
+
+    Every member id a snapshot line names counts as listed, the lines the gate quarantines and
+    those bronze could not read included: a bad line is no evidence that its member is gone.
+    """
+    if not ctx.tables.exists("silver", "members"):
+        return None, 0
+    ctx.tables.add_missing_columns("silver", "members", {LEFT_CRM: "DATE"})
+    if snapshot.isEmpty():
+        return None, 0
+    listed = snapshot.select(n.code(F.col("member_id")).alias("member_id")).unionByName(
+        keys_named_in(rejected_by_bronze(ctx, "crm_members", "crm_members"), "member_id")
+    )
+    held = ctx.tables.read("silver", "members")
+    leaving = member_model.left_the_crm(held, listed, ctx.run_date)
+    count = leaving.count()
+    in_crm = held.where(F.col(LEFT_CRM).isNull() | (F.col(LEFT_CRM) >= F.lit(ctx.run_date))).count()
+    error = ctx.settings.silver.crm_departures_error(count, in_crm)
+    if error:
+        raise JobError(f"silver.members for {ctx.run_date}: {error}")
+    return leaving, count
 
 
 def _known_campaigns(ctx: JobContext, campaigns: DataFrame) -> DataFrame:

@@ -67,14 +67,14 @@ def _tmall_shops(ctx: JobContext) -> DataFrame:
     )
 
 
-def _rejected_by_bronze(ctx: JobContext, dataset: str) -> DataFrame:
-    """Today's master lines of `dataset` that bronze quarantined (raw_text only)."""
+def rejected_by_bronze(ctx: JobContext, dataset: str, source: str = "master") -> DataFrame:
+    """Today's lines of `source`'s `dataset` that bronze quarantined (raw_text only)."""
     if not ctx.tables.exists("bronze", "quarantine"):
         return small_frame(ctx.spark, [], "raw_text string")
     return (
         ctx.tables.read("bronze", "quarantine")
         .where(
-            (F.col("source") == "master")
+            (F.col("source") == source)
             & (F.col("dataset") == dataset)
             & (F.col("delivery_date") == F.lit(ctx.run_date))
         )
@@ -91,7 +91,7 @@ def _kept_open(
     return (
         delivered.join(good, key, "left_anti")
         .select(*key)
-        .unionByName(master.keys_named_in(_rejected_by_bronze(ctx, dataset), key_col))
+        .unionByName(master.keys_named_in(rejected_by_bronze(ctx, dataset), key_col))
     )
 
 
@@ -107,7 +107,7 @@ def build_master(ctx: JobContext) -> JobResult:
             df.unpersist()
 
 
-def _newest_file_dates(ctx: JobContext, datasets: list[str]) -> dict[str, dt.date]:
+def newest_file_dates(ctx: JobContext, datasets: list[str]) -> dict[str, dt.date]:
     """The newest date each dataset's files of the run date's delivery name, from
     bronze.ingested_files: it lists a header-only file, which lands no row in bronze."""
     if not ctx.tables.exists("bronze", FILES):
@@ -137,7 +137,7 @@ def _master(ctx: JobContext, bronze: dict[str, DataFrame]) -> JobResult:
     unique = {d: df.where(F.col("_duplicate_of").isNull()) for d, df in bronze.items()}
     # Today's snapshot is the newest-dated files'; lines of an earlier day's correction are
     # superseded (superseded_lines compares every unique line with the snapshot).
-    named = _newest_file_dates(ctx, list(unique))
+    named = newest_file_dates(ctx, list(unique))
     newest = {d: master.newest_snapshot_files(df, named.get(d)) for d, df in unique.items()}
 
     products = master.products_snapshot(newest["products"], with_checks=True)

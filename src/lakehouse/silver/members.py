@@ -4,9 +4,16 @@ The CRM spells the same value several ways (genders M/男/1, birthdays 1990/3/5 
 phones with +86); silver holds one spelling so One ID and the member dimension can compare
 them. One person holding two member records is kept as two rows: merging people is One ID's
 business, not this transform's.
+
+silver.members also carries `left_crm_on`: the day whose full snapshot first no longer listed a
+member (null while the CRM lists it). A member the CRM deleted or merged into another record
+keeps its row, its last state and its identifiers (One ID still knows the person), but is no
+longer a member: golden records and portraits read the mark.
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -47,6 +54,8 @@ MEMBER_READABLE = [
     "_points_read",
     "_opt_out_read",
 ]
+
+LEFT_CRM = "left_crm_on"
 
 # `crm_members_20260301.csv`, `crm_members_20260301_2.csv` (a corrected re-export).
 _FILE_DATE_SEQ = r"_(\d{8})(?:_(\d+))?\.[^./]+$"
@@ -123,3 +132,29 @@ def members(bronze_crm: DataFrame, with_checks: bool = False) -> DataFrame:
     )
     columns = [*MEMBER_COLUMNS, *(MEMBER_READABLE if with_checks else [])]
     return _one_per_member(normalised).select(*columns)
+
+
+def in_the_crm(snapshot_members: DataFrame) -> DataFrame:
+    """Rows as the day's snapshot delivers them, with `left_crm_on` null: a member the snapshot
+    lists is in the CRM, including one that had left it and came back."""
+    return snapshot_members.withColumn(LEFT_CRM, F.lit(None).cast("date"))
+
+
+def left_the_crm(held: DataFrame, listed: DataFrame, as_of: dt.date) -> DataFrame:
+    """member_id, left_crm_on: members of silver.members (`held`) that the full snapshot of
+    `as_of` no longer lists (`listed`: member_id, every id a line of that snapshot names).
+
+    Only members last listed before `as_of` can leave on it, so a rerun of an earlier day never
+    marks one a later snapshot listed; a member already gone keeps the earlier day it left, and
+    one marked on `as_of` is found again (a rerun of the day marks the same members).
+    """
+    day = F.lit(as_of).cast("date")
+    return (
+        held.where(
+            F.col("member_id").isNotNull()
+            & (F.col("snapshot_date") < day)
+            & (F.col(LEFT_CRM).isNull() | (F.col(LEFT_CRM) >= day))
+        )
+        .join(listed.select("member_id").distinct(), "member_id", "left_anti")
+        .select("member_id", day.alias(LEFT_CRM))
+    )
