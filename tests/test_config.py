@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -171,11 +172,13 @@ def test_a_crm_snapshot_missing_too_many_members_is_taken_for_a_cut_off_export()
     silver = load_settings("local").silver.model_copy(
         update={"max_crm_departure_share": 0.2, "crm_departure_min_members": 100}
     )
-    assert silver.crm_departures_error(20, 100) is None  # a fifth may leave
-    error = silver.crm_departures_error(21, 100)
+    last = dt.date(2026, 3, 1)
+    assert silver.crm_departures_error(20, 100, last) is None  # a fifth may leave
+    error = silver.crm_departures_error(21, 100, last)
     assert error is not None
-    assert "21 of the 100" in error and "silver.max_crm_departure_share" in error
-    assert silver.crm_departures_error(99, 99) is None  # too few members to judge by a share
-    assert silver.crm_departures_error(0, 0) is None
+    assert "21 of the 100 members the snapshot of 2026-03-01 listed" in error
+    assert "silver.max_crm_departure_share" in error
+    assert silver.crm_departures_error(99, 99, last) is None  # too few to judge by a share
+    assert silver.crm_departures_error(0, 0, last) is None
     with pytest.raises(ValueError, match="max_crm_departure_share"):
         type(silver).model_validate({**silver.model_dump(), "max_crm_departure_share": 1.5})

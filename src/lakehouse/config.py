@@ -164,17 +164,18 @@ class SilverSettings(_Strict):
     max_crm_departure_share: float = Field(ge=0, le=1)
     crm_departure_min_members: int = Field(ge=0)
 
-    def crm_departures_error(self, leaving: int, in_crm: int) -> str | None:
-        """Why `leaving` members of the `in_crm` the CRM listed cannot all have left in one
-        snapshot (a cut-off export), or None when they can."""
-        small = in_crm < self.crm_departure_min_members
-        if small or leaving <= in_crm * self.max_crm_departure_share:
+    def crm_departures_error(self, gone: int, listed: int, last: dt.date) -> str | None:
+        """Why `gone` of the `listed` members the CRM's last snapshot (of `last`) listed cannot
+        all have left by the next (a cut-off export), or None when they can."""
+        small = listed < self.crm_departure_min_members
+        if small or gone <= listed * self.max_crm_departure_share:
             return None
         return (
-            f"the CRM snapshot no longer lists {leaving} of the {in_crm} members in the CRM "
-            f"({leaving / in_crm:.1%}), more than silver.max_crm_departure_share "
-            f"({self.max_crm_departure_share:.1%}): a cut-off export? Nothing was written; "
-            "deliver the whole snapshot and rerun, or raise the share if they did leave"
+            f"the CRM snapshot no longer lists {gone} of the {listed} members the snapshot of "
+            f"{last} listed ({gone / listed:.1%}), more than silver.max_crm_departure_share "
+            f"({self.max_crm_departure_share:.1%}): a cut-off export? silver.members is "
+            "unchanged; deliver the whole snapshot and rerun, or raise the share if they did "
+            "leave"
         )
 
     def unmapped_threshold(self, lines: int) -> tuple[float | None, str]:

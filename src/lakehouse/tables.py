@@ -160,10 +160,14 @@ class Tables:
         newer_when: str,
         partition_by: list[str] | None = None,
         delete_flag: str | None = None,
+        update_as: dict[str, str] | None = None,
     ) -> int:
         """MERGE `df` on `keys`: insert new keys, replace a matched row only when `newer_when`
         (a condition over `s.` source and `t.` target columns) holds. `df` must hold one row
         per key (MERGE refuses duplicate source keys; deduplicate first).
+
+        `update_as` gives some columns an SQL expression (over `s.` and `t.`) to take when a
+        matched row is replaced, instead of the source's value: a value the target keeps.
 
         `delete_flag` names a boolean source column: a row with it true deletes its matched
         target row and is never inserted. Source columns named `_merge_*` (the flag among
@@ -185,15 +189,16 @@ class Tables:
         else:
             on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
             merge = DeltaTable.forPath(self.spark, path).alias("t").merge(df.alias("s"), on)
-            if not steering:
+            if not steering and not update_as:
                 merge = merge.whenMatchedUpdateAll(condition=newer_when).whenNotMatchedInsertAll()
             else:
                 values = {f"`{c}`": f"s.`{c}`" for c in written}
                 keep = f"NOT s.`{delete_flag}`" if delete_flag else "true"
                 if delete_flag:
                     merge = merge.whenMatchedDelete(condition=f"s.`{delete_flag}`")
+                replaced = {**values, **{f"`{c}`": e for c, e in (update_as or {}).items()}}
                 merge = merge.whenMatchedUpdate(
-                    condition=f"{keep} AND ({newer_when})", set=values
+                    condition=f"{keep} AND ({newer_when})", set=replaced
                 ).whenNotMatchedInsert(condition=keep, values=values)
             merge.execute()
         faults.after_write(f"{layer}.{name}")

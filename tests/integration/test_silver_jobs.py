@@ -708,35 +708,57 @@ def test_a_member_the_full_crm_snapshot_no_longer_lists_has_left_the_crm(
             D3: [_member(1), _member(2, "NOWHERE"), _member(3) + ",x", _member(5)],
             D2: [_member(1), _member(4)],
         },
-        d4: {d4: [_member(i) for i in (1, 2, 3, 4, 5)]},  # M4 came back
-        d5: {d5: [_member(1)]},  # a cut-off export: four of the five in the CRM missing
+        # M4 came back; a same-day re-export (_2) holds M5, beside the day's file without it
+        d4: {d4: [_member(i) for i in (1, 2, 3, 4)], (d4, 2): [_member(5)]},
+        d5: {d5: [_member(1)]},  # a cut-off export: four of the five of D4's snapshot missing
     }
     for day, snapshots in files.items():
         folder = root / "crm_members" / f"dt={day.isoformat()}"
         folder.mkdir(parents=True)
         for dated, lines in snapshots.items():
-            suffix = "" if dated == day else "_2"
+            dated, seq = dated if isinstance(dated, tuple) else (dated, 1 if dated == day else 2)
+            suffix = "" if seq == 1 else f"_{seq}"
             (folder / f"crm_members_{dated.strftime('%Y%m%d')}{suffix}.csv").write_text(
                 "\n".join([crm, *lines]) + "\n", encoding="utf-8"
             )
-    settings = settings_for(root)
+    # Judged however small the CRM: a snapshot may drop 40 % of the last one's members.
+    limits = {"crm_departure_min_members": 0, "max_crm_departure_share": 0.4}
+    plain = settings_for(root)
+    settings = plain.model_copy(update={"silver": plain.silver.model_copy(update=limits)})
     tables = Tables(spark, settings.warehouse)
     jobs = {"bronze.crm_members", "silver.members"}
 
     def left() -> dict[str, date | None]:
         return {r.member_id: r.left_crm_on for r in tables.read("silver", "members").collect()}
 
+    def listed_on() -> dict[str, date]:
+        return {r.member_id: r.snapshot_date for r in tables.read("silver", "members").collect()}
+
     _run(settings, spark, D1, jobs)
-    # A table an older release wrote has no left_crm_on: the next run adds it.
+    # A table an older release wrote has no left_crm_on (the next run adds it), and still holds
+    # M7, whom the CRM dropped long before: marked on the next snapshot, but not counted against
+    # its cut-off limit (M4, M6 and M7 are 3 of the 6 D1 listed, over 40 %; M4 and M6 are 2).
     path = tables.path("silver", "members")
     old = tables.read("silver", "members").drop("left_crm_on")
-    old.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+    gone_long_ago = old.where("member_id = 'M1'").withColumns(
+        {"member_id": F.lit("M7"), "snapshot_date": F.lit(D1 - timedelta(days=30))}
+    )
+    (
+        old.unionByName(gone_long_ago)
+        .write.format("delta")
+        .mode("overwrite")
+        .option("overwriteSchema", "true")
+        .save(path)
+    )
     _run(settings, spark, D2, jobs)
-    assert left() == {f"M{i}": None for i in range(1, 7)}
+    assert left() == {f"M{i}": None for i in range(1, 8)}
 
     third = _run(settings, spark, D3, jobs)["silver.members"]
-    assert left() == {"M1": None, "M2": None, "M3": None, "M4": D3, "M5": None, "M6": D3}
-    assert third.details["left_crm"] == 2
+    assert left() == {
+        **{f"M{i}": None for i in (1, 2, 3, 5)},
+        **{"M4": D3, "M6": D3, "M7": D3},
+    }
+    assert third.details["left_crm"] == 3
     superseded = {
         (Path(json.loads(r.record)["_source_file"]).name, r.expectation)
         for r in tables.read("silver", "quarantine")
@@ -749,23 +771,25 @@ def test_a_member_the_full_crm_snapshot_no_longer_lists_has_left_the_crm(
     }
 
     _run(settings, spark, d4, jobs)
-    after_d4 = {"M1": None, "M2": None, "M3": None, "M4": None, "M5": None, "M6": D3}
+    after_d4 = {"M1": None, "M2": None, "M3": None, "M4": None, "M5": None, "M6": D3, "M7": D3}
     assert left() == after_d4
-    # Reruns after D4: D3's does not mark M4 (listed on D4), and neither clears M6's day (D1's
-    # rewrites M6's row as D1 listed it).
+    listed = {**{f"M{i}": d4 for i in range(1, 6)}, "M6": D1, "M7": D1 - timedelta(days=30)}
+    assert listed_on() == listed
+    # Reruns after D4: D3's does not mark M4 (listed on D4), and D1's replaces M6's row with
+    # the same row (equal rows update) but keeps its later day.
     for day in (D3, D1):
         _run(settings, spark, day, {"silver.members"})
         assert left() == after_d4, day
 
     _run(settings, spark, d5, {"bronze.crm_members"})
     version = tables.version("silver", "members")
-    judged = settings.model_copy(
-        update={"silver": settings.silver.model_copy(update={"crm_departure_min_members": 0})}
-    )
-    with pytest.raises(JobError, match="no longer lists 4 of the 5 members"):
-        _run(judged, spark, d5, {"silver.members"})
+    with pytest.raises(JobError, match="no longer lists 4 of the 5 members the snapshot of"):
+        _run(settings, spark, d5, {"silver.members"})
     assert tables.version("silver", "members") == version
     assert left() == after_d4
+    # With the defaults a CRM this small is not judged: the four leave.
+    _run(plain, spark, d5, {"silver.members"})
+    assert left() == {**after_d4, **{f"M{i}": d5 for i in (2, 3, 4, 5)}}
 
 
 def test_unknown_skus_never_stop_a_run_unless_a_threshold_is_set(spark, settings_for, tmp_path):

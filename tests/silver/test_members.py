@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from chispa import assert_df_equality
+from pyspark.sql import functions as F
 
 from lakehouse.quality.gate import run_gate
 from lakehouse.silver.members import MEMBER_COLUMNS, MEMBER_READABLE, left_the_crm, members
@@ -243,7 +244,7 @@ def test_a_member_the_full_snapshot_no_longer_lists_has_left_the_crm(spark):
             (None, DAY1, None),
         ],
         "member_id string, snapshot_date date, left_crm_on date",
-    )
+    ).withColumn("_source_file", F.lit(FILE1))
     listed = spark.createDataFrame([("M1",), ("M3",), ("M3",)], "member_id string")
     expected = spark.createDataFrame(
         [("M2", day3), ("M5", day3)], "member_id string, left_crm_on date"
@@ -254,3 +255,24 @@ def test_a_member_the_full_snapshot_no_longer_lists_has_left_the_crm(spark):
         ignore_row_order=True,
         ignore_nullable=True,
     )
+    assert_df_equality(
+        left_the_crm(held, listed, day3, snapshot_file_date=day3),
+        expected,
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
+
+
+def test_a_late_file_of_an_earlier_day_judges_only_members_listed_before_it(spark):
+    """Delivered on day 3 with no file of its own, day 1's corrected export lists M1 only. M2
+    was last listed in day 2's file, a newer one: no evidence it left. M3, last listed in an
+    older file (day 0's, delivered on day 1), was gone by day 1."""
+    day0, day3 = dt.date(2026, 2, 28), dt.date(2026, 3, 3)
+    held = spark.createDataFrame(
+        [("M1", DAY1, FILE1), ("M2", DAY2, FILE2), ("M3", DAY1, FILE1.replace("0301", "0228"))],
+        "member_id string, snapshot_date date, _source_file string",
+    ).withColumn("left_crm_on", F.lit(None).cast("date"))
+    listed = spark.createDataFrame([("M1",)], "member_id string")
+    got = left_the_crm(held, listed, day3, snapshot_file_date=DAY1)
+    assert [tuple(r) for r in got.collect()] == [("M3", day3)]
+    assert day0 < DAY1  # M3's file is of day 0

@@ -49,9 +49,10 @@ MEMBER_ATTRIBUTES: dict[str, str] = {
     )
 }
 # What only a member in the CRM has: a member record the CRM no longer lists
-# (silver.members.left_crm_on) offers none of them, and is not among a person's member_ids.
-# Its identifiers, name, registration and opt-out stay facts about the person.
-MEMBERSHIP_ATTRIBUTES = ("level", "points")
+# (silver.members.left_crm_on) offers none of them, and is not among a person's member_ids:
+# its account (member_id, the account to address) is gone, and its level and points with it.
+# Its other identifiers, name, registration and opt-out stay facts about the person.
+MEMBERSHIP_ATTRIBUTES = ("member_id", "level", "points")
 ORDER_ATTRIBUTES: dict[str, str] = {
     "phone": "buyer_phone",
     "card_no": "member_card_no",
@@ -175,17 +176,14 @@ def _candidates(kind: str, frame: DataFrame, attributes: list[str]) -> DataFrame
         source, key = F.lit("campaign_touches"), F.col("touch_key")
         seen, tiebreak = F.col("touch_time"), F.lit(None).cast("timestamp")
         first = F.col("touch_time")
-    values = [
-        (
+    values = []
+    for a in (a for a in attributes if a in mapping):
+        value = (
             normalised_identifier(a, F.col(mapping[a]))
             if a in IDENTIFIER_NORMALISERS
-            else F.when(~left, F.col(mapping[a]))
-            if a in MEMBERSHIP_ATTRIBUTES
             else F.col(mapping[a])
-        ).alias(a)
-        for a in attributes
-        if a in mapping
-    ]
+        )
+        values.append((F.when(~left, value) if a in MEMBERSHIP_ATTRIBUTES else value).alias(a))
     return frame.select(
         source.alias("source"),
         key.alias("record_key"),

@@ -12,6 +12,7 @@ nothing goes unreported.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 
 from pyspark import StorageLevel
@@ -146,14 +147,16 @@ def build_members(ctx: JobContext) -> JobResult:
             reconciled = reconcile_snapshots(
                 ctx, [("crm_members", bronze, superseded, gate.good, gate.quarantined)]
             )
-            leaving, leaving_count = _leaving_the_crm(ctx, snapshot)
+            file_date = named or snapshot.agg(F.max("_file_date")).first()[0]
+            leaving, leaving_count = _leaving_the_crm(ctx, snapshot, file_date)
             result = JobResult(rows_read=bronze.count())
             result.versions["silver.members"] = ctx.tables.upsert(
                 member_model.in_the_crm(gate.good.drop(*member_model.MEMBER_READABLE)),
                 "silver",
                 "members",
                 ["member_id"],
-                f"({SNAPSHOT_NEWER}) AND {NOT_LEFT_AFTER}",
+                SNAPSHOT_NEWER,
+                update_as={LEFT_CRM: KEEP_LATER_DEPARTURE},
             )
             if leaving_count:
                 result.versions["silver.members"] = ctx.tables.update_matching(
@@ -174,10 +177,11 @@ def build_members(ctx: JobContext) -> JobResult:
         bronze.unpersist()
 
 
-# A stored row whose member left the CRM after the snapshot a source row comes from keeps its
-# mark: a rerun of an earlier day must not put the member back. A later snapshot listing the
-# member again does (it came back).
-NOT_LEFT_AFTER = f"(t.`{LEFT_CRM}` IS NULL OR t.`{LEFT_CRM}` <= s.`snapshot_date`)"
+# A member that left the CRM after the snapshot a row comes from keeps its mark when the row
+# replaces the stored one (a rerun of an earlier day, or a day that failed and runs after a
+# later one): that snapshot does not put the member back. A later snapshot listing the member
+# again does (it came back).
+KEEP_LATER_DEPARTURE = f"CASE WHEN t.`{LEFT_CRM}` > s.`snapshot_date` THEN t.`{LEFT_CRM}` END"
 # Checked again in the MERGE: a member a snapshot lists (its row now of that day) never leaves
 # on it; of two days a member was missing, the earlier is the day it left; a rerun of the day
 # marks the same members again.
@@ -187,16 +191,22 @@ LEAVES_NOW = (
 )
 
 
-def _leaving_the_crm(ctx: JobContext, snapshot: DataFrame) -> tuple[DataFrame | None, int]:
+def _leaving_the_crm(
+    ctx: JobContext, snapshot: DataFrame, snapshot_file_date: dt.date | None
+) -> tuple[DataFrame | None, int]:
     """member_id, left_crm_on of the members the run date's full `snapshot` (its bronze lines)
     no longer lists, and their number; (None, 0) when there is nothing to judge: no
     silver.members yet, or no snapshot line today (no file, or a header-only one, a correction
     of an earlier day beside it or not: an empty snapshot is no evidence that everyone left).
-    Raises JobError before anything is written when so many would leave that the export looks
-    cut off (`silver.max_crm_departure_share`).
 
     Every member id a snapshot line names counts as listed, the lines the gate quarantines and
     those bronze could not read included: a bad line is no evidence that its member is gone.
+
+    Raises JobError, before silver.members changes (but for the column a table written by an
+    older release gains), when the snapshot no longer lists more than
+    `silver.max_crm_departure_share` of the members the last snapshot before it listed: a
+    cut-off export. Members gone longer ago (say, kept by a release before this mark) are
+    marked too, but are no sign of a cut-off file.
     """
     if not ctx.tables.exists("silver", "members"):
         return None, 0
@@ -207,12 +217,18 @@ def _leaving_the_crm(ctx: JobContext, snapshot: DataFrame) -> tuple[DataFrame | 
         keys_named_in(rejected_by_bronze(ctx, "crm_members", "crm_members"), "member_id")
     )
     held = ctx.tables.read("silver", "members")
-    leaving = member_model.left_the_crm(held, listed, ctx.run_date)
+    leaving = member_model.left_the_crm(held, listed, ctx.run_date, snapshot_file_date)
     count = leaving.count()
-    in_crm = held.where(F.col(LEFT_CRM).isNull() | (F.col(LEFT_CRM) >= F.lit(ctx.run_date))).count()
-    error = ctx.settings.silver.crm_departures_error(count, in_crm)
-    if error:
-        raise JobError(f"silver.members for {ctx.run_date}: {error}")
+    earlier = held.where(F.col("snapshot_date") < F.lit(ctx.run_date))
+    last = earlier.agg(F.max("snapshot_date")).first()[0] if count else None
+    if last is not None:
+        last_listed = earlier.where(F.col("snapshot_date") == F.lit(last))
+        # Not yet marked: a member a try of this day marked already passed this check then.
+        unmarked = last_listed.where(F.col(LEFT_CRM).isNull()).select("member_id")
+        gone = leaving.join(unmarked, "member_id", "left_semi").count()
+        error = ctx.settings.silver.crm_departures_error(gone, last_listed.count(), last)
+        if error:
+            raise JobError(f"silver.members for {ctx.run_date}: {error}")
     return leaving, count
 
 

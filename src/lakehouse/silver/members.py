@@ -140,21 +140,31 @@ def in_the_crm(snapshot_members: DataFrame) -> DataFrame:
     return snapshot_members.withColumn(LEFT_CRM, F.lit(None).cast("date"))
 
 
-def left_the_crm(held: DataFrame, listed: DataFrame, as_of: dt.date) -> DataFrame:
-    """member_id, left_crm_on: members of silver.members (`held`) that the full snapshot of
-    `as_of` no longer lists (`listed`: member_id, every id a line of that snapshot names).
+def _file_date(path: Column) -> Column:
+    """The date a CRM file's name gives (`crm_members_<YYYYMMDD>[_<n>].csv`), null if none."""
+    return n.calendar_date(F.regexp_extract(path, _FILE_DATE_SEQ, 1))
 
-    Only members last listed before `as_of` can leave on it, so a rerun of an earlier day never
-    marks one a later snapshot listed; a member already gone keeps the earlier day it left, and
-    one marked on `as_of` is found again (a rerun of the day marks the same members).
+
+def left_the_crm(
+    held: DataFrame, listed: DataFrame, as_of: dt.date, snapshot_file_date: dt.date | None = None
+) -> DataFrame:
+    """member_id, left_crm_on: members of silver.members (`held`) that the full snapshot
+    delivered on `as_of` no longer lists (`listed`: member_id, every id a line of that snapshot
+    names). `snapshot_file_date` is the date the snapshot's file names.
+
+    Only members last listed before the snapshot can leave on it: delivered before `as_of`, and
+    in a file of an earlier date than the snapshot's. So a rerun of an earlier day never marks
+    one a later snapshot listed, nor does a late file of an earlier day judge members a newer
+    file listed. A member already gone keeps the earlier day it left, and one marked on `as_of`
+    is found again (a rerun of the day marks the same members).
     """
     day = F.lit(as_of).cast("date")
+    before = (F.col("snapshot_date") < day) & (F.col(LEFT_CRM).isNull() | (F.col(LEFT_CRM) >= day))
+    if snapshot_file_date is not None:
+        row_file = _file_date(F.col("_source_file"))
+        before = before & (row_file.isNull() | (row_file < F.lit(snapshot_file_date)))
     return (
-        held.where(
-            F.col("member_id").isNotNull()
-            & (F.col("snapshot_date") < day)
-            & (F.col(LEFT_CRM).isNull() | (F.col(LEFT_CRM) >= day))
-        )
+        held.where(F.col("member_id").isNotNull() & before)
         .join(listed.select("member_id").distinct(), "member_id", "left_anti")
         .select("member_id", day.alias(LEFT_CRM))
     )
