@@ -150,6 +150,12 @@ def build_members(ctx: JobContext) -> JobResult:
             file_date = named or snapshot.agg(F.max("_file_date")).first()[0]
             leaving, leaving_count = _leaving_the_crm(ctx, snapshot, file_date)
             result = JobResult(rows_read=bronze.count())
+            # Departures first: until the upsert, the members the last snapshot listed still
+            # carry its date, so a rerun after a crash between the two writes judges the
+            # cut-off guard on the same members as the first try (those it marked excepted).
+            if leaving_count:
+                ctx.tables.update_matching(leaving, "silver", "members", ["member_id"], LEAVES_NOW)
+            result.details["left_crm"] = leaving_count
             result.versions["silver.members"] = ctx.tables.upsert(
                 member_model.in_the_crm(gate.good.drop(*member_model.MEMBER_READABLE)),
                 "silver",
@@ -158,11 +164,6 @@ def build_members(ctx: JobContext) -> JobResult:
                 SNAPSHOT_NEWER,
                 update_as={LEFT_CRM: KEEP_LATER_DEPARTURE},
             )
-            if leaving_count:
-                result.versions["silver.members"] = ctx.tables.update_matching(
-                    leaving, "silver", "members", ["member_id"], LEAVES_NOW
-                )
-            result.details["left_crm"] = leaving_count
             parts = [
                 duplicate_records(bronze, "silver.members", ctx),
                 superseded_records(superseded, "silver.members", ctx),
@@ -182,7 +183,7 @@ def build_members(ctx: JobContext) -> JobResult:
 # later one): that snapshot does not put the member back. A later snapshot listing the member
 # again does (it came back).
 KEEP_LATER_DEPARTURE = f"CASE WHEN t.`{LEFT_CRM}` > s.`snapshot_date` THEN t.`{LEFT_CRM}` END"
-# Checked again in the MERGE: a member a snapshot lists (its row now of that day) never leaves
+# Checked again in the MERGE: a member whose row is of the snapshot's day or later never leaves
 # on it; of two days a member was missing, the earlier is the day it left; a rerun of the day
 # marks the same members again.
 LEAVES_NOW = (
