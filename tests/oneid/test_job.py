@@ -12,6 +12,7 @@ from lakehouse.oneid.job import ComponentTooLarge, golden_scope
 from lakehouse.registry import build_registry
 from lakehouse.runtime import run_job
 from lakehouse.tables import Tables
+from tests.oneid.test_golden import MEMBERS_DDL, ORDERS_DDL, TOUCHES_DDL
 
 DAY1, DAY2, DAY3, DAY4 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3), date(2026, 3, 4)
 
@@ -284,6 +285,57 @@ def test_the_golden_scope_takes_in_a_person_whose_member_record_left_the_crm(spa
     assert scope(DAY1, DAY2, with_members=False) == set()  # the scope before
     assert scope(date(2026, 2, 28), DAY2) == {"A", "B", "C"}  # day 1: delivered, C left
     assert scope(DAY2, DAY3) == set()
+
+
+def test_the_golden_job_rebuilds_a_person_whose_member_record_left_the_crm(
+    spark, tmp_path, monkeypatch
+):
+    """Day 2's CRM snapshot no longer lists M1 (silver.members marks it) and delivers M2 again.
+    M1's record is delivered no more, so only the departure can bring its person into the golden
+    job's scope: the job, not only golden_scope and golden_members, must pass silver.members."""
+    monkeypatch.setenv("LAKEHOUSE_LANDING", str(tmp_path / "landing"))
+    monkeypatch.setenv("LAKEHOUSE_WAREHOUSE", str(tmp_path / "warehouse"))
+    from lakehouse.config import load_settings
+
+    settings = load_settings("local")
+    tables = Tables(spark, settings.warehouse)
+    golden_job = build_registry(settings)["oneid.golden"]
+    records = {
+        "M1": ("crm_members", "M1", [("member_id", "M1"), ("phone", "13911110001")]),
+        "M2": ("crm_members", "M2", [("member_id", "M2"), ("phone", "13911110002")]),
+    }
+    registered = datetime(2025, 1, 1, 2)
+
+    def members(day: date, left: dict[str, date]) -> None:
+        rows = [
+            (m, None, None, None, None, None, None, "STORE", None, registered, "GOLD", 10, None,
+             False, DAY1 if m in left else day, left.get(m))
+            for m in ("M1", "M2")
+        ]  # fmt: skip
+        frame = spark.createDataFrame(rows, f"{MEMBERS_DDL}, left_crm_on date")
+        frame.write.format("delta").mode("overwrite").save(tables.path("silver", "members"))
+
+    def golden() -> dict[str, tuple]:
+        one_ids = _map(tables)
+        rows = {r.one_id: r for r in tables.read("oneid", "golden_members").collect()}
+        return {
+            m: (rows[one_ids[f"member_id:{m}"]].member_ids, rows[one_ids[f"member_id:{m}"]].level)
+            for m in ("M1", "M2")
+        }
+
+    for table, ddl in (("orders", ORDERS_DDL), ("campaign_touches", TOUCHES_DDL)):
+        spark.createDataFrame([], ddl).write.format("delta").save(tables.path("silver", table))
+    _write_day(spark, tables, DAY1, list(records.values()))
+    members(DAY1, {})
+    _run(settings, spark, tables, DAY1)
+    run_job(golden_job, settings, spark, DAY1)
+    assert golden() == {"M1": (["M1"], "GOLD"), "M2": (["M2"], "GOLD")}
+
+    _write_day(spark, tables, DAY2, [records["M2"]], first=DAY1)
+    members(DAY2, {"M1": DAY2})
+    _run(settings, spark, tables, DAY2)
+    run_job(golden_job, settings, spark, DAY2)
+    assert golden() == {"M1": ([], None), "M2": (["M2"], "GOLD")}
 
 
 def test_a_giant_component_fails_the_run_and_publishes_nothing(spark, tmp_path, monkeypatch):
