@@ -243,6 +243,11 @@ def small() -> tuple[pathlib.Path, dict]:
     return _zone("small", scale=0.05, days=5)
 
 
+def month() -> tuple[pathlib.Path, dict]:
+    """scale 0.3 x 30 days: members leave the CRM, and their people go on buying."""
+    return _zone("month", scale=0.3, days=30, seed=7)
+
+
 def medium() -> pathlib.Path:
     """scale 0.3 x 8 days: enough tickets for store phones keyed in on many tickets."""
     return _zone("medium", scale=0.3, days=8, seed=7)[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import datetime
 import pathlib
 from collections.abc import Iterator
 
@@ -14,6 +15,7 @@ from .test_support import (
     landing_files,
     line_problem,
     medium,
+    month,
     read_truth,
     record,
     small,
@@ -194,3 +196,45 @@ def test_orders_truth_matches_delivered_records() -> None:
         if paid:
             assert abs(goods - disc + ship - paid) < 0.005, o
         assert 0 <= float(o["refund_amount"]) <= abs(goods) + 0.005
+
+
+def test_crm_departures_match_the_snapshots_and_later_records() -> None:
+    """A member record that left the CRM (merged into its person's other record, or closed) is
+    in every day's snapshot before it left and in none from that day on; no later touch or sale
+    (but a return of an earlier ticket) names it, though its people go on buying."""
+    root, _ = month()
+    departures = {r["member_id"]: r for r in read_truth(root, "crm_departures.csv")}
+    assert {r["kind"] for r in departures.values()} == {"merged", "closed"}
+    owner = {
+        r["value"]: r["person_id"]
+        for r in read_truth(root, "identifiers.csv")
+        if r["identifier_type"] == "member_id"
+    }
+    for mid, r in departures.items():
+        assert owner[mid] == r["person_id"], r
+        if r["kind"] == "merged":
+            assert owner[r["merged_into"]] == r["person_id"], r
+            assert r["merged_into"] not in departures, r
+        else:
+            assert r["merged_into"] == "", r
+    listed: dict[str, set[str]] = collections.defaultdict(set)
+    for ds, dt, name, _, raw, problem, header in scan(root, "crm_members"):
+        if problem is None and name == f"crm_members_{dt.replace('-', '')}.csv":
+            listed[dt].add(record(ds, raw, header)["member_id"])
+    assert len(listed) == 30
+    for mid, r in departures.items():
+        eve = (datetime.date.fromisoformat(r["left_on"]) - datetime.timedelta(days=1)).isoformat()
+        assert mid in listed[eve], f"{mid} not listed the day before it left"
+        assert not any(mid in ids for day, ids in listed.items() if day >= r["left_on"]), r
+    left_on = {r["person_id"]: r["left_on"] for r in departures.values()}
+    later = 0
+    for o in read_truth(root, "orders.csv"):
+        later += o["order_date"] >= left_on.get(o["person_id"], "9999")
+        left = departures.get(o["member_id"])
+        if left is not None and o["status"] != "RETURN":
+            assert o["order_date"] < left["left_on"], o
+    assert later >= 10, "too few sales after a departure to tell"
+    for ds, dt, _, _, raw, problem, header in scan(root, "campaign_touches"):
+        if problem is None:
+            left = departures.get(record(ds, raw, header)["member_id"])
+            assert left is None or dt < left["left_on"], (dt, left)

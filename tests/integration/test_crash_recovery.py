@@ -23,8 +23,9 @@ every child gets further than the last, bronze to gold, and a last child without
 finishes the day; the warehouse must then equal the reference's as that day left it.
 
 The points are picked from the reference run's own write counts (the first and the last write
-of each killed job, the middle one too for silver.sales and gold.store_marts; the last write of
-a job is its ops.run_log entry), so they stay valid as the jobs change; and each kill must name
+of each killed job, the middle one too for silver.sales and gold.store_marts, both writes of
+silver.members to its table on a day members leave the CRM; the last write of a job is its
+ops.run_log entry), so they stay valid as the jobs change; and each kill must name
 the table the reference's write of that number wrote, so a point cannot drift onto another
 write unnoticed.
 """
@@ -68,21 +69,31 @@ STAGES = ("during", "before", "after")
 
 # silver.sales, the MERGE of orders and their lines (six writes), and gold.store_marts, whose
 # incremental branch recomputes the days and months silver changed (four writes), get a point in
-# the middle too: 22 kills on day 2. (oneid.link's middle was another; each kill is a cold child,
-# and oneid.link's first and last writes are killed already.)
+# the middle too: 23 kills on day 2, with silver.members' two writes to its table. (oneid.link's
+# middle was another; each kill is a cold child, and its first and last writes are killed.)
 MIDDLE_TOO = ("silver.sales", "gold.store_marts")
 # Day 1 kills only these jobs' first writes, each while it creates its table (Spark writing the
 # first data files or Delta committing version 0: what a rerun finds is files no commit names):
 # a bronze landing, the orders and a mart.
 FIRST_DAY_KILLED = ("bronze.pos_sales", "silver.sales", "gold.store_marts")
+# On a day members leave the CRM (the generator's day 2 has a merged and a closed record),
+# silver.members writes its own table twice: the departures, then the upsert of the snapshot.
+# Both are killed (a rerun must judge the departures as the first try did) in place of its
+# first write, the gate's results, which other jobs' first writes stand for.
+OWN_TABLE_WRITES = {"silver.members": "silver.members"}
 
 Point = tuple[date, str, int, str]  # day, job, write, stage
 
 
-def crash_points(writes_by_day: dict[date, dict[str, int]], order: list[str]) -> list[Point]:
+def crash_points(
+    writes_by_day: dict[date, dict[str, int]],
+    order: list[str],
+    targets_by_day: dict[date, dict[str, list[str]]],
+) -> list[Point]:
     """On the first day, the first write of FIRST_DAY_KILLED's jobs, `during`; on the others, the
-    first and the last write of each killed job (the last is its ops.run_log entry) and the
-    middle one of MIDDLE_TOO's jobs, the stage rotating over the day's points; in run order."""
+    first and the last write of each killed job (the last is its ops.run_log entry), the
+    middle one of MIDDLE_TOO's jobs and every write of OWN_TABLE_WRITES' jobs to their table
+    (instead of the first), the stage rotating over the day's points; in run order."""
     points: list[Point] = []
     first_day = min(writes_by_day)
     for day, writes_by_job in sorted(writes_by_day.items()):
@@ -91,7 +102,12 @@ def crash_points(writes_by_day: dict[date, dict[str, int]], order: list[str]) ->
             if job not in (FIRST_DAY_KILLED if day == first_day else KILLED_JOBS):
                 continue
             n = writes_by_job[job]
-            picks = {1} if day == first_day else {1, n}
+            own = {
+                i + 1
+                for i, target in enumerate(targets_by_day[day][job])
+                if target == OWN_TABLE_WRITES.get(job)
+            }
+            picks = {1} if day == first_day else (own or {1}) | {n}
             picks |= {(n + 1) // 2} if job in MIDDLE_TOO and day != first_day else set()
             for write in sorted(picks):
                 stage = (
@@ -197,7 +213,7 @@ def kill_and_resume(spark, tiny_day, tmp_path, points: list[Point]) -> list[str]
 
 
 @pytest.mark.long
-def test_two_days_killed_at_twenty_five_points_and_resumed_equal_an_uninterrupted_run(
+def test_two_days_killed_at_twenty_six_points_and_resumed_equal_an_uninterrupted_run(
     spark, tiny_day, tmp_path
 ):
     """20+ kills across every layer on day 2, into existing tables, and three first commits on
@@ -206,12 +222,18 @@ def test_two_days_killed_at_twenty_five_points_and_resumed_equal_an_uninterrupte
     not run again)."""
     order = [job.name for job in in_order(build_registry(tiny_day.settings))]
     writes = {day: written.writes_by_job for day, written in tiny_day.days.items()}
-    points = crash_points(writes, order)
+    targets = {day: written.targets_by_job for day, written in tiny_day.days.items()}
+    points = crash_points(writes, order, targets)
     day_2 = max(writes)
     assert len([p for p in points if p[0] == day_2]) >= 20, points
     # A middle point of its own (silver.sales 6 writes, gold.store_marts 4, 2026-12-06): with
     # two writes or fewer it would fall on the first or the last and the test would not say so.
     assert all(writes[day_2][job] >= 3 for job in MIDDLE_TOO), writes[day_2]
+    # Day 2's departures and upsert of silver.members (a generator whose tiny day 2 lost no
+    # member would leave the departures' MERGE unkilled, and say so here).
+    members_writes = [p[2] for p in points if p[:2] == (day_2, "silver.members")]
+    assert targets[day_2]["silver.members"].count("silver.members") == 2, targets[day_2]
+    assert len(members_writes) == 3, members_writes
     killed = kill_and_resume(spark, tiny_day, tmp_path, points)
     assert len(killed) == len(points)
     assert {KILLED.search(f"LAKEHOUSE_CRASH_AT: SIGKILL {k}").group(4) for k in killed} == set(

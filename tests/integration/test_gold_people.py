@@ -59,6 +59,25 @@ def test_every_one_id_has_exactly_one_portrait(gold):
     assert results["gold.member_portrait"].rows_written == one_ids.count()
 
 
+def test_a_person_whose_only_member_record_was_closed_is_no_member(gold):
+    """The generator closes some people's only member record (truth: crm_departures.csv); the
+    portrait of such a person says it is no member."""
+    p, _, _, _, _ = gold
+    closed = {
+        r["member_id"] for r in _truth(p.landing, "crm_departures.csv") if r["kind"] == "closed"
+    }
+    assert closed
+    one_ids = {
+        r.one_id
+        for r in p.tables.read("oneid", "identity_map").collect()
+        if r.identifier_type == "member_id" and r.identifier_value in closed
+    }
+    assert len(one_ids) == len(closed)
+    portraits = {r.one_id: r.is_member for r in p.tables.read("gold", "member_portrait").collect()}
+    assert {portraits[one_id] for one_id in one_ids} == {False}
+    assert sum(portraits.values()) > 0
+
+
 def test_lifecycle_counts_add_up(gold):
     p, _, _, results, _ = gold
     portrait = p.tables.read("gold", "member_portrait")

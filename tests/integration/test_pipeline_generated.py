@@ -444,6 +444,41 @@ def test_every_one_id_has_one_golden_record(landed):
     assert golden.join(suppressed, "phone", "left_semi").count() == 0
 
 
+def test_member_records_the_crm_dropped_have_left_it_and_their_golden_records(landed):
+    """The generator merges a person's second member record into the first, or closes an only
+    one (truth: crm_departures.csv), and the full snapshot lists it no more. silver.members
+    marks each on the truth's day and no other; the person's golden record no longer counts
+    it as a membership."""
+    _, landing, tables, _, _ = landed
+    departures = {r["member_id"]: r for r in _truth(landing, "crm_departures.csv")}
+    assert {r["kind"] for r in departures.values()} == {"merged", "closed"}
+    known = {
+        t["value"]
+        for t in _truth(landing, "identifiers.csv")
+        if t["identifier_type"] == "member_id"
+    }
+    left = {r.member_id: r.left_crm_on for r in tables.read("silver", "members").collect()}
+    assert known <= set(left)
+    marked = {m: day.isoformat() for m, day in left.items() if m in known and day is not None}
+    assert marked == {m: r["left_on"] for m, r in departures.items()}
+    one_id = {
+        r.identifier_value: r.one_id
+        for r in tables.read("oneid", "identity_map")
+        .where(F.col("identifier_type") == "member_id")
+        .collect()
+    }
+    golden = {r.one_id: r for r in tables.read("oneid", "golden_members").collect()}
+    for member_id, departure in departures.items():
+        record = golden[one_id[member_id]]
+        assert member_id not in (record.member_ids or []), departure
+        if departure["kind"] == "merged":
+            assert record.member_id == departure["merged_into"], departure
+            assert record.member_ids == [departure["merged_into"]], departure
+        else:
+            assert record.member_id is None and not record.member_ids, departure
+            assert record.level is None and record.points is None, departure
+
+
 def test_rerunning_one_id_for_the_last_day_changes_nothing(landed, spark):
     settings, _, tables, _, jobs = landed
     names = ["identity_map", "links", "one_id_history", "suppressed_identifiers", "golden_members"]

@@ -37,7 +37,18 @@ from .records import (
     json_line,
 )
 from .rng import Picker, chance, pick_weighted, poisson, sub_rng
-from .world import CITIES, REGIONS, Campaign, Member, Person, Sizes, Sku, Store, build_world
+from .world import (
+    CITIES,
+    REGIONS,
+    Campaign,
+    Member,
+    Person,
+    Sizes,
+    Sku,
+    Store,
+    build_world,
+    draw_departures,
+)
 
 # share of order lines per channel, and mean lines per order/ticket
 SHARES = {"TMALL": 0.25, "JD": 0.15, "MALL": 0.17, "POS": 0.43}
@@ -118,6 +129,7 @@ class Engine:
         self.sz = Sizes.of(scale, days)
         self.clock = Clock(start)
         self.w = build_world(self.sz, self.clock, sub_rng(seed, "world"))
+        draw_departures(self.w, sub_rng(seed, "departures"), days)
         self.r_ord = sub_rng(seed, "orders")
         self.r_pos = sub_rng(seed, "pos")
         self.r_fmt = sub_rng(seed, "format")
@@ -298,6 +310,9 @@ class Engine:
             ]
             k = min(len(eligible), round(len(eligible) * c.audience / 2))
             for m in r.sample(eligible, k):
+                # a record the CRM no longer holds is touched no more (the draws stay as they
+                # were, so every other record and file is what it would have been)
+                held = not m.left_by(d)
                 ts = d * DAY + r.randint(9 * 3600, 20 * 3600)
                 p = m.person
                 phone = m.phone if c.channel in ("SMS", "STORE") else ""
@@ -306,13 +321,14 @@ class Engine:
                 row = (c.cid, self.clock.local(ts), mid, phone, unionid)
                 late = chance(self.r_late, 0.01) and d + 1 < self.days
                 dd = d + (self.r_late.randint(1, 2) if late else 0)
-                if not late and d + 1 < self.days and self._late_due("TOUCH", d):
+                if not late and d + 1 < self.days and held and self._late_due("TOUCH", d):
                     late, dd = True, d + 1
-                if dd < self.days:
+                if dd < self.days and held:
                     self.out_touch.setdefault(dd, []).append((row, ts, late, p))
                 if c.coupon and chance(r, 0.12):
                     od = d + r.randint(0, max(0, c.end_on(d) - d))
-                    self.coupon_orders.setdefault(od, []).append((p, m, c))
+                    if held:
+                        self.coupon_orders.setdefault(od, []).append((p, m, c))
 
     # -- online orders -------------------------------------------------------------------------
     def _count(self, channel: str, d: int) -> int:
@@ -429,7 +445,7 @@ class Engine:
                 member = p.member_on(ts)
                 if len(p.members) > 1 and p.members[1].reg_ts <= ts and chance(r, 0.2):
                     member = p.members[1]
-            o.member = member
+            o.member = self._held(member, d)
             if p.family_openid and chance(r, 0.7):
                 o.openid, o.shared_openid = p.family_openid, True
                 o.phone = ("+86" + p.phone) if chance(r, 0.6) else p.phone
@@ -489,6 +505,14 @@ class Engine:
                 bucket.setdefault(dd, []).append((o, i, late))
             min_after = min(min_after, dd)
 
+    @staticmethod
+    def _held(member: Member | None, d: int) -> Member | None:
+        """The record the CRM holds for `member` on day d: itself, the record it was merged into,
+        or None once it is closed."""
+        while member is not None and member.left_by(d):
+            member = member.merged_into
+        return member
+
     def _late_due(self, channel: str, day: int) -> bool:
         """Force one late record per channel early on, so small runs carry them too."""
         due = self.late_due.get(channel)
@@ -536,9 +560,14 @@ class Engine:
         member = None if anonymous else p.member_on(ts)
         card = phone = ""
         store_phone = False
+        closed = False
         if member is not None:
             if len(p.members) > 1 and p.members[1].reg_ts <= ts and chance(r, 0.2):
                 member = p.members[1]
+            # a merged record's holder shows the record it was merged into; a closed one's
+            # ticket carries no card (decided after the draws, which stay as they were)
+            closed = self._held(member, d) is None
+            member = self._held(member, d) or member
             x = r.random()
             if x < 0.5:
                 card = member.card_no
@@ -550,6 +579,8 @@ class Engine:
             phone = self._pos_phone(p.phone)
         if not card and not phone and cashier == s.lazy_cashier and chance(r, 0.85):
             phone, store_phone = self._pos_phone(s.phone), True
+        if closed:
+            member, card = None, ""
         picker = self._store_picker(s)
         lines: list[PosLine] = []
         seen: set[int] = set()
@@ -650,6 +681,22 @@ class Engine:
         return self.landing.write(
             dataset, d, name, lines, bad, late_rows, header=header, crlf=crlf
         ), where
+
+    def _write_as_if(
+        self, dataset: str, d: int, name: str, clean: list[str], was: list[str]
+    ) -> None:
+        """Write `clean`, leaving the dirt's random stream where writing `was` would have: the
+        dirt of every later file does not depend on which records this one lost."""
+        rng, planner = self.inj.rng, self.inj.planner
+        before, due = rng.getstate(), dict(planner.due)
+        if clean != was:
+            self.inj.inject(DATASETS[dataset], was, d)
+            after = rng.getstate()
+            rng.setstate(before)
+            planner.due = dict(due)
+        self._write(dataset, d, name, clean)
+        if clean != was:
+            rng.setstate(after)
 
     def _write_day(self, d: int) -> None:
         ymd = self.clock.ymd(d)
@@ -1054,6 +1101,7 @@ class Engine:
                 m.row = None
         end = (d + 1) * DAY
         rows: list[str] = []
+        listed: list[str] = []
         for m in self.w.members:
             if m.reg_ts >= end:
                 break
@@ -1088,7 +1136,9 @@ class Engine:
                     ]
                 )
             rows.append(m.row)
-        self._write("crm_members", d, file_name("crm_members", ymd), rows)
+            if not m.left_by(d):
+                listed.append(m.row)
+        self._write_as_if("crm_members", d, file_name("crm_members", ymd), listed, rows)
 
     # master and campaigns ----------------------------------------------------------------
     def _write_master(self, d: int, ymd: str) -> None:

@@ -79,6 +79,7 @@ TRUTH_COLUMNS: dict[str, tuple[str, ...]] = {
         "refund_amount",
     ),
     "prices.csv": ("sku_id", "valid_from", "valid_to", "list_price", "unit_cost"),
+    "crm_departures.csv": ("member_id", "person_id", "left_on", "kind", "merged_into"),
     "corrections.csv": (
         "dt",
         "file_name",
@@ -114,6 +115,21 @@ def write_all(e: Engine) -> None:
         root,
         "shared_identifiers.csv",
         sorted((typ, val, why) for (typ, val), why in e.shared.items()),
+    )
+    _write(
+        root,
+        "crm_departures.csv",
+        (
+            (
+                m.member_id,
+                m.person.pid,
+                c.iso(m.left_day),
+                "merged" if m.merged_into else "closed",
+                m.merged_into.member_id if m.merged_into else "",
+            )
+            for m in e.w.members
+            if m.left_day is not None
+        ),
     )
     stores = e.w.stores
     _write(

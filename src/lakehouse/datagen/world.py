@@ -366,6 +366,12 @@ class Member:
     card_no: str = ""
     row: str | None = None
     row_seen: bool = False
+    left_day: int | None = None
+    merged_into: Member | None = None
+
+    def left_by(self, day: int) -> bool:
+        """Whether the CRM no longer holds this record on `day` (merged away or closed)."""
+        return self.left_day is not None and day >= self.left_day
 
     @property
     def level(self) -> str:
@@ -848,6 +854,37 @@ def _members(w: World, rng: random.Random, phones: _Unique) -> None:
         m.card_no = cards.take(lambda: "8860" + f"{rng.randrange(10**12):012d}")
         m.person.members.append(m)
     w.members = members
+
+
+# Departures over a period of `days`: per member record, a second record merged into the
+# person's first, or an only record closed (about 45 % and 1.8 % over 90 days).
+MERGE_RATE_PER_DAY = 0.005
+CLOSE_RATE_PER_DAY = 0.0002
+
+
+def draw_departures(w: World, rng: random.Random, days: int) -> None:
+    """Some member records leave the CRM inside the period; from `left_day` on its full snapshot
+    no longer lists them. A person's newer record is merged into the older one, or a person's
+    only record is closed. A record leaves only after a snapshot listed it, and a run of two
+    days or more has at least one of each kind (when anyone could), so small runs carry both."""
+    if days < 2:
+        return
+    merges: list[Member] = []
+    closures: list[Member] = []
+    for p in w.people:
+        if not p.members:
+            continue
+        m = p.members[-1]
+        if m.reg_ts // DAY + 1 >= days:  # never listed before the last day
+            continue
+        (merges if len(p.members) > 1 else closures).append(m)
+    for pool, rate in ((merges, MERGE_RATE_PER_DAY), (closures, CLOSE_RATE_PER_DAY)):
+        chosen = [m for m in pool if chance(rng, min(0.9, rate * days))]
+        if pool and not chosen:
+            chosen = [rng.choice(pool)]
+        for m in chosen:
+            m.left_day = rng.randrange(max(1, m.reg_ts // DAY + 1), days)
+            m.merged_into = m.person.members[0] if len(m.person.members) > 1 else None
 
 
 def _member(
