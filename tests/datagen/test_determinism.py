@@ -8,7 +8,11 @@ import pathlib
 import subprocess
 import sys
 
-from lakehouse.datagen import generate
+import pytest
+
+from lakehouse.datagen import engine, generate
+
+from .test_support import landing_files, line_problem, read_truth, record, split_file
 
 
 def digest(root: pathlib.Path) -> dict[str, str]:
@@ -38,3 +42,37 @@ def test_other_seed_other_data(tmp_path: pathlib.Path) -> None:
     a, b = digest(tmp_path / "a"), digest(tmp_path / "b")
     shared = set(a) & set(b)
     assert sum(a[k] != b[k] for k in shared) > len(shared) // 2
+
+
+@pytest.mark.parametrize("seed", [7, 42])
+def test_members_leaving_the_crm_change_no_file_but_their_own(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """Records leaving the CRM change the CRM and touches files and the files that carry a sale
+    of a record that left, nothing else. Every draw stays as it was and the dirt's stream goes
+    on after those files as if no one had left (a dropped touch once changed the dirt of every
+    later file, at seed 7; a dropped coupon order every later order, at seed 42)."""
+    generate(tmp_path / "left", scale=0.3, days=30, seed=seed)
+    monkeypatch.setattr(engine, "draw_departures", lambda *args: None)
+    generate(tmp_path / "stayed", scale=0.3, days=30, seed=seed)
+    departed = {r["member_id"] for r in read_truth(tmp_path / "left", "crm_departures.csv")}
+    assert departed
+    *_, (_, last_dt, _, last) = landing_files(tmp_path / "stayed", "crm_members")
+    assert last.name == f"crm_members_{last_dt.replace('-', '')}.csv"
+    header, lines = split_file("crm_members", last.read_bytes())
+    crm = [
+        record("crm_members", raw, header)
+        for raw in lines
+        if line_problem("crm_members", raw, len(header or ())) is None
+    ]
+    names = departed | {r["card_no"] for r in crm if r["member_id"] in departed}
+    assert len(names) == 2 * len(departed)
+    left, stayed = digest(tmp_path / "left"), digest(tmp_path / "stayed")
+    assert set(left) == set(stayed) | {"_truth/crm_departures.csv"}
+    changed = [f for f in stayed if left[f] != stayed[f] and not f.startswith("_truth/")]
+    assert changed
+    for f in changed:
+        if f.startswith("crm_members/") or "/campaign_touches_" in f:
+            continue
+        data = (tmp_path / "stayed" / f).read_bytes()
+        assert any(name.encode() in data for name in names), f

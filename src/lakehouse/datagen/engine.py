@@ -155,9 +155,9 @@ class Engine:
             "MALL": {},
         }
         self.out_pos: dict[tuple[int, int], list[tuple[Ticket, bool]]] = {}
-        self.out_touch: dict[int, list[tuple[tuple[str, ...], int, bool, Person]]] = {}
+        self.out_touch: dict[int, list[tuple[tuple[str, ...], int, bool, Person, bool]]] = {}
         self.pos_returns: dict[int, list[Ticket]] = {}
-        self.coupon_orders: dict[int, list[tuple[Person, Member, Campaign]]] = {}
+        self.coupon_orders: dict[int, list[tuple[Person, Member, Campaign | None]]] = {}
         self.points_due: dict[int, list[tuple[Member, int]]] = {}
         self.corrections: dict[
             int,
@@ -310,8 +310,9 @@ class Engine:
             ]
             k = min(len(eligible), round(len(eligible) * c.audience / 2))
             for m in r.sample(eligible, k):
-                # a record the CRM no longer holds is touched no more (the draws stay as they
-                # were, so every other record and file is what it would have been)
+                # a record the CRM no longer holds is touched no more, and its coupon order goes
+                # without the coupon; every draw stays as it was (the touches file is written
+                # as if the touch were there), so every other record is what it would have been
                 held = not m.left_by(d)
                 ts = d * DAY + r.randint(9 * 3600, 20 * 3600)
                 p = m.person
@@ -321,14 +322,13 @@ class Engine:
                 row = (c.cid, self.clock.local(ts), mid, phone, unionid)
                 late = chance(self.r_late, 0.01) and d + 1 < self.days
                 dd = d + (self.r_late.randint(1, 2) if late else 0)
-                if not late and d + 1 < self.days and held and self._late_due("TOUCH", d):
+                if not late and d + 1 < self.days and self._late_due("TOUCH", d):
                     late, dd = True, d + 1
-                if dd < self.days and held:
-                    self.out_touch.setdefault(dd, []).append((row, ts, late, p))
+                if dd < self.days:
+                    self.out_touch.setdefault(dd, []).append((row, ts, late, p, held))
                 if c.coupon and chance(r, 0.12):
                     od = d + r.randint(0, max(0, c.end_on(d) - d))
-                    if held:
-                        self.coupon_orders.setdefault(od, []).append((p, m, c))
+                    self.coupon_orders.setdefault(od, []).append((p, m, c if held else None))
 
     # -- online orders -------------------------------------------------------------------------
     def _count(self, channel: str, d: int) -> int:
@@ -376,7 +376,7 @@ class Engine:
                 p = self.pool[channel].pick(r)
                 self._order(channel, d, p, promo)
         for p, m, c in self.coupon_orders.pop(d, []):
-            self._order("MALL", d, p, 1.0, member=m, campaign=c if c.active(d) else None)
+            self._order("MALL", d, p, 1.0, member=m, campaign=c if c and c.active(d) else None)
 
     def _order(
         self,
@@ -683,7 +683,13 @@ class Engine:
         ), where
 
     def _write_as_if(
-        self, dataset: str, d: int, name: str, clean: list[str], was: list[str]
+        self,
+        dataset: str,
+        d: int,
+        name: str,
+        clean: list[str],
+        was: list[str],
+        late: Iterable[tuple[int, str, str]] = (),
     ) -> None:
         """Write `clean`, leaving the dirt's random stream where writing `was` would have: the
         dirt of every later file does not depend on which records this one lost."""
@@ -694,7 +700,7 @@ class Engine:
             after = rng.getstate()
             rng.setstate(before)
             planner.due = dict(due)
-        self._write(dataset, d, name, clean)
+        self._write(dataset, d, name, clean, late)
         if clean != was:
             rng.setstate(after)
 
@@ -1224,12 +1230,16 @@ class Engine:
         self._write("campaigns", d, file_name("campaigns", ymd), rows)
         touches = sorted(self.out_touch.pop(d, []), key=lambda t: (t[1], t[0]))
         lines: list[str] = []
+        was: list[str] = []  # with the touches of records that left the CRM (_write_as_if)
         late: list[tuple[int, str, str]] = []
         seen: set[tuple[str, ...]] = set()
-        for row, ts, is_late, p in touches:
+        for row, ts, is_late, p, held in touches:
             if row in seen:  # the same touch twice would read as an injected duplicate
                 continue
             seen.add(row)
+            was.append(csv_minimal(list(row)))
+            if not held:
+                continue
             _, _, mid, phone, unionid = row
             self._id("member_id", mid, p)
             self._id("phone", phone, p)
@@ -1237,7 +1247,9 @@ class Engine:
             if is_late:
                 late.append((len(lines), c.iso(ts // DAY), row[0]))
             lines.append(csv_minimal(list(row)))
-        self._write("campaign_touches", d, file_name("campaign_touches", ymd), lines, late)
+        self._write_as_if(
+            "campaign_touches", d, file_name("campaign_touches", ymd), lines, was, late
+        )
 
     # re-deliveries ---------------------------------------------------------------------------
     def _redeliver(self, d: int) -> None:
