@@ -565,7 +565,8 @@ class Engine:
             if len(p.members) > 1 and p.members[1].reg_ts <= ts and chance(r, 0.2):
                 member = p.members[1]
             # a merged record's holder shows the record it was merged into; a closed one's
-            # ticket carries no card (decided after the draws, which stay as they were)
+            # ticket carries no card (decided after the draws and the discount, which stay as
+            # they were: only the card field of its file changes)
             closed = self._held(member, d) is None
             member = self._held(member, d) or member
             x = r.random()
@@ -579,8 +580,6 @@ class Engine:
             phone = self._pos_phone(p.phone)
         if not card and not phone and cashier == s.lazy_cashier and chance(r, 0.85):
             phone, store_phone = self._pos_phone(s.phone), True
-        if closed:
-            member, card = None, ""
         picker = self._store_picker(s)
         lines: list[PosLine] = []
         seen: set[int] = set()
@@ -598,6 +597,8 @@ class Engine:
             lines.append(PosLine(len(lines) + 1, sku, qty, price, round(price * qty * rate)))
         if not lines:
             return
+        if closed:
+            member, card = None, ""
         pos = r.randint(1, s.pos_count)
         t = Ticket(
             s,
@@ -691,18 +692,21 @@ class Engine:
         was: list[str],
         late: Iterable[tuple[int, str, str]] = (),
     ) -> None:
-        """Write `clean`, leaving the dirt's random stream where writing `was` would have: the
-        dirt of every later file does not depend on which records this one lost."""
+        """Write `clean`, leaving the dirt's random stream and its planner where writing `was`
+        would have: the dirt of every later file does not depend on which records this one lost
+        (a kind `was` made and `clean` did not is then not forced again: rare, and only for a
+        file that lost records)."""
         rng, planner = self.inj.rng, self.inj.planner
         before, due = rng.getstate(), dict(planner.due)
         if clean != was:
             self.inj.inject(DATASETS[dataset], was, d)
-            after = rng.getstate()
+            after, due_after = rng.getstate(), dict(planner.due)
             rng.setstate(before)
             planner.due = dict(due)
         self._write(dataset, d, name, clean, late)
         if clean != was:
             rng.setstate(after)
+            planner.due = due_after
 
     def _write_day(self, d: int) -> None:
         ymd = self.clock.ymd(d)
