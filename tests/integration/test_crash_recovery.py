@@ -77,9 +77,9 @@ MIDDLE_TOO = ("silver.sales", "gold.store_marts")
 # a bronze landing, the orders and a mart.
 FIRST_DAY_KILLED = ("bronze.pos_sales", "silver.sales", "gold.store_marts")
 # On a day members leave the CRM (the generator's day 2 has a merged and a closed record),
-# silver.members writes its own table twice: the departures, then the upsert of the snapshot.
-# Both are killed (a rerun must judge the departures as the first try did) in place of its
-# first write, the gate's results, which other jobs' first writes stand for.
+# silver.members writes its own table twice, as its first two writes: the departures, then the
+# upsert of the snapshot. Both are killed (a rerun must judge the departures as the first try
+# did), besides its last write; on a day no one leaves, its first write (the upsert) is.
 OWN_TABLE_WRITES = {"silver.members": "silver.members"}
 
 Point = tuple[date, str, int, str]  # day, job, write, stage
