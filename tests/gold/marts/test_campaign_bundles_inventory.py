@@ -23,6 +23,7 @@ CAMPAIGNS = (
 TOUCHES = (
     "campaign_id string, touch_key string, touch_time timestamp, touch_date date, one_id string"
 )
+MEMBERS = "one_id string, member_until date"
 ORDERS = (
     "order_key string, one_id string, paid_at timestamp, business_date date, "
     "campaign_id string, coupon_code string, net_sales decimal(18,2), "
@@ -71,7 +72,7 @@ def test_campaign_attribution_last_touch_direct_coupon_and_roi(spark):
         ignore_row_order=True,
         ignore_nullable=True,
     )
-    members = spark.createDataFrame([(m,) for m in "PQRMN"], "one_id string")
+    members = spark.createDataFrame([(m, None) for m in "PQRMN"], MEMBERS)
     perf = campaign_performance(campaigns, touches, orders, members, 7).select(
         "campaign_id",
         "people_touched",
@@ -95,6 +96,32 @@ def test_campaign_attribution_last_touch_direct_coupon_and_roi(spark):
         "coupon_redemptions long, attributed_gross_profit decimal(28,2), roi double",
     )
     assert_df_equality(perf, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_the_control_group_holds_members_while_they_are_members(spark):
+    """C1's window opens on D (its touch of P). L's only record left the CRM the day before:
+    no control member, and its order on D no member's. K's left on D+2: a control member
+    (a member when the window opened), whose order on D+3 is no longer a member's."""
+    t0 = datetime(2026, 3, 1, 2)
+    day = lambda d: D + timedelta(days=d)  # noqa: E731
+    campaigns = spark.createDataFrame([("C1", "one", "SMS", D, D, yuan(10), None)], CAMPAIGNS)
+    touches = spark.createDataFrame([("C1", "t1", t0, D, "P")], TOUCHES)
+    orders = spark.createDataFrame(
+        [
+            ("O1", "M", t0, D, None, None, yuan(40), yuan(5)),
+            ("O2", "L", t0, D, None, None, yuan(40), yuan(5)),
+            ("O3", "K", t0 + timedelta(days=3), day(3), None, None, yuan(40), yuan(5)),
+        ],
+        ORDERS,
+    )
+    members = spark.createDataFrame(
+        [("P", None), ("M", None), ("J", None), ("L", day(-1)), ("K", day(2))], MEMBERS
+    )
+    [perf] = campaign_performance(campaigns, touches, orders, members, 7).collect()
+    assert (perf.control_members, perf.control_buyers) == (3, 1)  # M, K, J; M bought
+    everyone = members.withColumn("member_until", F.lit(None).cast("date"))
+    [before] = campaign_performance(campaigns, touches, orders, everyone, 7).collect()
+    assert (before.control_members, before.control_buyers) == (4, 3)
 
 
 def test_a_campaign_a_correction_took_touches_from_is_recomputed(spark):
@@ -168,7 +195,7 @@ def test_a_late_touch_recomputes_the_campaign_whose_orders_it_may_take(spark):
         campaigns.join(chosen.select("campaign_id"), "campaign_id", "left_semi"),
         touches.drop("_delivery_date"),
         orders,
-        spark.createDataFrame([], "one_id string"),
+        spark.createDataFrame([], MEMBERS),
         7,
         every_campaign=campaigns,
     )
@@ -226,7 +253,7 @@ def test_an_order_naming_a_campaign_after_its_touch_window_is_counted(spark):
             campaigns.join(chosen.select("campaign_id"), "campaign_id", "left_semi"),
             touches.drop("_delivery_date"),
             scope,
-            spark.createDataFrame([(m,) for m in "PQRX"], "one_id string"),
+            spark.createDataFrame([(m, None) for m in "PQRX"], MEMBERS),
             7,
             every_campaign=campaigns,
         ).collect()

@@ -3,7 +3,7 @@ from datetime import timedelta
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from lakehouse.gold.marts.common import sold_lines, touched_dates
+from lakehouse.gold.marts.common import member_one_ids, order_one_ids, sold_lines, touched_dates
 from lakehouse.runtime import JobContext
 from lakehouse.tables import Tables
 from tests.gold.marts.rows import D, at, frames, line, order, product, yuan
@@ -279,3 +279,59 @@ def test_a_sku_no_longer_in_the_snapshots_costs_what_it_last_did(spark):
     orders = [order("P:1", day=D + timedelta(days=3))]
     [row] = _run(spark, orders, [line("P:1", 1)], products).collect()
     assert (row.unit_cost, row.gross_profit) == (yuan(60), yuan(40))
+
+
+def test_a_buyer_is_a_member_until_the_last_of_their_crm_records_left(spark):
+    """A: one record, never left. B: two records, M3 merged into M2 on D+1: still a member.
+    C: one record, closed (the CRM stopped listing it on D+2): a member for orders before
+    D+2, not on or after it, though the phone still links them. D: no record. O7: no identity."""
+    day = lambda d: D + timedelta(days=d)  # noqa: E731
+    identity_map = spark.createDataFrame(
+        [("phone", p, one_id) for p, one_id in (("1", "A"), ("2", "B"), ("3", "C"), ("4", "D"))],
+        "identifier_type string, identifier_value string, one_id string",
+    )
+    records = [
+        ("crm_members", "M1", "1"),
+        ("crm_members", "M2", "2"),
+        ("crm_members", "M3", "2"),
+        ("crm_members", "M4", "3"),
+        ("mall_orders", "O1", "1"),
+        ("mall_orders", "O2", "2"),
+        ("mall_orders", "O3", "3"),
+        ("mall_orders", "O4", "3"),
+        ("mall_orders", "O5", "3"),
+        ("mall_orders", "O6", "4"),
+    ]
+    identities = spark.createDataFrame(
+        [(source, key, "phone", value) for source, key, value in records],
+        "source string, record_key string, identifier_type string, identifier_value string",
+    )
+    left_crm = spark.createDataFrame(
+        [("M3", day(1)), ("M4", day(2))], "member_id string, left_crm_on date"
+    )
+    assert_df_equality(
+        member_one_ids(identity_map, identities, None, left_crm),
+        spark.createDataFrame(
+            [("A", None), ("B", None), ("C", day(2))], "one_id string, member_until date"
+        ),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
+    dates = {"O1": 5, "O2": 5, "O3": 1, "O4": 2, "O5": 5, "O6": 0, "O7": 0}
+    orders = spark.createDataFrame(
+        [(key, "MALL", day(d)) for key, d in dates.items()],
+        "order_key string, platform string, business_date date",
+    )
+    got = order_one_ids(orders, identity_map, identities, None, left_crm)
+    assert {r.order_key: (r.one_id, r.is_member) for r in got.collect()} == {
+        "O1": ("A", True),
+        "O2": ("B", True),
+        "O3": ("C", True),
+        "O4": ("C", False),
+        "O5": ("C", False),
+        "O6": ("D", False),
+        "O7": (None, False),
+    }
+    # Without departures (no silver.members yet, or no one ever left) every record holds.
+    every = order_one_ids(orders, identity_map, identities, None)
+    assert {r.order_key for r in every.collect() if r.is_member} == {"O1", "O2", "O3", "O4", "O5"}

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse.gold.marts.common import TOTAL, money, ratio
+from lakehouse.gold.marts.common import TOTAL, member_on, money, ratio
 
 CAMPAIGN_COLUMNS = [
     "campaign_id",
@@ -218,8 +218,8 @@ def campaign_performance(
     `touches`: every touch that may matter (campaign_id, touch_key, touch_time, touch_date,
     one_id or null); `orders`: paid orders (order_key, one_id, paid_at, business_date,
     campaign_id, coupon_code, net_sales, gross_profit: the order's costed gross profit, null
-    when none of its lines has a cost); `members`: one_id of every CRM member.
-    """
+    when none of its lines has a cost); `members`: one_id, member_until of every CRM member
+    (`common.member_one_ids`)."""
     attributed = attribute_orders(
         orders, every_campaign if every_campaign is not None else campaigns, touches, window_days
     ).join(campaigns.select("campaign_id"), "campaign_id", "left_semi")
@@ -266,9 +266,14 @@ def campaign_performance(
             ),
         }
     )
-    member_ids = members.select("one_id").distinct()
-    total_members = member_ids.count()
-    buyers = orders.where(F.col("one_id").isNotNull()).join(member_ids, "one_id", "left_semi")
+    # Members as of each day (`common.member_on`): a buyer counts while a member; a member whose
+    # account was closed before the campaign's window opened is in no control group.
+    total_members = members.count()
+    buyers = (
+        orders.where(F.col("one_id").isNotNull())
+        .join(members, "one_id")
+        .where(member_on(F.col("business_date")))
+    )
     in_window = (
         base.select("campaign_id", "_from", "window_end")
         .join(
@@ -283,10 +288,21 @@ def campaign_performance(
         .groupBy("campaign_id")
         .agg(F.count(F.lit(1)).alias("control_buyers"))
     )
+    opened = base.select("campaign_id", "_from")
     touched_members = (
-        touched_people.join(member_ids, "one_id", "left_semi")
+        touched_people.join(opened, "campaign_id")
+        .join(members, "one_id")
+        .where(member_on(F.col("_from")))
         .groupBy("campaign_id")
         .agg(F.count(F.lit(1)).alias("_touched_members"))
+    )
+    left_before = (
+        opened.join(
+            F.broadcast(members.where(F.col("member_until").isNotNull())),
+            F.col("member_until") <= F.col("_from"),
+        )
+        .groupBy("campaign_id")
+        .agg(F.count(F.lit(1)).alias("_left_members"))
     )
 
     zero = F.lit(0).cast("long")
@@ -296,6 +312,7 @@ def campaign_performance(
         .join(coupons, "campaign_id", "left")
         .join(control, "campaign_id", "left")
         .join(touched_members, "campaign_id", "left")
+        .join(left_before, "campaign_id", "left")
         .withColumns(
             {
                 c: F.coalesce(c, zero).cast("long")
@@ -308,6 +325,7 @@ def campaign_performance(
                     "coupon_redemptions",
                     "control_buyers",
                     "_touched_members",
+                    "_left_members",
                 )
             }
         )
@@ -315,7 +333,9 @@ def campaign_performance(
             {
                 "attributed_net_sales": F.coalesce("attributed_net_sales", F.lit(0)).cast(TOTAL),
                 "cost": money(F.col("cost_yuan")),
-                "control_members": (F.lit(total_members) - F.col("_touched_members")).cast("long"),
+                "control_members": (
+                    F.lit(total_members) - F.col("_left_members") - F.col("_touched_members")
+                ).cast("long"),
             }
         )
     )

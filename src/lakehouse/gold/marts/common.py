@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DecimalType
 
 from lakehouse.runtime import RUN_LOG, JobContext, JobError
+from lakehouse.silver.members import LEFT_CRM
 from lakehouse.silver.normalise import shanghai_date
 from lakehouse.silver.sales_job import RELEASES, RETRACTIONS
 from lakehouse.silver.scd2 import valid_at
@@ -189,9 +190,15 @@ def order_one_ids(
     identity_map: DataFrame,
     identities: DataFrame,
     suppressed: DataFrame | None,
+    left_crm: DataFrame | None = None,
 ) -> DataFrame:
-    """order_key, one_id (null: an anonymous buyer), is_member (the one_id has a CRM member
-    record). The mapping is One ID's own (`oneid.golden.record_one_ids`)."""
+    """order_key, one_id (null: an anonymous buyer), is_member (the one_id held a CRM member
+    record on the order's business date). The mapping is One ID's own
+    (`oneid.golden.record_one_ids`); `left_crm` as for `member_one_ids`.
+
+    On the business date, not today: a person whose account was closed later bought as a
+    member before (a rerun of that day must count what the first run did), and buys as no
+    member after, though the phone still links the later orders to the same one_id."""
     from lakehouse.oneid.golden import order_source, record_one_ids
 
     keys = orders.select(
@@ -201,28 +208,67 @@ def order_one_ids(
     buyers = record_one_ids(identity_map, scoped, suppressed).select(
         F.col("record_key").alias("order_key"), "one_id"
     )
-    members = member_one_ids(identity_map, identities, suppressed)
+    members = member_one_ids(identity_map, identities, suppressed, left_crm).withColumn(
+        "_member", F.lit(True)
+    )
     return (
-        orders.select("order_key")
+        orders.select("order_key", "business_date")
         .join(buyers, "order_key", "left")
         .join(members, "one_id", "left")
-        .select("order_key", "one_id", F.coalesce("is_member", F.lit(False)).alias("is_member"))
+        .select(
+            "order_key",
+            "one_id",
+            F.coalesce(F.col("_member") & member_on(F.col("business_date")), F.lit(False)).alias(
+                "is_member"
+            ),
+        )
     )
+
+
+def member_on(day: Column) -> Column:
+    """On a frame of `member_one_ids`: the one_id was a member on `day` (no record of it had
+    left the CRM by then, or one of them never did)."""
+    return F.col("member_until").isNull() | (day < F.col("member_until"))
 
 
 def member_one_ids(
-    identity_map: DataFrame, identities: DataFrame, suppressed: DataFrame | None
+    identity_map: DataFrame,
+    identities: DataFrame,
+    suppressed: DataFrame | None,
+    left_crm: DataFrame | None = None,
 ) -> DataFrame:
-    """one_id, is_member: the one_ids holding a CRM member record (source crm_members)."""
+    """one_id, member_until: the one_ids holding a CRM member record (source crm_members), and
+    the day the last of their records left the CRM (null while one of them is listed).
+
+    `left_crm`: member_id, left_crm_on of silver.members (`crm_departures`); None when no record
+    ever left. A record merged into another of the same person leaves the person a member; an
+    only record closed ends the membership on the day the CRM stopped listing it."""
     from lakehouse.oneid.golden import record_one_ids
 
     crm = identities.where(F.col("source") == "crm_members")
-    return (
-        record_one_ids(identity_map, crm, suppressed)
-        .select("one_id")
-        .distinct()
-        .withColumn("is_member", F.lit(True))
+    records = record_one_ids(identity_map, crm, suppressed).select("one_id", "record_key")
+    if left_crm is None:
+        left = F.lit(None).cast("date")
+    else:
+        departed = left_crm.select(F.col("member_id").alias("record_key"), LEFT_CRM)
+        records = records.join(departed, "record_key", "left")
+        left = F.col(LEFT_CRM)
+    return records.groupBy("one_id").agg(
+        F.when(F.count_if(left.isNull()) > 0, F.lit(None).cast("date"))
+        .otherwise(F.max(left))
+        .alias("member_until")
     )
+
+
+def crm_departures(ctx: JobContext) -> DataFrame | None:
+    """member_id, left_crm_on of the member records the CRM no longer lists (silver.members);
+    None before silver.members exists."""
+    if not ctx.tables.exists("silver", "members"):
+        return None
+    members = ctx.tables.read("silver", "members")
+    if LEFT_CRM not in members.columns:
+        return None
+    return members.where(F.col(LEFT_CRM).isNotNull()).select("member_id", LEFT_CRM)
 
 
 def one_id_inputs(ctx: JobContext) -> tuple[DataFrame, DataFrame, DataFrame | None]:
