@@ -99,13 +99,14 @@ def test_campaign_attribution_last_touch_direct_coupon_and_roi(spark):
 
 
 def test_the_control_group_holds_members_while_they_are_members(spark):
-    """C1's window opens on D (its touch of P). L's only record left the CRM the day before:
-    no control member, and its order on D no member's. K's left on D+2: a control member
-    (a member when the window opened), whose order on D+3 is no longer a member's."""
+    """C1's window opens on D (its touch of P and of T). L's only record left the CRM the day
+    before, E's on D itself: no control members, and L's order on D no member's. T, touched,
+    had left too: not taken off the control group twice. K's left on D+2: a control member (a
+    member when the window opened), whose order on D+3 is no longer a member's."""
     t0 = datetime(2026, 3, 1, 2)
     day = lambda d: D + timedelta(days=d)  # noqa: E731
     campaigns = spark.createDataFrame([("C1", "one", "SMS", D, D, yuan(10), None)], CAMPAIGNS)
-    touches = spark.createDataFrame([("C1", "t1", t0, D, "P")], TOUCHES)
+    touches = spark.createDataFrame([("C1", "t1", t0, D, "P"), ("C1", "t2", t0, D, "T")], TOUCHES)
     orders = spark.createDataFrame(
         [
             ("O1", "M", t0, D, None, None, yuan(40), yuan(5)),
@@ -115,13 +116,22 @@ def test_the_control_group_holds_members_while_they_are_members(spark):
         ORDERS,
     )
     members = spark.createDataFrame(
-        [("P", None), ("M", None), ("J", None), ("L", day(-1)), ("K", day(2))], MEMBERS
+        [
+            ("P", None),
+            ("M", None),
+            ("J", None),
+            ("L", day(-1)),
+            ("E", D),
+            ("T", day(-3)),
+            ("K", day(2)),
+        ],
+        MEMBERS,
     )
     [perf] = campaign_performance(campaigns, touches, orders, members, 7).collect()
     assert (perf.control_members, perf.control_buyers) == (3, 1)  # M, K, J; M bought
     everyone = members.withColumn("member_until", F.lit(None).cast("date"))
     [before] = campaign_performance(campaigns, touches, orders, everyone, 7).collect()
-    assert (before.control_members, before.control_buyers) == (4, 3)
+    assert (before.control_members, before.control_buyers) == (5, 3)  # all but P and T
 
 
 def test_a_campaign_a_correction_took_touches_from_is_recomputed(spark):

@@ -283,8 +283,9 @@ def test_a_sku_no_longer_in_the_snapshots_costs_what_it_last_did(spark):
 
 def test_a_buyer_is_a_member_until_the_last_of_their_crm_records_left(spark):
     """A: one record, never left. B: two records, M3 merged into M2 on D+1: still a member.
-    C: one record, closed (the CRM stopped listing it on D+2): a member for orders before
-    D+2, not on or after it, though the phone still links them. D: no record. O7: no identity."""
+    C: two records, closed on D+1 and D+2 (the days the CRM stopped listing them): a member
+    for orders before D+2, the last, not on or after it, though the phone still links them.
+    D: no record. O7: no identity."""
     day = lambda d: D + timedelta(days=d)  # noqa: E731
     identity_map = spark.createDataFrame(
         [("phone", p, one_id) for p, one_id in (("1", "A"), ("2", "B"), ("3", "C"), ("4", "D"))],
@@ -295,6 +296,7 @@ def test_a_buyer_is_a_member_until_the_last_of_their_crm_records_left(spark):
         ("crm_members", "M2", "2"),
         ("crm_members", "M3", "2"),
         ("crm_members", "M4", "3"),
+        ("crm_members", "M5", "3"),
         ("mall_orders", "O1", "1"),
         ("mall_orders", "O2", "2"),
         ("mall_orders", "O3", "3"),
@@ -307,7 +309,7 @@ def test_a_buyer_is_a_member_until_the_last_of_their_crm_records_left(spark):
         "source string, record_key string, identifier_type string, identifier_value string",
     )
     left_crm = spark.createDataFrame(
-        [("M3", day(1)), ("M4", day(2))], "member_id string, left_crm_on date"
+        [("M3", day(1)), ("M4", day(2)), ("M5", day(1))], "member_id string, left_crm_on date"
     )
     assert_df_equality(
         member_one_ids(identity_map, identities, None, left_crm),

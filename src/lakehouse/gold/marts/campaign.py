@@ -297,10 +297,8 @@ def campaign_performance(
         .agg(F.count(F.lit(1)).alias("_touched_members"))
     )
     left_before = (
-        opened.join(
-            F.broadcast(members.where(F.col("member_until").isNotNull())),
-            F.col("member_until") <= F.col("_from"),
-        )
+        members.where(F.col("member_until").isNotNull())
+        .join(F.broadcast(opened), F.col("member_until") <= F.col("_from"))
         .groupBy("campaign_id")
         .agg(F.count(F.lit(1)).alias("_left_members"))
     )
