@@ -226,8 +226,8 @@ def order_one_ids(
 
 
 def member_on(day: Column) -> Column:
-    """On a frame of `member_one_ids`: the one_id was a member on `day` (no record of it had
-    left the CRM by then, or one of them never did)."""
+    """On a frame of `member_one_ids`: the one_id was a member on `day` (not every CRM record of
+    it had left the CRM by then)."""
     return F.col("member_until").isNull() | (day < F.col("member_until"))
 
 
