@@ -28,7 +28,7 @@ def _truth(landing: Path, name: str) -> list[dict[str, str]]:
 
 
 def _rows(df) -> list[tuple]:
-    return sorted(tuple(r) for r in df.collect())
+    return sorted((tuple(r) for r in df.collect()), key=repr)
 
 
 @pytest.fixture(scope="module")
@@ -137,12 +137,13 @@ def test_no_gold_column_holds_a_raw_phone_email_or_name(gold, spark):
 
 
 def test_rerunning_the_day_changes_nothing(gold, spark):
+    """gold.member_portrait here; gold.member_tags is rerun after its failing catalog gate
+    (test_a_failing_catalog_gate_leaves_the_tags_as_they_were) and must give the same tables
+    back there."""
     p, jobs, day, _, _ = gold
-    before = {t: _rows(p.tables.read("gold", t)) for t in ("member_portrait", "member_tags")}
-    for name in ("gold.member_portrait", "gold.member_tags"):
-        run_job(jobs[name], p.settings, spark, day)
-    after = {t: _rows(p.tables.read("gold", t)) for t in ("member_portrait", "member_tags")}
-    assert before == after
+    before = _rows(p.tables.read("gold", "member_portrait"))
+    run_job(jobs["gold.member_portrait"], p.settings, spark, day)
+    assert _rows(p.tables.read("gold", "member_portrait")) == before
 
 
 def test_audiences_exclude_opted_out_members(gold, spark):
@@ -212,9 +213,13 @@ def test_a_failing_catalog_gate_leaves_the_tags_as_they_were(gold, spark, monkey
         return df.unionByName(df.limit(1))
 
     monkeypatch.setattr(people_job, "catalog_frame", doubled)
-    versions = {t: p.tables.version("gold", t) for t in ("member_tags", "tag_catalog")}
+    tags = ("member_tags", "tag_catalog")
+    versions = {t: p.tables.version("gold", t) for t in tags}
+    before = {t: _rows(p.tables.read("gold", t)) for t in tags}
     with pytest.raises(GateFailed):
         run_job(jobs["gold.member_tags"], p.settings, spark, day)
-    assert {t: p.tables.version("gold", t) for t in ("member_tags", "tag_catalog")} == versions
+    assert {t: p.tables.version("gold", t) for t in tags} == versions
     monkeypatch.undo()  # the run log's last word on the day is a success again, as for a rerun
+    # The rerun of the day changes nothing (the job's "rerun changes nothing" check).
     run_job(jobs["gold.member_tags"], p.settings, spark, day)
+    assert {t: _rows(p.tables.read("gold", t)) for t in tags} == before

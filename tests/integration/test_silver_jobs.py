@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
+from lakehouse.config import load_settings
 from lakehouse.quality.gate import GateFailed
 from lakehouse.registry import build_registry, in_order
 from lakehouse.runtime import JobError, JobResult, run_job
@@ -147,50 +148,96 @@ def _pos(
     till: str = "P1",
     at: str = "2026/03/01 10:00:00",
     orig: str = "",
+    store: str = "S001",
 ) -> str:
-    """One pos_S001 line; a return (orig set) has a negative amount at a positive unit price."""
+    """One POS line of `store`; a return (orig set) has a negative amount at a positive unit
+    price."""
     price = amount.lstrip("-")
     return (
-        f"S001,{till},{ticket},{line_no},{at},C1,{card},,6901234567892,{qty},"
+        f"{store},{till},{ticket},{line_no},{at},C1,{card},,6901234567892,{qty},"
         f"{price},0.00,{amount},CASH,{orig}"
     )
 
 
-def _pos_days(
-    spark, settings_for, tmp_path, days: dict[date, list[str]]
-) -> tuple[Tables, dict[str, JobResult]]:
-    """Store S001's POS files of D1 and D2 (`days`), the sales jobs run on both; the tables
-    and day 2's results."""
-    root = tmp_path / "landing"
-    _deliver(root, D1, [], [])
-    _deliver(root, D2, [], [])
+def _write_pos(root: Path, store: str, day: date, lines: list[str]) -> None:
     header = HEADERS[("pos_sales", "pos_S001")]
-    for day, lines in days.items():
-        path = root / "pos_sales" / f"dt={day.isoformat()}" / f"pos_S001_{day:%Y%m%d}.csv"
-        path.write_bytes(("\ufeff" + "\n".join([header, *lines]) + "\n").encode())
-    settings = settings_for(root)
-    _run(settings, spark, D1, SALES_JOBS)
-    results = _run(settings, spark, D2, {"bronze.pos_sales", "silver.sales"})
+    path = root / "pos_sales" / f"dt={day.isoformat()}" / f"pos_{store}_{day:%Y%m%d}.csv"
+    path.write_bytes(("\ufeff" + "\n".join([header, *lines]) + "\n").encode())
+
+
+# Three stores' POS files of D1 and D2, one store per case below: a return naming no ticket
+# (S001), a late line rung before the others (S002), a line delivered a day late and ticket
+# numbers used again (S003). One landing and one run of the sales jobs for the three (each had
+# its own: 20 job runs fewer); tickets are a store's own, so the cases do not meet.
+BACK = "2026/03/02 11:00:00"
+POS_DAYS = {
+    "S001": {
+        D1: [_pos(1, 1, "10.00")],
+        D2: [
+            _pos(1, 1, "20.00", ticket="T0002"),
+            _pos(1, -1, "-10.00", ticket="R0001", at=BACK, orig="T0001"),  # silver holds it
+            _pos(1, -1, "-20.00", ticket="R0002", at=BACK, orig="T0002"),  # in the delivery
+            _pos(1, -1, "-30.00", ticket="R0003", at=BACK, orig="T9999"),  # no such ticket
+        ],
+    },
+    "S002": {
+        D1: [
+            _pos(2, 1, "50.00", at="2026/03/01 10:00:07", store="S002"),
+            _pos(3, 1, "30.00", at="2026/03/01 10:00:09", store="S002"),
+        ],
+        D2: [_pos(1, 1, "20.00", at="2026/03/01 10:00:05", store="S002")],
+    },
+    "S003": {
+        D1: [
+            _pos(1, 1, "10.00", card="C-9", store="S003"),
+            _pos(2, 2, "20.00", store="S003"),
+            _pos(1, 1, "50.00", ticket="T0002", store="S003"),
+        ],
+        D2: [
+            _pos(3, 1, "30.00", store="S003"),
+            _pos(2, 2, "24.00", store="S003"),
+            # T0002 again, a day later at another till; T0003 at two tills the same day.
+            _pos(1, 3, "90.00", ticket="T0002", till="P2", at=BACK, store="S003"),
+            _pos(1, 1, "7.00", ticket="T0003", at=BACK, store="S003"),
+            _pos(1, 1, "8.00", ticket="T0003", till="P2", at=BACK, store="S003"),
+        ],
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def pos_days(spark, tmp_path_factory) -> tuple[Tables, dict[str, JobResult]]:
+    """POS_DAYS delivered, the sales jobs run on D1 and D2: the tables and day 2's results."""
+    root = tmp_path_factory.mktemp("pos_days")
+    landing = root / "landing"
+    _deliver(landing, D1, [], [])
+    _deliver(landing, D2, [], [])
+    for store, days in POS_DAYS.items():
+        for day, lines in days.items():
+            _write_pos(landing, store, day, lines)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LAKEHOUSE_LANDING", str(landing))
+    mp.setenv("LAKEHOUSE_WAREHOUSE", str(root / "warehouse"))
+    try:
+        settings = load_settings("local")
+        _run(settings, spark, D1, SALES_JOBS)
+        results = _run(settings, spark, D2, {"bronze.pos_sales", "silver.sales"})
+    finally:
+        mp.undo()
     return Tables(spark, settings.warehouse), results
 
 
-def test_a_pos_return_naming_no_ticket_is_kept_and_flagged(spark, settings_for, tmp_path):
+def _of_store(df, store: str):
+    return df.where(F.col("order_key").startswith(f"POS:{store}:"))
+
+
+def test_a_pos_return_naming_no_ticket_is_kept_and_flagged(pos_days):
     """Before, a return whose orig_ticket_no named no ticket of its store (another store's,
     a mistyped number) was published with nothing to say so. It is kept (the goods came
     back) and flagged `unknown_original_ticket`, like an unknown SKU; a return of a ticket
     silver holds, or of one the same delivery brings, is not."""
-    back = "2026/03/02 11:00:00"
-    days = {
-        D1: [_pos(1, 1, "10.00")],
-        D2: [
-            _pos(1, 1, "20.00", ticket="T0002"),
-            _pos(1, -1, "-10.00", ticket="R0001", at=back, orig="T0001"),  # silver holds it
-            _pos(1, -1, "-20.00", ticket="R0002", at=back, orig="T0002"),  # in the delivery
-            _pos(1, -1, "-30.00", ticket="R0003", at=back, orig="T9999"),  # no such ticket
-        ],
-    }
-    tables, _ = _pos_days(spark, settings_for, tmp_path, days)
-    kept = {r.order_key for r in tables.read("silver", "order_lines").collect()}
+    tables, _ = pos_days
+    kept = {r.order_key for r in _of_store(tables.read("silver", "order_lines"), "S001").collect()}
     assert {"POS:S001:R0001", "POS:S001:R0002", "POS:S001:R0003"} <= kept
     flagged = tables.read("silver", "quarantine").where("expectation = 'unknown_original_ticket'")
     assert [(r.table, r.record_key, r.value) for r in flagged.collect()] == [
@@ -198,21 +245,14 @@ def test_a_pos_return_naming_no_ticket_is_kept_and_flagged(spark, settings_for, 
     ]
 
 
-def test_a_late_pos_line_rung_before_the_others_joins_its_ticket(spark, settings_for, tmp_path):
+def test_a_late_pos_line_rung_before_the_others_joins_its_ticket(pos_days):
     """Before: the ticket summed with its late line 1 (rung at 10:00:05) took its time from that
     line, older than the 10:00:07 silver held, so the MERGE kept the old ticket: silver.orders
     said 80.00 while silver.order_lines held 100.00. The ticket was created when its first line
     was rung and last changed when its last one was."""
-    days = {
-        D1: [
-            _pos(2, 1, "50.00", at="2026/03/01 10:00:07"),
-            _pos(3, 1, "30.00", at="2026/03/01 10:00:09"),
-        ],
-        D2: [_pos(1, 1, "20.00", at="2026/03/01 10:00:05")],
-    }
-    tables, _ = _pos_days(spark, settings_for, tmp_path, days)
-    [ticket] = tables.read("silver", "orders").collect()
-    lines = tables.read("silver", "order_lines").collect()
+    tables, _ = pos_days
+    [ticket] = _of_store(tables.read("silver", "orders"), "S002").collect()
+    lines = _of_store(tables.read("silver", "order_lines"), "S002").collect()
     assert sorted((r.line_no, str(r.line_amount)) for r in lines) == [
         (1, "20.00"),
         (2, "50.00"),
@@ -232,7 +272,7 @@ def test_a_late_pos_line_rung_before_the_others_joins_its_ticket(spark, settings
     assert ticket._delivery_date == D2
 
 
-def test_a_pos_line_delivered_a_day_late_joins_its_ticket(spark, settings_for, tmp_path):
+def test_a_pos_line_delivered_a_day_late_joins_its_ticket(pos_days):
     """The contract: a delivery can hold records of earlier business dates. A ticket's third
     line delivered the next day adds to the ticket, and a line delivered again replaces its
     earlier version (before: the ticket became the late line alone, 30.00).
@@ -240,53 +280,36 @@ def test_a_pos_line_delivered_a_day_late_joins_its_ticket(spark, settings_for, t
     A ticket number used again (by another till, or on another day) is another sale, not a
     new version: before, T0002 of day 2 replaced day 1's sale and T0003 kept one of two
     tills' sales, both silently. Now the reusing lines are held in quarantine."""
-    day2 = "2026/03/02 11:00:00"
-    days = {
-        D1: [
-            _pos(1, 1, "10.00", card="C-9"),
-            _pos(2, 2, "20.00"),
-            _pos(1, 1, "50.00", ticket="T0002"),
-        ],
-        D2: [
-            _pos(3, 1, "30.00"),
-            _pos(2, 2, "24.00"),
-            # T0002 again, a day later at another till; T0003 at two tills the same day.
-            _pos(1, 3, "90.00", ticket="T0002", till="P2", at=day2),
-            _pos(1, 1, "7.00", ticket="T0003", at=day2),
-            _pos(1, 1, "8.00", ticket="T0003", till="P2", at=day2),
-        ],
-    }
-    tables, results = _pos_days(spark, settings_for, tmp_path, days)
-    tickets = {r.order_key: r for r in tables.read("silver", "orders").collect()}
-    assert sorted(tickets) == ["POS:S001:T0001", "POS:S001:T0002"]
-    ticket = tickets["POS:S001:T0001"]
+    tables, results = pos_days
+    tickets = {r.order_key: r for r in _of_store(tables.read("silver", "orders"), "S003").collect()}
+    assert sorted(tickets) == ["POS:S003:T0001", "POS:S003:T0002"]
+    ticket = tickets["POS:S003:T0001"]
     assert (str(ticket.paid_amount), ticket.total_units) == ("64.00", 4)
     assert (ticket.member_card_no, ticket._delivery_date) == ("C-9", D2)
     # Day 1's T0002 stands as it was.
-    reused = tickets["POS:S001:T0002"]
+    reused = tickets["POS:S003:T0002"]
     assert (str(reused.paid_amount), reused.total_units, reused._delivery_date) == ("50.00", 1, D1)
-    lines = tables.read("silver", "order_lines").collect()
+    lines = _of_store(tables.read("silver", "order_lines"), "S003").collect()
     assert sorted((r.order_key, r.line_no, str(r.line_amount)) for r in lines) == [
-        ("POS:S001:T0001", 1, "10.00"),
-        ("POS:S001:T0001", 2, "24.00"),
-        ("POS:S001:T0001", 3, "30.00"),
-        ("POS:S001:T0002", 1, "50.00"),
+        ("POS:S003:T0001", 1, "10.00"),
+        ("POS:S003:T0001", 2, "24.00"),
+        ("POS:S003:T0001", 3, "30.00"),
+        ("POS:S003:T0002", 1, "50.00"),
     ]
     held = tables.read("silver", "quarantine").where(
         "table = 'silver.order_lines' AND expectation = 'ticket_number_not_reused'"
     )
-    assert sorted((r.delivery_date, r.line_no) for r in held.collect()) == [
-        (D2, 4),
-        (D2, 5),
-        (D2, 6),
-    ]
-    # Counted, not lost: of day 2's five lines, T0001's two are accepted, three are held.
+    assert sorted(
+        (r.source_file.rsplit("/", 1)[-1], r.delivery_date, r.line_no) for r in held.collect()
+    ) == [(f"pos_S003_{D2:%Y%m%d}.csv", D2, n) for n in (4, 5, 6)]
+    # Counted, not lost: of day 2's ten POS lines (S003's five: T0001's two accepted, three
+    # held; S001's four and S002's one accepted), seven are accepted and three held.
     [count] = (
         tables.read("silver", "reconciliation")
         .where(f"dataset = 'pos_sales' AND delivery_date = '{D2}'")
         .collect()
     )
-    assert (count.bronze_rows, count.accepted_rows, count.quarantined_rows) == (5, 2, 3)
+    assert (count.bronze_rows, count.accepted_rows, count.quarantined_rows) == (10, 7, 3)
     assert results["silver.sales"].rows_quarantined == 3
 
 
@@ -854,7 +877,6 @@ def generated_day(spark, tmp_path_factory):
     """scale 0.01, one day (exact duplicates, a CRM member twice in the snapshot, unknown SKUs
     and stores included), plus a Tmall line of an order nobody delivered. The unmapped-rate
     threshold is raised: at this size one unknown SKU is several percent of the lines."""
-    from lakehouse.config import load_settings
     from lakehouse.datagen import generate
 
     root = tmp_path_factory.mktemp("generated_day")
