@@ -23,7 +23,7 @@ CAMPAIGNS = (
 TOUCHES = (
     "campaign_id string, touch_key string, touch_time timestamp, touch_date date, one_id string"
 )
-MEMBERS = "one_id string, member_until date"
+MEMBERS = "one_id string, member_from date, member_until date"
 ORDERS = (
     "order_key string, one_id string, paid_at timestamp, business_date date, "
     "campaign_id string, coupon_code string, net_sales decimal(18,2), "
@@ -72,7 +72,7 @@ def test_campaign_attribution_last_touch_direct_coupon_and_roi(spark):
         ignore_row_order=True,
         ignore_nullable=True,
     )
-    members = spark.createDataFrame([(m, None) for m in "PQRMN"], MEMBERS)
+    members = spark.createDataFrame([(m, None, None) for m in "PQRMN"], MEMBERS)
     perf = campaign_performance(campaigns, touches, orders, members, 7).select(
         "campaign_id",
         "people_touched",
@@ -102,7 +102,10 @@ def test_the_control_group_holds_members_while_they_are_members(spark):
     """C1's window opens on D (its touch of P and of T). L's only record left the CRM the day
     before, E's on D itself: no control members, and L's order on D no member's. T, touched,
     had left too: not taken off the control group twice. K's left on D+2: a control member (a
-    member when the window opened), whose order on D+3 is no longer a member's."""
+    member when the window opened), whose order on D+3 is no longer a member's. N registered
+    on D+1, after the window opened, and bought on D+2: in no control group (before: a control
+    buyer counted against members that did not hold N); Y registered on D, the first day: a
+    control member."""
     t0 = datetime(2026, 3, 1, 2)
     day = lambda d: D + timedelta(days=d)  # noqa: E731
     campaigns = spark.createDataFrame([("C1", "one", "SMS", D, D, yuan(10), None)], CAMPAIGNS)
@@ -112,26 +115,30 @@ def test_the_control_group_holds_members_while_they_are_members(spark):
             ("O1", "M", t0, D, None, None, yuan(40), yuan(5)),
             ("O2", "L", t0, D, None, None, yuan(40), yuan(5)),
             ("O3", "K", t0 + timedelta(days=3), day(3), None, None, yuan(40), yuan(5)),
+            ("O4", "N", t0 + timedelta(days=2), day(2), None, None, yuan(40), yuan(5)),
         ],
         ORDERS,
     )
     members = spark.createDataFrame(
         [
-            ("P", None),
-            ("M", None),
-            ("J", None),
-            ("L", day(-1)),
-            ("E", D),
-            ("T", day(-3)),
-            ("K", day(2)),
+            ("P", None, None),
+            ("M", None, None),
+            ("J", None, None),
+            ("L", None, day(-1)),
+            ("E", None, D),
+            ("T", None, day(-3)),
+            ("K", None, day(2)),
+            ("N", day(1), None),
+            ("Y", D, None),
         ],
         MEMBERS,
     )
     [perf] = campaign_performance(campaigns, touches, orders, members, 7).collect()
-    assert (perf.control_members, perf.control_buyers) == (3, 1)  # M, K, J; M bought
-    everyone = members.withColumn("member_until", F.lit(None).cast("date"))
+    assert (perf.control_members, perf.control_buyers) == (4, 1)  # M, K, J, Y; M bought
+    no_dates = F.lit(None).cast("date")
+    everyone = members.withColumns({"member_from": no_dates, "member_until": no_dates})
     [before] = campaign_performance(campaigns, touches, orders, everyone, 7).collect()
-    assert (before.control_members, before.control_buyers) == (5, 3)  # all but P and T
+    assert (before.control_members, before.control_buyers) == (7, 4)  # all but P and T
 
 
 def test_a_campaign_a_correction_took_touches_from_is_recomputed(spark):
@@ -263,7 +270,7 @@ def test_an_order_naming_a_campaign_after_its_touch_window_is_counted(spark):
             campaigns.join(chosen.select("campaign_id"), "campaign_id", "left_semi"),
             touches.drop("_delivery_date"),
             scope,
-            spark.createDataFrame([(m, None) for m in "PQRX"], MEMBERS),
+            spark.createDataFrame([(m, None, None) for m in "PQRX"], MEMBERS),
             7,
             every_campaign=campaigns,
         ).collect()

@@ -1,9 +1,15 @@
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from lakehouse.gold.marts.common import member_one_ids, order_one_ids, sold_lines, touched_dates
+from lakehouse.gold.marts.common import (
+    crm_membership,
+    member_one_ids,
+    order_one_ids,
+    sold_lines,
+    touched_dates,
+)
 from lakehouse.runtime import JobContext
 from lakehouse.tables import Tables
 from tests.gold.marts.rows import D, at, frames, line, order, product, yuan
@@ -314,7 +320,8 @@ def test_a_buyer_is_a_member_until_the_last_of_their_crm_records_left(spark):
     assert_df_equality(
         member_one_ids(identity_map, identities, None, left_crm),
         spark.createDataFrame(
-            [("A", None), ("B", None), ("C", day(2))], "one_id string, member_until date"
+            [("A", None, None), ("B", None, None), ("C", None, day(2))],
+            "one_id string, member_from date, member_until date",
         ),
         ignore_row_order=True,
         ignore_nullable=True,
@@ -337,3 +344,74 @@ def test_a_buyer_is_a_member_until_the_last_of_their_crm_records_left(spark):
     # Without departures (no silver.members yet, or no one ever left) every record holds.
     every = order_one_ids(orders, identity_map, identities, None)
     assert {r.order_key for r in every.collect() if r.is_member} == {"O1", "O2", "O3", "O4", "O5"}
+
+
+def test_a_guest_is_a_member_from_the_day_their_first_crm_record_was_registered(spark):
+    """G bought on D+1 as a guest and registered on D+3 (M7): a recomputation of D+1 after the
+    registration counts what the first run did, no member sale (before: every one_id holding a
+    record was a member on any date). H's two records were registered on D+2 and D+5: a member
+    from D+2. K's record has no registration time: a member since always, as before."""
+    day = lambda d: D + timedelta(days=d)  # noqa: E731
+    identity_map = spark.createDataFrame(
+        [("phone", p, one_id) for p, one_id in (("7", "G"), ("8", "H"), ("9", "K"))],
+        "identifier_type string, identifier_value string, one_id string",
+    )
+    records = [
+        ("crm_members", "M7", "7"),
+        ("crm_members", "M8", "8"),
+        ("crm_members", "M9", "8"),
+        ("crm_members", "M10", "9"),
+        ("mall_orders", "O1", "7"),
+        ("mall_orders", "O2", "7"),
+        ("mall_orders", "O3", "8"),
+        ("mall_orders", "O4", "8"),
+        ("mall_orders", "O5", "9"),
+    ]
+    identities = spark.createDataFrame(
+        [(source, key, "phone", value) for source, key, value in records],
+        "source string, record_key string, identifier_type string, identifier_value string",
+    )
+    membership = spark.createDataFrame(
+        [("M7", day(3), None), ("M8", day(5), None), ("M9", day(2), None), ("M10", None, None)],
+        "member_id string, registered_on date, left_crm_on date",
+    )
+    assert_df_equality(
+        member_one_ids(identity_map, identities, None, membership),
+        spark.createDataFrame(
+            [("G", day(3), None), ("H", day(2), None), ("K", None, None)],
+            "one_id string, member_from date, member_until date",
+        ),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
+    dates = {"O1": 1, "O2": 3, "O3": 1, "O4": 2, "O5": -30}
+    orders = spark.createDataFrame(
+        [(key, "MALL", day(d)) for key, d in dates.items()],
+        "order_key string, platform string, business_date date",
+    )
+    got = order_one_ids(orders, identity_map, identities, None, membership)
+    assert {r.order_key: r.is_member for r in got.collect()} == {
+        "O1": False,
+        "O2": True,
+        "O3": False,
+        "O4": True,
+        "O5": True,
+    }
+
+
+def test_crm_membership_reads_the_shanghai_day_of_registration(spark, settings_for):
+    """register_time is an instant (UTC): registered at 01:00 in Shanghai on D+1 is D+1, not
+    the UTC date D."""
+    settings = settings_for()
+    tables = Tables(spark, settings.warehouse)
+    ctx = JobContext(settings=settings, spark=spark, tables=tables, run_date=D, run_id="r")
+    assert crm_membership(ctx) is None
+    spark.createDataFrame(
+        [
+            ("M1", datetime(D.year, D.month, D.day, 17, 0, tzinfo=UTC), None),
+            ("M2", None, D),
+        ],
+        "member_id string, register_time timestamp, left_crm_on date",
+    ).write.format("delta").save(tables.path("silver", "members"))
+    got = {r.member_id: (r.registered_on, r.left_crm_on) for r in crm_membership(ctx).collect()}
+    assert got == {"M1": (D + timedelta(days=1), None), "M2": (None, D)}

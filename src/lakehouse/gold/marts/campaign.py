@@ -218,8 +218,8 @@ def campaign_performance(
     `touches`: every touch that may matter (campaign_id, touch_key, touch_time, touch_date,
     one_id or null); `orders`: paid orders (order_key, one_id, paid_at, business_date,
     campaign_id, coupon_code, net_sales, gross_profit: the order's costed gross profit, null
-    when none of its lines has a cost); `members`: one_id, member_until of every CRM member
-    (`common.member_one_ids`)."""
+    when none of its lines has a cost); `members`: one_id, member_from, member_until of every
+    CRM member (`common.member_one_ids`)."""
     attributed = attribute_orders(
         orders, every_campaign if every_campaign is not None else campaigns, touches, window_days
     ).join(campaigns.select("campaign_id"), "campaign_id", "left_semi")
@@ -266,8 +266,9 @@ def campaign_performance(
             ),
         }
     )
-    # Members as of each day (`common.member_on`): a buyer counts while a member; a member whose
-    # account was closed before the campaign's window opened is in no control group.
+    # Members as of each day (`common.member_on`): the control group holds the members of the
+    # day the campaign's window opened (not one registered later, nor one whose account was
+    # closed before), and a buyer among them counts while a member.
     total_members = members.count()
     buyers = (
         orders.where(F.col("one_id").isNotNull())
@@ -277,9 +278,10 @@ def campaign_performance(
     in_window = (
         base.select("campaign_id", "_from", "window_end")
         .join(
-            buyers.select("one_id", "business_date"),
+            buyers.select("one_id", "business_date", "member_from", "member_until"),
             F.col("business_date").between(F.col("_from"), F.col("window_end")),
         )
+        .where(member_on(F.col("_from")))
         .select("campaign_id", "one_id")
         .distinct()
     )
@@ -296,11 +298,15 @@ def campaign_performance(
         .groupBy("campaign_id")
         .agg(F.count(F.lit(1)).alias("_touched_members"))
     )
-    left_before = (
-        members.where(F.col("member_until").isNotNull())
-        .join(F.broadcast(opened), F.col("member_until") <= F.col("_from"))
+    # Nearly every member has a registration date: the non-equi join takes the members counted
+    # by (member_from, member_until), a few thousand pairs, not every member.
+    not_members_then = (
+        members.where(F.col("member_from").isNotNull() | F.col("member_until").isNotNull())
+        .groupBy("member_from", "member_until")
+        .agg(F.count(F.lit(1)).alias("_members"))
+        .join(F.broadcast(opened), ~member_on(F.col("_from")))
         .groupBy("campaign_id")
-        .agg(F.count(F.lit(1)).alias("_left_members"))
+        .agg(F.sum("_members").alias("_not_members_then"))
     )
 
     zero = F.lit(0).cast("long")
@@ -310,7 +316,7 @@ def campaign_performance(
         .join(coupons, "campaign_id", "left")
         .join(control, "campaign_id", "left")
         .join(touched_members, "campaign_id", "left")
-        .join(left_before, "campaign_id", "left")
+        .join(not_members_then, "campaign_id", "left")
         .withColumns(
             {
                 c: F.coalesce(c, zero).cast("long")
@@ -323,7 +329,7 @@ def campaign_performance(
                     "coupon_redemptions",
                     "control_buyers",
                     "_touched_members",
-                    "_left_members",
+                    "_not_members_then",
                 )
             }
         )
@@ -332,7 +338,7 @@ def campaign_performance(
                 "attributed_net_sales": F.coalesce("attributed_net_sales", F.lit(0)).cast(TOTAL),
                 "cost": money(F.col("cost_yuan")),
                 "control_members": (
-                    F.lit(total_members) - F.col("_left_members") - F.col("_touched_members")
+                    F.lit(total_members) - F.col("_not_members_then") - F.col("_touched_members")
                 ).cast("long"),
             }
         )

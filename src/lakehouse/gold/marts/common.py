@@ -190,13 +190,15 @@ def order_one_ids(
     identity_map: DataFrame,
     identities: DataFrame,
     suppressed: DataFrame | None,
-    left_crm: DataFrame | None = None,
+    membership: DataFrame | None = None,
 ) -> DataFrame:
     """order_key, one_id (null: an anonymous buyer), is_member (the one_id held a CRM member
     record on the order's business date). The mapping is One ID's own
-    (`oneid.golden.record_one_ids`); `left_crm` as for `member_one_ids`.
+    (`oneid.golden.record_one_ids`); `membership` as for `member_one_ids`.
 
-    On the business date, not today: a person whose account was closed later bought as a
+    On the business date, not today: a guest who registered later bought as no member before
+    (a recomputation of that day after the registration must count what the first run did); a
+    person whose account was closed later bought as a
     member before (a rerun of that day must count what the first run did), and buys as no
     member after, though the phone still links the later orders to the same one_id."""
     from lakehouse.oneid.golden import order_source, record_one_ids
@@ -208,7 +210,7 @@ def order_one_ids(
     buyers = record_one_ids(identity_map, scoped, suppressed).select(
         F.col("record_key").alias("order_key"), "one_id"
     )
-    members = member_one_ids(identity_map, identities, suppressed, left_crm).withColumn(
+    members = member_one_ids(identity_map, identities, suppressed, membership).withColumn(
         "_member", F.lit(True)
     )
     return (
@@ -226,49 +228,65 @@ def order_one_ids(
 
 
 def member_on(day: Column) -> Column:
-    """On a frame of `member_one_ids`: the one_id was a member on `day` (not every CRM record of
-    it had left the CRM by then)."""
-    return F.col("member_until").isNull() | (day < F.col("member_until"))
+    """On a frame of `member_one_ids`: the one_id was a member on `day` (one of its CRM records
+    had been registered by then, and not every one had left the CRM)."""
+    registered = F.col("member_from").isNull() | (F.col("member_from") <= day)
+    return registered & (F.col("member_until").isNull() | (day < F.col("member_until")))
+
+
+REGISTERED = "registered_on"
 
 
 def member_one_ids(
     identity_map: DataFrame,
     identities: DataFrame,
     suppressed: DataFrame | None,
-    left_crm: DataFrame | None = None,
+    membership: DataFrame | None = None,
 ) -> DataFrame:
-    """one_id, member_until: the one_ids holding a CRM member record (source crm_members), and
-    the day the last of their records left the CRM (null while one of them is listed).
+    """one_id, member_from, member_until: the one_ids holding a CRM member record (source
+    crm_members), the day the first of their records was registered and the day the last of
+    them left the CRM. Either is null when a record says nothing: one with no registration time
+    makes the person a member since always, one the CRM still lists a member still.
 
-    `left_crm`: member_id, left_crm_on of silver.members (`crm_departures`); None when no record
-    ever left. A record merged into another of the same person leaves the person a member; an
-    only record closed ends the membership on the day the CRM stopped listing it."""
+    `membership`: member_id, left_crm_on and registered_on (optional) of silver.members
+    (`crm_membership`); None before silver.members exists. A record merged into another of the
+    same person leaves the person a member; an only record closed ends the membership on the
+    day the CRM stopped listing it."""
     from lakehouse.oneid.golden import record_one_ids
 
     crm = identities.where(F.col("source") == "crm_members")
     records = record_one_ids(identity_map, crm, suppressed).select("one_id", "record_key")
-    if left_crm is None:
-        left = F.lit(None).cast("date")
-    else:
-        departed = left_crm.select(F.col("member_id").alias("record_key"), LEFT_CRM)
-        records = records.join(departed, "record_key", "left")
-        left = F.col(LEFT_CRM)
+    left = registered = F.lit(None).cast("date")
+    if membership is not None:
+        known = membership.select(
+            F.col("member_id").alias("record_key"),
+            F.col(LEFT_CRM),
+            F.col(REGISTERED) if REGISTERED in membership.columns else registered.alias(REGISTERED),
+        )
+        records = records.join(known, "record_key", "left")
+        left, registered = F.col(LEFT_CRM), F.col(REGISTERED)
+
+    def unless_one_is_null(col: Column, agg: Column) -> Column:
+        return F.when(F.count_if(col.isNull()) > 0, F.lit(None).cast("date")).otherwise(agg)
+
     return records.groupBy("one_id").agg(
-        F.when(F.count_if(left.isNull()) > 0, F.lit(None).cast("date"))
-        .otherwise(F.max(left))
-        .alias("member_until")
+        unless_one_is_null(registered, F.min(registered)).alias("member_from"),
+        unless_one_is_null(left, F.max(left)).alias("member_until"),
     )
 
 
-def crm_departures(ctx: JobContext) -> DataFrame | None:
-    """member_id, left_crm_on of the member records the CRM no longer lists (silver.members);
-    None before silver.members exists."""
+def crm_membership(ctx: JobContext) -> DataFrame | None:
+    """member_id, registered_on (the Shanghai date of register_time), left_crm_on of every
+    member record of silver.members; None before silver.members exists."""
     if not ctx.tables.exists("silver", "members"):
         return None
     members = ctx.tables.read("silver", "members")
-    if LEFT_CRM not in members.columns:
-        return None
-    return members.where(F.col(LEFT_CRM).isNotNull()).select("member_id", LEFT_CRM)
+    left = F.col(LEFT_CRM) if LEFT_CRM in members.columns else F.lit(None).cast("date")
+    return members.select(
+        "member_id",
+        shanghai_date(F.col("register_time")).alias(REGISTERED),
+        left.alias(LEFT_CRM),
+    )
 
 
 def one_id_inputs(ctx: JobContext) -> tuple[DataFrame, DataFrame, DataFrame | None]:

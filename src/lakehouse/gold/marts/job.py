@@ -21,7 +21,7 @@ from lakehouse.gold.marts import product as product_model
 from lakehouse.gold.marts import store as store_model
 from lakehouse.gold.marts.common import (
     GOLD,
-    crm_departures,
+    crm_membership,
     daily_as_written,
     gate_and_replace,
     gated,
@@ -75,7 +75,7 @@ def build_store_marts(ctx: JobContext) -> JobResult:
     orders, lines, products = _sales(ctx)
     stores = ctx.tables.read("silver", "stores")
     identity_map, identities, suppressed = one_id_inputs(ctx)
-    left_crm = crm_departures(ctx)
+    membership = crm_membership(ctx)
     result = JobResult()
 
     dates = touched_dates(ctx, orders, lines, "store_daily")
@@ -89,7 +89,7 @@ def build_store_marts(ctx: JobContext) -> JobResult:
     month_orders = orders.where(month_col.isin(months) & as_of).persist()
     daily_slice = in_list("business_date", dates)
     try:
-        buyers = order_one_ids(scoped, identity_map, identities, suppressed, left_crm)
+        buyers = order_one_ids(scoped, identity_map, identities, suppressed, membership)
         daily = store_model.store_daily(
             scoped, buyers, _lines_of(scoped, lines, products), stores, dates
         )
@@ -100,7 +100,7 @@ def build_store_marts(ctx: JobContext) -> JobResult:
             ctx, daily, "store_daily", store_model.DAILY_KEY, _sum_bounds(silver_total)
         ) as daily_good:
             month_buyers = order_one_ids(
-                month_orders, identity_map, identities, suppressed, left_crm
+                month_orders, identity_map, identities, suppressed, membership
             )
             # The month's daily rows as of the run date too: after later days ran, their rows
             # are in store_daily, and a rerun of an earlier day summed them against silver as
@@ -276,8 +276,8 @@ def build_campaign_performance(ctx: JobContext) -> JobResult:
     paid = campaign_model.orders_in_scope(orders, chosen, start, end, ctx.run_date).where(
         F.col("paid_at").isNotNull() & (F.col("paid_amount") > 0)
     )
-    left_crm = crm_departures(ctx)
-    buyers = order_one_ids(paid, identity_map, identities, suppressed, left_crm)
+    membership = crm_membership(ctx)
+    buyers = order_one_ids(paid, identity_map, identities, suppressed, membership)
     costed = F.col("unit_cost").isNotNull()
     profit = (
         _lines_of(paid, lines, products)
@@ -287,18 +287,22 @@ def build_campaign_performance(ctx: JobContext) -> JobResult:
     order_rows = paid.join(buyers.select("order_key", "one_id"), "order_key", "left").join(
         profit, "order_key", "left"
     )
-    members = member_one_ids(identity_map, identities, suppressed, left_crm)
-    perf = campaign_model.campaign_performance(
-        campaigns.where(F.col("campaign_id").isin(ids)),
-        touches,
-        order_rows,
-        members,
-        window,
-        every_campaign=campaigns,
-    ).withColumn("as_of", day)
-    version, written = gate_and_replace(
-        ctx, perf, "campaign_performance", ["campaign_id"], in_list("campaign_id", ids)
-    )
+    # Read four times (the count, buyers, touched members, those not members yet or any more).
+    members = member_one_ids(identity_map, identities, suppressed, membership).persist()
+    try:
+        perf = campaign_model.campaign_performance(
+            campaigns.where(F.col("campaign_id").isin(ids)),
+            touches,
+            order_rows,
+            members,
+            window,
+            every_campaign=campaigns,
+        ).withColumn("as_of", day)
+        version, written = gate_and_replace(
+            ctx, perf, "campaign_performance", ["campaign_id"], in_list("campaign_id", ids)
+        )
+    finally:
+        members.unpersist()
     return JobResult(
         rows_read=len(ids),
         rows_written=written,
