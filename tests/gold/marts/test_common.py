@@ -287,16 +287,25 @@ def test_a_sku_no_longer_in_the_snapshots_costs_what_it_last_did(spark):
     assert (row.unit_cost, row.gross_profit) == (yuan(60), yuan(40))
 
 
+def _people(spark, one_ids: dict[str, str], records: list[tuple[str, str, str]]):
+    """identity_map (phone -> one_id) and identities (source, record_key, the record's phone)."""
+    identity_map = spark.createDataFrame(
+        [("phone", phone, one_id) for phone, one_id in one_ids.items()],
+        "identifier_type string, identifier_value string, one_id string",
+    )
+    identities = spark.createDataFrame(
+        [(source, key, "phone", phone) for source, key, phone in records],
+        "source string, record_key string, identifier_type string, identifier_value string",
+    )
+    return identity_map, identities
+
+
 def test_a_buyer_is_a_member_until_the_last_of_their_crm_records_left(spark):
     """A: one record, never left. B: two records, M3 merged into M2 on D+1: still a member.
     C: two records, closed on D+1 and D+2 (the days the CRM stopped listing them): a member
     for orders before D+2, the last, not on or after it, though the phone still links them.
     D: no record. O7: no identity."""
     day = lambda d: D + timedelta(days=d)  # noqa: E731
-    identity_map = spark.createDataFrame(
-        [("phone", p, one_id) for p, one_id in (("1", "A"), ("2", "B"), ("3", "C"), ("4", "D"))],
-        "identifier_type string, identifier_value string, one_id string",
-    )
     records = [
         ("crm_members", "M1", "1"),
         ("crm_members", "M2", "2"),
@@ -310,10 +319,7 @@ def test_a_buyer_is_a_member_until_the_last_of_their_crm_records_left(spark):
         ("mall_orders", "O5", "3"),
         ("mall_orders", "O6", "4"),
     ]
-    identities = spark.createDataFrame(
-        [(source, key, "phone", value) for source, key, value in records],
-        "source string, record_key string, identifier_type string, identifier_value string",
-    )
+    identity_map, identities = _people(spark, {"1": "A", "2": "B", "3": "C", "4": "D"}, records)
     left_crm = spark.createDataFrame(
         [("M3", day(1)), ("M4", day(2)), ("M5", day(1))], "member_id string, left_crm_on date"
     )
@@ -352,10 +358,6 @@ def test_a_guest_is_a_member_from_the_day_their_first_crm_record_was_registered(
     record was a member on any date). H's two records were registered on D+2 and D+5: a member
     from D+2. K's record has no registration time: a member since always, as before."""
     day = lambda d: D + timedelta(days=d)  # noqa: E731
-    identity_map = spark.createDataFrame(
-        [("phone", p, one_id) for p, one_id in (("7", "G"), ("8", "H"), ("9", "K"))],
-        "identifier_type string, identifier_value string, one_id string",
-    )
     records = [
         ("crm_members", "M7", "7"),
         ("crm_members", "M8", "8"),
@@ -367,10 +369,7 @@ def test_a_guest_is_a_member_from_the_day_their_first_crm_record_was_registered(
         ("mall_orders", "O4", "8"),
         ("mall_orders", "O5", "9"),
     ]
-    identities = spark.createDataFrame(
-        [(source, key, "phone", value) for source, key, value in records],
-        "source string, record_key string, identifier_type string, identifier_value string",
-    )
+    identity_map, identities = _people(spark, {"7": "G", "8": "H", "9": "K"}, records)
     membership = spark.createDataFrame(
         [("M7", day(3), None), ("M8", day(5), None), ("M9", day(2), None), ("M10", None, None)],
         "member_id string, registered_on date, left_crm_on date",
