@@ -2,9 +2,10 @@
 
 `make test` runs two pytest-xdist workers (`-n 2 --dist loadgroup`): most of a test's time is
 the driver's own work (planning, Delta commits, Great Expectations), so two sessions keep both
-cores busy. Each test module is one group, so its module-scoped fixture is built once; the
-modules that share a session fixture of tests/integration/conftest.py (the generated pipeline,
-the tiny day) are one group each, so it is built once too.
+cores busy. Each test module is one group (test_silver_jobs is two: its own marks), so its
+module-scoped fixture is built once; the modules that share a session fixture of
+tests/integration/conftest.py (the generated pipeline, the tiny day) are one group each, so it
+is built once too.
 """
 
 from __future__ import annotations
