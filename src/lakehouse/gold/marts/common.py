@@ -196,11 +196,10 @@ def order_one_ids(
     record on the order's business date). The mapping is One ID's own
     (`oneid.golden.record_one_ids`); `membership` as for `member_one_ids`.
 
-    On the business date, not today: a guest who registered later bought as no member before
-    (a recomputation of that day after the registration must count what the first run did); a
-    person whose account was closed later bought as a
-    member before (a rerun of that day must count what the first run did), and buys as no
-    member after, though the phone still links the later orders to the same one_id."""
+    On the business date, not today, so that a recomputation of a day counts what its first run
+    did: a guest who registered later bought as no member before; a person whose account was
+    closed later bought as a member before, and buys as no member after, though the phone still
+    links the later orders to the same one_id."""
     from lakehouse.oneid.golden import order_source, record_one_ids
 
     keys = orders.select(
