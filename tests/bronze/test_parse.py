@@ -31,6 +31,20 @@ def test_a_file_with_lone_cr_line_ends_is_read_line_by_line():
     assert parsed.lines[0].values == {"order_no": "1", "buyer_nick": "n", "paid": "9.90"}
 
 
+def test_a_cr_ended_file_keeps_an_in_cell_lf_and_every_row():
+    """Before: one LF anywhere made the file split on LF, so the header line swallowed the
+    first row (in no table, in no quarantine) and the rest came out as one unreadable line."""
+    content = gb(
+        "订单编号,买家会员名,买家实际支付金额", "1,a,1.00", '2,"李\n四",2.00', "3,c,3.00", sep=b"\r"
+    )
+    parsed = p.parse_csv(content, "gb18030", TMALL_COLUMNS)
+    assert parsed.data_lines == 3
+    assert [line.values["buyer_nick"] for line in parsed.lines] == ["a", "李\n四", "c"]
+    # The first line's terminator decides: an LF or CRLF file with a stray CR in a field.
+    assert p.split_lines(b"h\r\na\rb\r\nc") == [b"h", b"a\rb", b"c"]
+    assert p.split_lines(b"h\na\rb\n") == [b"h", b"a\rb"]
+
+
 def test_csv_columns_found_by_header_name_not_position():
     content = gb(
         "买家实际支付金额,订单编号,买家会员名", '"1,299.00","=""2937000000000000001""","小明"'
@@ -59,6 +73,30 @@ def test_csv_added_columns_with_one_name_or_none_keep_every_value():
     content = gb("订单编号,买家会员名,买家实际支付金额,备注,备注,,", "1,n,9.90,a,b,c,d")
     [line] = p.parse_csv(content, "gb18030", TMALL_COLUMNS).lines
     assert line.extra_fields == {"备注": "a", "备注#5": "b", "#6": "c", "#7": "d"}
+
+
+def test_an_added_column_repeating_a_listed_name_is_an_extra_field():
+    """A later export may add columns at the end, under any name. Before: a second 买家会员名
+    made the header unreadable and quarantined every line of the day's orders."""
+    content = gb("订单编号,买家会员名,买家实际支付金额,买家会员名", "1,nick,9.90,other")
+    [line] = p.parse_csv(content, "gb18030", TMALL_COLUMNS).lines
+    assert line.reason is None
+    assert line.values == {"order_no": "1", "buyer_nick": "nick", "paid": "9.90"}
+    assert line.extra_fields == {"买家会员名#4": "other"}
+
+
+def test_an_undecodable_byte_in_an_added_header_name_leaves_the_rows_readable():
+    """Before: the whole header was unreadable, and every row with it."""
+    header = "订单编号,买家会员名,买家实际支付金额,".encode("gb18030") + b'"\x81\xff"'
+    content = header + b"\r\n" + "1,nick,9.90,x".encode("gb18030") + b"\r\n"
+    [line] = p.parse_csv(content, "gb18030", TMALL_COLUMNS).lines
+    assert line.reason is None
+    assert line.values == {"order_no": "1", "buyer_nick": "nick", "paid": "9.90"}
+    assert line.extra_fields == {"\\x81\\xff": "x"}
+    # A listed column's name undecodable: the header cannot be read, as before.
+    bad = "订单编号,买家会员名,".encode("gb18030") + b"\x81\xff\r\n1,a,1\r\n"
+    [quarantined] = p.parse_csv(bad, "gb18030", TMALL_COLUMNS).lines
+    assert quarantined.reason == p.UNREADABLE_HEADER
 
 
 def test_csv_field_longer_than_pythons_default_limit_is_read():
@@ -254,6 +292,17 @@ def test_unreadable_json_lines_are_quarantined(raw, reason):
     assert parsed.data_lines == 2
     assert [line.reason for line in parsed.lines] == [None, reason]
     assert parsed.lines[1].line_no == 2
+
+
+def test_a_valid_json_line_nested_too_deeply_to_keep_is_quarantined():
+    """json.loads reads a few levels deeper than an unknown field can be written back as text.
+    Before: RecursionError failed the task and the job."""
+    for depth in range(900, 1100, 3):
+        nested = b"[" * depth + b"]" * depth
+        raw = b'{"orderId": "1", "itemInfoList": [{"skuId": "1", "promo": ' + nested + b"}]}"
+        parsed = p.parse_jsonl(raw + b"\n", "utf-8", JD)
+        [line] = parsed.lines
+        assert line.reason in (None, p.INVALID_JSON), depth
 
 
 def test_raw_text_is_capped():

@@ -64,13 +64,18 @@ class ParsedFile:
 
 
 def split_lines(content: bytes) -> list[bytes]:
-    """Physical lines without their terminators (LF, CRLF, or a lone CR in a file that has no LF
-    at all: old Mac exports); no phantom line after the last."""
+    """Physical lines without their terminators: LF or CRLF, or a lone CR when the file's first
+    line ends with one (old Mac exports); no phantom line after the last.
+
+    The first line's terminator decides, not whether the file holds an LF anywhere: an in-cell
+    line break is an LF (Excel's) also in a CR-ended file, and splitting that file on LF made
+    its header line swallow the first rows, which vanished uncounted.
+    """
     if not content:
         return []
-    # Before: a CR-only file was one line, its header, and its rows vanished without a trace.
-    separator = b"\n" if b"\n" in content or b"\r" not in content else b"\r"
-    lines = content.split(separator)
+    first_cr, first_lf = content.find(b"\r"), content.find(b"\n")
+    lone_cr = first_cr != -1 and (first_lf == -1 or first_cr + 1 < first_lf)
+    lines = content.split(b"\r" if lone_cr else b"\n")
     if lines[-1] == b"":
         lines.pop()
     return [line[:-1] if line.endswith(b"\r") else line for line in lines]
@@ -121,16 +126,11 @@ def parse_csv(
     header_raw, data = lines[0], lines[1:]
     problem: tuple[str, str] | None = None
     try:
-        header = [h.strip() for h in _csv_fields(_decode(header_raw, encoding).lstrip(BOM))]
-        if header:
-            header[0] = header[0].lstrip(BOM).strip()
+        header = _header(header_raw, encoding, columns)
         result.header = header
         missing = [h for h in columns if h not in header]
-        duplicated = sorted({h for h in header if header.count(h) > 1 and h in columns})
         if missing:
             problem = (MISSING_COLUMNS, "header lacks: " + ", ".join(missing))
-        elif duplicated:
-            problem = (UNREADABLE_HEADER, "header repeats: " + ", ".join(duplicated))
     except (UnicodeDecodeError, csv.Error) as exc:
         header = []
         problem = (UNREADABLE_HEADER, f"header line cannot be read: {exc}")
@@ -143,6 +143,27 @@ def parse_csv(
             continue
         result.lines.append(_csv_line(line_no, raw, encoding, header, columns, max_raw_chars))
     return result
+
+
+def _header(raw: bytes, encoding: str, columns: dict[str, str]) -> list[str]:
+    """The header's names, stripped. Decoded strictly; when that fails, an undecodable byte
+    that only touches names of added columns leaves the file readable (those names keep the
+    bytes as \\xNN): every listed column is there by its exact name. Otherwise the strict
+    error stands, and the file is unreadable."""
+
+    def names(text: str) -> list[str]:
+        found = [h.strip() for h in _csv_fields(text.lstrip(BOM))]
+        if found:
+            found[0] = found[0].lstrip(BOM).strip()
+        return found
+
+    try:
+        return names(_decode(raw, encoding))
+    except UnicodeDecodeError:
+        lenient = names(raw.decode(encoding, errors="backslashreplace"))
+        if all(h in lenient for h in columns):
+            return lenient
+        raise
 
 
 # A quoted field may hold any number of line breaks; a record joined from several physical
@@ -210,8 +231,8 @@ def _csv_line(
     if len(values) != len(header):
         detail = f"expected {len(header)} fields, got {len(values)}"
         return _quarantined(line_no, raw, encoding, WRONG_FIELD_COUNT, detail, limit)
-    by_header = dict(zip(header, values, strict=True))
-    record = {target: by_header[name] for name, target in columns.items()}
+    # A listed column is its name's first position: an added column may repeat the name.
+    record = {target: values[header.index(name)] for name, target in columns.items()}
     extra = {
         name: value
         for name, value in zip(extra_names(header, columns), values, strict=True)
@@ -223,14 +244,16 @@ def _csv_line(
 
 
 def extra_names(header: list[str], columns: dict[str, str]) -> list[str | None]:
-    """The extra-field name of each header position (None for a column of `columns`): an added
-    column whose name repeats, or is blank, is told apart by its position (`d`, `d#5`), so
-    no value is overwritten by a namesake."""
+    """The extra-field name of each header position (None for a column of `columns`, at its
+    name's first position): an added column whose name repeats (a listed one's too), or is
+    blank, is told apart by its position (`d`, `d#5`), so no value is overwritten by a
+    namesake."""
     names: list[str | None] = []
     seen: set[str] = set()
     for position, name in enumerate(header, start=1):
-        if name in columns:
+        if name in columns and name not in seen:
             names.append(None)
+            seen.add(name)
             continue
         names.append(name if name and name not in seen else f"{name}#{position}")
         seen.add(name)
@@ -319,6 +342,11 @@ def _json_line(
         record = conform(obj, schema, "", extra)
     except ShapeError as exc:
         return _quarantined(line_no, raw, encoding, JSON_SHAPE, str(exc), limit)
+    except RecursionError:
+        # json.loads stops a few levels short of Python's limit; keeping an unknown field as
+        # text goes deeper. Before: the task failed, and the job with it.
+        detail = "nested too deeply to keep"
+        return _quarantined(line_no, raw, encoding, INVALID_JSON, detail, limit)
     return ParsedLine(
         line_no=line_no, record_hash=_hash(raw), values=record, extra_fields=extra or None
     )
