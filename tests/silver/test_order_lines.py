@@ -120,11 +120,14 @@ def test_a_partial_tmall_refund_gives_back_the_units_its_amount_pays_for(spark):
         ("1", line, "t", price, qty, "S", status, amount, *LINEAGE)
         for line, price, qty, status, amount, _ in cases
     ]
-    got = {
-        r.line_id: r.refunded_quantity
-        for r in tmall_lines(spark.createDataFrame(rows, ddl)).collect()
-    }
+    lines = tmall_lines(spark.createDataFrame(rows, ddl)).collect()
+    got = {r.line_id: r.refunded_quantity for r in lines}
     assert got == {line: units for line, *_, units in cases}
+    # Money back only once refunded: 退款中's amount is asked for, not returned (before: 99.00
+    # on line 9, which took that share of the order's net sales away from the line).
+    money = {r.line_id: r.refunded_amount for r in lines}
+    assert money["9"] == Decimal("0.00")
+    assert (money["1"], money["5"], money["6"]) == (Decimal("99.00"), Decimal("999.00"), 0)
 
 
 def test_jd_and_mall_lines_explode_nested_items(spark):
@@ -202,10 +205,12 @@ def test_jd_and_mall_lines_explode_nested_items(spark):
     )
 
 
-@pytest.mark.parametrize("printed", ["-45.00", "45.00"])
-def test_pos_return_lines_point_at_the_original_ticket(spark, printed):
-    """A return is marked by its negative qty; the contract gives no sign for its amount, so
-    a positive one is money going back too (before: a refund of -45 quarantined its ticket)."""
+@pytest.mark.parametrize(("printed", "price"), [("-45.00", "50.00"), ("45.00", "-50.00")])
+def test_pos_return_lines_point_at_the_original_ticket(spark, printed, price):
+    """A return is marked by its negative qty; the contract gives no sign for its amount or
+    price, so a positive amount is money going back too (before: a refund of -45 quarantined
+    its ticket), and a negative price is the price (before: unit_price_plausible kept the
+    return out of silver)."""
     ddl = (
         "store_code string, pos_id string, ticket_no string, line_no string, txn_time string, "
         "cashier_id string, member_card_no string, member_phone string, barcode string, "
@@ -224,7 +229,7 @@ def test_pos_return_lines_point_at_the_original_ticket(spark, printed):
             "",
             "6901234567892",
             "-1",
-            "50.00",
+            price,
             "5.00",
             printed,
             "CASH",
@@ -302,9 +307,9 @@ def _pos_row(ticket: str, line: str, till: str | None, at: str | None) -> tuple:
 
 
 def test_a_ticket_number_used_by_two_tills_or_on_two_days_is_reused(spark):
-    """A ticket's lines share its till and its Shanghai business day; a late line or a line
-    delivered again does not make a ticket reused, a line without a till or time proves
-    nothing."""
+    """A ticket's lines share its till and its Shanghai business day, or are minutes apart
+    across midnight; a late line or a line delivered again does not make a ticket reused, a
+    line without a till or time proves nothing."""
     rows = [
         # one till, one day, lines at different times: one sale
         _pos_row("T1", "1", "P1", "2026/03/01 10:00:00"),
@@ -314,8 +319,11 @@ def test_a_ticket_number_used_by_two_tills_or_on_two_days_is_reused(spark):
         _pos_row("T2", "1", "P1", "2026/03/01 10:00:00"),
         _pos_row("T2", "1", "P2", "2026/03/01 11:00:00"),
         # one till, two business days (a count started again)
-        _pos_row("T3", "1", "P1", "2026/03/01 23:59:00"),
-        _pos_row("T3", "1", "P1", "2026/03/02 00:01:00"),
+        _pos_row("T3", "1", "P1", "2026/03/01 10:00:00"),
+        _pos_row("T3", "1", "P1", "2026/03/02 09:00:00"),
+        # one sale rung across midnight: two days, two minutes (before: held as reused)
+        _pos_row("T5", "1", "P1", "2026/03/01 23:59:00"),
+        _pos_row("T5", "2", "P1", "2026/03/02 00:01:00"),
         # till blank (code reads it as null) or time unreadable beside a good line
         _pos_row("T4", "1", " ", "2026/03/01 10:00:00"),
         _pos_row("T4", "2", "P1", "not a time"),

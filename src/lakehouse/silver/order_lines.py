@@ -62,6 +62,16 @@ def refunded_units(status: Column, quantity: Column, unit_price: Column, refund:
     return F.when(status == "REFUNDED", units).otherwise(F.lit(0))
 
 
+def refunded_money(status: Column, refund: Column) -> Column:
+    """What a Tmall line gave back in yuan: 退款金额 once the refund succeeded (退款成功), else 0.
+
+    Why: 退款中 delivers the amount asked for, not money returned; counted as refunded, it took
+    its share of the order's net sales away from the line (and from the buyer's preferences)
+    while the refund could still be refused. As `refunded_units`: nothing back until then.
+    """
+    return F.when(status == "REFUNDED", refund).otherwise(F.lit(0).cast(n.MONEY))
+
+
 def tmall_lines(bronze_items: DataFrame) -> DataFrame:
     """Tmall line export rows → order lines; 子订单编号 is the line's own id."""
     order_key = F.concat(F.lit("TMALL:"), n.order_number(F.col("order_no")))
@@ -84,7 +94,7 @@ def tmall_lines(bronze_items: DataFrame) -> DataFrame:
         _line_amount(qty, price).alias("line_amount"),
         status.alias("refund_status"),
         refunded_units(status, qty, price, refund).alias("refunded_quantity"),
-        refund.alias("refunded_amount"),
+        refunded_money(status, refund).alias("refunded_amount"),
         F.lit(None).cast("string").alias("orig_order_key"),
         *LINEAGE,
     )
@@ -171,6 +181,16 @@ def pos_amount(quantity: Column, amount: Column) -> Column:
     return F.when(quantity < 0, -F.abs(amount)).otherwise(amount)
 
 
+def pos_unit_price(quantity: Column, unit_price: Column) -> Column:
+    """A POS line's unit price, never negative on a return.
+
+    Why: as with `pos_amount`, the contract marks a return by its negative qty only; a till
+    that prints the return's price negative too failed `unit_price_plausible`, and the return
+    never reached silver. A sale's sign is kept (a negative price on a sale is dirt).
+    """
+    return F.when(quantity < 0, F.abs(unit_price)).otherwise(unit_price)
+
+
 def pos_lines(bronze: DataFrame) -> DataFrame:
     """Store POS bronze rows → typed, normalised line items (one per delivered line).
 
@@ -193,7 +213,7 @@ def pos_lines(bronze: DataFrame) -> DataFrame:
         n.phone_display(F.col("member_phone")).alias("member_phone_display"),
         n.code(F.col("barcode")).alias("barcode"),
         n.quantity(F.col("qty")).alias("quantity"),
-        n.yuan(F.col("unit_price")).alias("unit_price"),
+        pos_unit_price(n.quantity(F.col("qty")), n.yuan(F.col("unit_price"))).alias("unit_price"),
         n.yuan(F.col("discount")).alias("discount"),
         pos_amount(n.quantity(F.col("qty")), n.yuan(F.col("amount"))).alias("line_amount"),
         n.code(F.col("pay_method")).alias("pay_method"),
@@ -205,25 +225,42 @@ def pos_lines(bronze: DataFrame) -> DataFrame:
     )
 
 
+# Lines of one ticket on two business days are one sale rung across midnight when they are at
+# most this far apart; further apart, the number was used again (a count started afresh).
+TICKET_ACROSS_MIDNIGHT_HOURS = 12
+
+
 def reused_ticket_numbers(lines: DataFrame) -> DataFrame:
-    """The order_keys of POS tickets whose lines come from more than one till or business day.
+    """The order_keys of POS tickets whose lines come from more than one till, or from two
+    business days further apart than a sale rung across midnight.
 
     Why: a ticket is keyed by store and number (the contract's `orig_ticket_no` names a ticket
     by number alone), so a till that numbers its own tickets, or a count that starts again each
     day, gives two sales one key, and the later one would silently overwrite the earlier as its
     "new version". Lines of one ticket share its till and its day; when they do not, the lines
-    are not published (the gate's `ticket_number_not_reused`). A line without a till or a time
-    is no evidence either way. Expects lines as `pos_lines` conforms them.
+    are not published (the gate's `ticket_number_not_reused`). But txn_time is a line's own, so
+    a ticket rung from 23:59 to 00:01 has lines on two days: one sale (before: held back), as
+    its lines are minutes apart where a number counted again the next day is hours apart. A
+    line without a till or a time is no evidence either way. Expects lines as `pos_lines`
+    conforms them.
     """
     day = n.shanghai_date(F.col("txn_at"))
+    span = F.max("txn_at").cast("long") - F.min("txn_at").cast("long")
     return (
         lines.where(F.col("order_key").isNotNull())
         .groupBy("order_key")
         .agg(
             F.countDistinct("pos_id").alias("_tills"),
             F.countDistinct(day).alias("_days"),
+            span.alias("_span_seconds"),
         )
-        .where((F.col("_tills") > 1) | (F.col("_days") > 1))
+        .where(
+            (F.col("_tills") > 1)
+            | (
+                (F.col("_days") > 1)
+                & (F.col("_span_seconds") > TICKET_ACROSS_MIDNIGHT_HOURS * 3600)
+            )
+        )
         .select("order_key")
     )
 
