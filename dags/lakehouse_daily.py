@@ -19,7 +19,6 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.timetables.interval import CronDataIntervalTimetable
 
@@ -28,7 +27,7 @@ try:  # Airflow 3
 except ImportError:  # Airflow 2
     from airflow import DAG
 
-from lakehouse.config import CONF_DIR_VAR, LANDING_VAR, WAREHOUSE_VAR, load_settings
+from lakehouse.config import CONF_DIR_VAR, LANDING_VAR, WAREHOUSE_VAR, load_settings, load_yaml
 from lakehouse.registry import LAYER_ORDER, build_registry, in_order, spark_submit_script
 
 HERE = Path(__file__).resolve().parent
@@ -56,10 +55,19 @@ KEYS = {
 def load_config(path: Path | None = None) -> dict[str, Any]:
     path = path or Path(os.environ.get(CONFIG_VAR) or HERE / "lakehouse_daily.yml")
     with path.open(encoding="utf-8") as fh:
-        config = yaml.safe_load(fh) or {}
+        config = load_yaml(fh) or {}
     unknown, missing = sorted(set(config) - KEYS), sorted(KEYS - set(config))
     if unknown or missing:
         raise ValueError(f"{path}: unknown keys {unknown}, missing keys {missing}")
+    for key in ("conf", "env_vars"):
+        # A value left blank would reach spark-submit as the text "None": a warehouse folder
+        # named None on the driver's disk, or a Spark setting of "None".
+        blank = sorted(str(k) for k, v in (config[key] or {}).items() if v is None)
+        if blank:
+            raise ValueError(
+                f"{path}: {key} {', '.join(blank)} has no value: give one, or remove the line "
+                "(an environment variable then comes from the scheduler's own environment)"
+            )
     return config
 
 

@@ -66,8 +66,32 @@ for dag_id, dag in bag.dags.items():
             for t in dag.tasks
         },
     }
+
+# What load_config refuses: a blank value, a key given twice (each once in a copy of the file).
+import importlib.util, pathlib, tempfile
+folder = pathlib.Path(sys.argv[1])
+spec = importlib.util.spec_from_file_location("lakehouse_daily_copy", folder / "lakehouse_daily.py")
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+original = (folder / "lakehouse_daily.yml").read_text(encoding="utf-8")
+edits = {
+    "blank": original.replace("LAKEHOUSE_WAREHOUSE: hdfs:///lakehouse/warehouse",
+                              "LAKEHOUSE_WAREHOUSE:"),
+    "twice": original + "\nretries: 5\n",
+}
+refused = {}
+for name, text in edits.items():
+    assert text != original, name
+    path = pathlib.Path(tempfile.mkdtemp()) / "lakehouse_daily.yml"
+    path.write_text(text, encoding="utf-8")
+    try:
+        module.load_config(path)
+        refused[name] = None
+    except Exception as exc:
+        refused[name] = f"{type(exc).__name__}: {exc}"
 print("RESULT " + json.dumps({"import_errors": {str(k): str(v) for k, v in
-                                                bag.import_errors.items()}, "dags": dags}))
+                                                bag.import_errors.items()}, "dags": dags,
+                              "refused": refused}))
 """
 
 
@@ -159,6 +183,11 @@ def test_dag_has_one_task_per_daily_job_with_the_registry_dependencies(tmp_path)
 
     assert result["import_errors"] == {}
     assert set(result["dags"]) == {"lakehouse_daily"}
+    # Before: a blank env var reached spark-submit as the text "None" (a warehouse folder named
+    # None), and the second of two equal keys silently won.
+    refused = result["refused"]
+    assert "env_vars LAKEHOUSE_WAREHOUSE has no value" in (refused["blank"] or ""), refused
+    assert "found the key 'retries' twice" in (refused["twice"] or ""), refused
     dag = result["dags"]["lakehouse_daily"]
 
     jobs = build_registry(load_settings("local"))

@@ -182,3 +182,58 @@ def test_a_crm_snapshot_missing_too_many_members_is_taken_for_a_cut_off_export()
     assert silver.crm_departures_error(0, 0, last) is None
     with pytest.raises(ValueError, match="max_crm_departure_share"):
         type(silver).model_validate({**silver.model_dump(), "max_crm_departure_share": 1.5})
+
+
+def test_a_key_given_twice_is_refused_with_its_lines(conf_copy):
+    """Before: PyYAML kept the second `paths:` block, and the first one's landing was dropped
+    without a word. Merge keys (`<<`) still override as YAML means them."""
+    (conf_copy / "local.yml").write_text(
+        "paths:\n  landing: /data/in\nbronze:\n  max_raw_chars: 10\npaths:\n  warehouse: /data/wh\n"
+    )
+    with pytest.raises(
+        ConfigError, match=r"(?s)local.yml is not valid YAML.*'paths' twice \(first on line 1\)"
+    ):
+        load_settings("local", conf_copy)
+    (conf_copy / "local.yml").write_text(
+        "spark:\n  conf: &c\n    spark.sql.shuffle.partitions: '3'\n"
+        "bronze:\n  <<: {max_raw_chars: 10}\n  max_raw_chars: 20\n"
+    )
+    assert load_settings("local", conf_copy).bronze.max_raw_chars == 20
+
+
+def test_a_quality_file_with_a_table_twice_is_refused(conf_copy):
+    from lakehouse.quality.policy import load_quality_settings
+
+    text = (conf_copy / "quality.yml").read_text()
+    (conf_copy / "quality.yml").write_text(text + "\n" + text)
+    with pytest.raises(ConfigError, match=r"(?s)quality.yml is not valid YAML.*twice"):
+        load_quality_settings(conf_copy)
+
+
+@pytest.mark.parametrize("value", [" /data/wh", "/data/wh ", "/data/wh\n"])
+def test_a_path_variable_with_whitespace_around_it_is_an_error(monkeypatch, value):
+    """Before: "/data/wh " was another, empty warehouse; " /data/wh" a folder under the
+    project named " "."""
+    monkeypatch.setenv("LAKEHOUSE_WAREHOUSE", value)
+    with pytest.raises(ConfigError, match=r"LAKEHOUSE_WAREHOUSE=.* starts or ends with whitespace"):
+        load_settings("local", CONF)
+
+
+def test_an_empty_environment_name_is_an_error_not_local(monkeypatch):
+    monkeypatch.setenv("LAKEHOUSE_ENV", "")
+    with pytest.raises(ConfigError, match="LAKEHOUSE_ENV is set but empty"):
+        load_settings(conf_dir=CONF)
+    with pytest.raises(ConfigError, match="environment name is empty"):
+        load_settings(" ", CONF)
+
+
+def test_a_platform_left_out_of_a_silver_map_is_refused_at_load(conf_copy):
+    """Before: it loaded, and silver.sales failed mid-job with a bare KeyError: 'JD'."""
+    silver = (conf_copy / "silver.yml").read_text()
+    shops = "  online_default_shop:\n    JD: POP\n    MALL: OWN\n"
+    assert shops in silver
+    (conf_copy / "silver.yml").write_text(
+        silver.replace(shops, "  online_default_shop:\n    MALL: OWN\n")
+    )
+    with pytest.raises(ConfigError, match=r"silver.online_default_shop lacks JD"):
+        load_settings("local", conf_copy)

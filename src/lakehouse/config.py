@@ -191,6 +191,19 @@ class SilverSettings(_Strict):
             )
         return self.unmapped_rate_threshold, "silver.unmapped_rate_threshold"
 
+    @model_validator(mode="after")
+    def _every_platform(self) -> SilverSettings:
+        # A platform left out loaded, then failed its orders mid-job with a bare KeyError.
+        for name, mapping, platforms in (
+            ("status_map", self.status_map, ("TMALL", "JD", "MALL")),
+            ("online_store_prefix", self.online_store_prefix, ("TMALL", "JD", "MALL")),
+            ("online_default_shop", self.online_default_shop, ("JD", "MALL")),
+        ):
+            missing = [p for p in platforms if p not in mapping]
+            if missing:
+                raise ValueError(f"silver.{name} lacks {', '.join(missing)}: give every platform")
+        return self
+
     @field_validator("status_map")
     @classmethod
     def _statuses_known(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
@@ -376,10 +389,45 @@ def default_conf_dir() -> Path:
     return Path.cwd() / "conf"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key a mapping already has.
+
+    Why: PyYAML keeps the last of two equal keys without a word, so a block appended to a long
+    file (a second `paths:` in cluster.yml, a table named twice in maintenance.yml) silently
+    dropped the first one's settings. Merge keys (`<<`) still override as YAML means them.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the base loader says so
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found the key {key!r} twice (first on line {first.line + 1})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(stream: Any) -> Any:
+    """yaml.safe_load that refuses duplicate keys (`_UniqueKeyLoader`); every YAML the suite
+    reads (conf/, the DAG's settings) goes through it."""
+    return yaml.load(stream, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         with path.open(encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+            data = load_yaml(fh)
     except FileNotFoundError as exc:
         raise ConfigError(f"configuration file {path} does not exist") from exc
     except yaml.YAMLError as exc:
@@ -437,7 +485,12 @@ def load_settings(
     environment that leaves a path to its variable (cluster.yml) loads without it, the path a
     folder under the system's temporary directory that nothing writes to.
     """
-    env = env or os.environ.get(ENV_VAR) or DEFAULT_ENV
+    if env is None:
+        env = os.environ.get(ENV_VAR, DEFAULT_ENV)
+        if not env.strip():
+            raise ConfigError(f"{ENV_VAR} is set but empty: unset it or name an environment")
+    if not env.strip():
+        raise ConfigError("the environment name is empty: name one (local, cluster, ...)")
     conf = Path(conf_dir) if conf_dir else default_conf_dir()
     if not conf.is_dir():
         raise ConfigError(f"configuration folder {conf} does not exist (set {CONF_DIR_VAR})")
@@ -456,11 +509,17 @@ def load_settings(
     paths = dict(raw.get("paths") or {})
     for key, var in (("landing", LANDING_VAR), ("warehouse", WAREHOUSE_VAR)):
         if var in os.environ:
-            if not os.environ[var].strip():
+            value = os.environ[var]
+            if not value.strip():
                 # An empty variable is a mistake, not "use the default": on a cluster the
                 # default is a folder on the driver's own disk.
                 raise ConfigError(f"{var} is set but empty: unset it or give the {key} path")
-            paths[key] = os.environ[var]
+            if value != value.strip():
+                # "/data/wh " is another, empty warehouse; "  /data/wh" a relative folder.
+                raise ConfigError(
+                    f"{var}={value!r} starts or ends with whitespace: give the path alone"
+                )
+            paths[key] = value
         elif key in paths and paths[key] is None:
             if not paths_needed:
                 paths[key] = os.path.join(tempfile.gettempdir(), f"lakehouse-{env}-no-{key}")

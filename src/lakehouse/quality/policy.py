@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from lakehouse.config import URI, ConfigError, default_conf_dir
+from lakehouse.config import URI, ConfigError, default_conf_dir, load_yaml
 
 if TYPE_CHECKING:
     from lakehouse.quality.suite import Suite
@@ -133,7 +133,7 @@ def load_quality_settings(conf_dir: str | Path | None = None) -> QualitySettings
     path = conf / QUALITY_FILE
     try:
         with path.open(encoding="utf-8") as fh:
-            raw = yaml.safe_load(fh)
+            raw = load_yaml(fh)
     except FileNotFoundError:
         raise ConfigError(f"quality configuration {path} does not exist") from None
     except yaml.YAMLError as exc:
