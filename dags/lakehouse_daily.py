@@ -59,7 +59,12 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
     unknown, missing = sorted(set(config) - KEYS), sorted(KEYS - set(config))
     if unknown or missing:
         raise ValueError(f"{path}: unknown keys {unknown}, missing keys {missing}")
+    env = config["env"]
+    if not isinstance(env, str) or not env.strip():
+        raise ValueError(f"{path}: env must name an environment (conf/<env>.yml), not {env!r}")
     for key in ("conf", "env_vars"):
+        if not isinstance(config[key] or {}, dict):
+            raise ValueError(f"{path}: {key} must be a mapping of names to values")
         # A value left blank would reach spark-submit as the text "None": a warehouse folder
         # named None on the driver's disk, or a Spark setting of "None".
         blank = sorted(str(k) for k, v in (config[key] or {}).items() if v is None)

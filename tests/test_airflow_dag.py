@@ -78,6 +78,7 @@ edits = {
     "blank": original.replace("LAKEHOUSE_WAREHOUSE: hdfs:///lakehouse/warehouse",
                               "LAKEHOUSE_WAREHOUSE:"),
     "twice": original + "\nretries: 5\n",
+    "no_env": original.replace("\nenv: cluster\n", "\nenv:\n"),
 }
 refused = {}
 for name, text in edits.items():
@@ -188,6 +189,7 @@ def test_dag_has_one_task_per_daily_job_with_the_registry_dependencies(tmp_path)
     refused = result["refused"]
     assert "env_vars LAKEHOUSE_WAREHOUSE has no value" in (refused["blank"] or ""), refused
     assert "found the key 'retries' twice" in (refused["twice"] or ""), refused
+    assert "env must name an environment" in (refused["no_env"] or ""), refused
     dag = result["dags"]["lakehouse_daily"]
 
     jobs = build_registry(load_settings("local"))

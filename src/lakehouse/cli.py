@@ -714,7 +714,7 @@ def run_job_main(job: str, argv: Sequence[str]) -> int:
             job,
             "--run-date",
             args.run_date.isoformat(),
-            *(["--env", args.env] if args.env else []),
+            *(["--env", args.env] if args.env is not None else []),
         ]
     )
 

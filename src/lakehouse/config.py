@@ -389,39 +389,50 @@ def default_conf_dir() -> Path:
     return Path.cwd() / "conf"
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a key a mapping already has.
+def _refuse_repeated_keys(root: yaml.Node) -> None:
+    """Raise when a mapping of the composed document names a key twice (merge keys aside).
 
     Why: PyYAML keeps the last of two equal keys without a word, so a block appended to a long
     file (a second `paths:` in cluster.yml, a table named twice in maintenance.yml) silently
-    dropped the first one's settings. Merge keys (`<<`) still override as YAML means them.
+    dropped the first one's settings. Checked on the node tree, before anything is built, so
+    merge keys (`<<`) and anchors override as YAML means them.
     """
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, yaml.Mark] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=True)
-            try:
-                first = seen.get(key)
-            except TypeError:  # an unhashable key: the base loader says so
-                continue
-            if first is not None:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping",
-                    node.start_mark,
-                    f"found the key {key!r} twice (first on line {first.line + 1})",
-                    key_node.start_mark,
-                )
-            seen[key] = key_node.start_mark
-        return super().construct_mapping(node, deep=deep)
+    merge = "tag:yaml.org,2002:merge"
+    stack, visited = [root], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in visited:  # an alias points at a node already checked
+            continue
+        visited.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[tuple[str, str], yaml.Mark] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != merge:
+                    seen = first.setdefault((key.tag, key.value), key.start_mark)
+                    if seen is not key.start_mark:
+                        raise yaml.constructor.ConstructorError(
+                            "while constructing a mapping",
+                            node.start_mark,
+                            f"found the key {key.value!r} twice (first on line {seen.line + 1})",
+                            key.start_mark,
+                        )
+                stack += (key, value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack += node.value
 
 
 def load_yaml(stream: Any) -> Any:
-    """yaml.safe_load that refuses duplicate keys (`_UniqueKeyLoader`); every YAML the suite
-    reads (conf/, the DAG's settings) goes through it."""
-    return yaml.load(stream, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
+    """yaml.safe_load that refuses a key given twice in one mapping (`_refuse_repeated_keys`);
+    every YAML the suite reads (conf/, the DAG's settings) goes through it."""
+    loader = yaml.SafeLoader(stream)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _refuse_repeated_keys(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

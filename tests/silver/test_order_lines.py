@@ -324,10 +324,14 @@ def test_a_ticket_number_used_by_two_tills_or_on_two_days_is_reused(spark):
         # one sale rung across midnight: two days, two minutes (before: held as reused)
         _pos_row("T5", "1", "P1", "2026/03/01 23:59:00"),
         _pos_row("T5", "2", "P1", "2026/03/02 00:01:00"),
+        # two days more than an hour apart: a late sale and an early one under one number
+        _pos_row("T6", "1", "P1", "2026/03/01 23:30:00"),
+        _pos_row("T6", "1", "P1", "2026/03/02 00:31:00"),
         # till blank (code reads it as null) or time unreadable beside a good line
         _pos_row("T4", "1", " ", "2026/03/01 10:00:00"),
         _pos_row("T4", "2", "P1", "not a time"),
         _pos_row("T4", "3", "p1", "2026/03/01 12:00:00"),
     ]
     got = reused_ticket_numbers(pos_lines(spark.createDataFrame(rows, POS_DDL)))
-    assert sorted(r.order_key for r in got.collect()) == ["POS:S001:T2", "POS:S001:T3"]
+    reused = sorted(r.order_key for r in got.collect())
+    assert reused == ["POS:S001:T2", "POS:S001:T3", "POS:S001:T6"]

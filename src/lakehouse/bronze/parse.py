@@ -64,18 +64,20 @@ class ParsedFile:
 
 
 def split_lines(content: bytes) -> list[bytes]:
-    """Physical lines without their terminators: LF or CRLF, or a lone CR when the file's first
-    line ends with one (old Mac exports); no phantom line after the last.
+    """Physical lines without their terminators: LF or CRLF, or a lone CR in a file whose lines
+    end in one (old Mac exports); no phantom line after the last.
 
-    The first line's terminator decides, not whether the file holds an LF anywhere: an in-cell
-    line break is an LF (Excel's) also in a CR-ended file, and splitting that file on LF made
-    its header line swallow the first rows, which vanished uncounted.
+    A file is CR-ended when it holds more lone CRs (a CR not followed by an LF) than LFs, not
+    when it holds no LF at all: an in-cell line break is an LF (Excel's) also in a CR-ended
+    file, and splitting that file on LF made its header line swallow the first rows, which
+    vanished uncounted. A CRLF file written again in text mode (CR CR LF) or a stray CR inside
+    a line stays an LF file.
     """
     if not content:
         return []
-    first_cr, first_lf = content.find(b"\r"), content.find(b"\n")
-    lone_cr = first_cr != -1 and (first_lf == -1 or first_cr + 1 < first_lf)
-    lines = content.split(b"\r" if lone_cr else b"\n")
+    line_feeds = content.count(b"\n")
+    lone_crs = content.count(b"\r") - content.count(b"\r\n")
+    lines = content.split(b"\r" if lone_crs > line_feeds else b"\n")
     if lines[-1] == b"":
         lines.pop()
     return [line[:-1] if line.endswith(b"\r") else line for line in lines]
@@ -146,10 +148,11 @@ def parse_csv(
 
 
 def _header(raw: bytes, encoding: str, columns: dict[str, str]) -> list[str]:
-    """The header's names, stripped. Decoded strictly; when that fails, an undecodable byte
-    that only touches names of added columns leaves the file readable (those names keep the
-    bytes as \\xNN): every listed column is there by its exact name. Otherwise the strict
-    error stands, and the file is unreadable."""
+    """The header's names, stripped. Decoded strictly; when that fails, undecodable bytes that
+    only touch names of columns added after every listed one leave the file readable (those
+    names keep the bytes as \\xNN). Otherwise the strict error stands: the file is unreadable,
+    since a listed column might be the garbled name (and a namesake added later would stand in
+    for it)."""
 
     def names(text: str) -> list[str]:
         found = [h.strip() for h in _csv_fields(text.lstrip(BOM))]
@@ -160,10 +163,15 @@ def _header(raw: bytes, encoding: str, columns: dict[str, str]) -> list[str]:
     try:
         return names(_decode(raw, encoding))
     except UnicodeDecodeError:
-        lenient = names(raw.decode(encoding, errors="backslashreplace"))
-        if all(h in lenient for h in columns):
-            return lenient
-        raise
+        escaped = names(raw.decode(encoding, errors="surrogateescape"))
+        garbled = [i for i, h in enumerate(escaped) if any("\udc80" <= c <= "\udcff" for c in h)]
+        listed = [escaped.index(h) for h in columns if h in escaped]
+        if len(listed) < len(columns) or max(listed, default=-1) > min(garbled, default=-1):
+            raise
+        return [
+            h.encode(encoding, errors="surrogateescape").decode(encoding, "backslashreplace")
+            for h in escaped
+        ]
 
 
 # A quoted field may hold any number of line breaks; a record joined from several physical
@@ -246,8 +254,8 @@ def _csv_line(
 def extra_names(header: list[str], columns: dict[str, str]) -> list[str | None]:
     """The extra-field name of each header position (None for a column of `columns`, at its
     name's first position): an added column whose name repeats (a listed one's too), or is
-    blank, is told apart by its position (`d`, `d#5`), so no value is overwritten by a
-    namesake."""
+    blank, is told apart by its position (`d`, `d#5`), and again if that name is taken
+    (`d#5#6`), so no value is overwritten by a namesake."""
     names: list[str | None] = []
     seen: set[str] = set()
     for position, name in enumerate(header, start=1):
@@ -255,8 +263,11 @@ def extra_names(header: list[str], columns: dict[str, str]) -> list[str | None]:
             names.append(None)
             seen.add(name)
             continue
-        names.append(name if name and name not in seen else f"{name}#{position}")
-        seen.add(name)
+        extra = name if name and name not in seen else f"{name}#{position}"
+        while extra in seen:
+            extra = f"{extra}#{position}"
+        names.append(extra)
+        seen.update((name, extra))
     return names
 
 

@@ -226,8 +226,9 @@ def pos_lines(bronze: DataFrame) -> DataFrame:
 
 
 # Lines of one ticket on two business days are one sale rung across midnight when they are at
-# most this far apart; further apart, the number was used again (a count started afresh).
-TICKET_ACROSS_MIDNIGHT_HOURS = 12
+# most this far apart (a checkout takes minutes); further apart, the number was used again (a
+# count started afresh the next morning is many hours away).
+TICKET_ACROSS_MIDNIGHT_MINUTES = 60
 
 
 def reused_ticket_numbers(lines: DataFrame) -> DataFrame:
@@ -258,7 +259,7 @@ def reused_ticket_numbers(lines: DataFrame) -> DataFrame:
             (F.col("_tills") > 1)
             | (
                 (F.col("_days") > 1)
-                & (F.col("_span_seconds") > TICKET_ACROSS_MIDNIGHT_HOURS * 3600)
+                & (F.col("_span_seconds") > TICKET_ACROSS_MIDNIGHT_MINUTES * 60)
             )
         )
         .select("order_key")

@@ -338,7 +338,8 @@ def _publish(ctx: JobContext, bronze: dict[str, DataFrame], cfg, limits) -> JobR
 
 
 # The line gate's helper column: null on a line of a POS ticket whose number another till or
-# day also used (`reused_ticket_numbers`), so `ticket_number_not_reused` quarantines it.
+# day (not the minutes across midnight) also used (`reused_ticket_numbers`), so
+# `ticket_number_not_reused` quarantines it.
 TICKET_CHECK = "_ticket_one_sale"
 
 
